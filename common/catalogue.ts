@@ -1,0 +1,223 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { parseDuration } from './duration';
+import { validateAppName, validateEnvironmentName, validateGitRef, validateRepo, validateApprover } from './names';
+import type { SmokeCheck } from './ports';
+
+/** The app catalogue: which apps deploy where, and how. Loaded and validated once at start-up. */
+
+export type TagScheme = 'sha' | 'short-sha' | 'release-tag';
+
+export interface EnvironmentConfig {
+  name: string;
+  continuousDeployment: boolean;
+  argocdApplication: string;
+  smokeChecks: SmokeCheck[];
+  smokeAttempts: number;
+  smokeRetryIntervalMs: number;
+  syncTimeoutMs: number;
+  approvers: string[];
+}
+
+export interface AppConfig {
+  name: string;
+  repo: string;
+  imageRepository: string;
+  tagScheme: TagScheme;
+  releaseTagPattern: string;
+  build: { workflow: string; ref: string; timeoutMs: number };
+  approvalTimeoutMs: number;
+  environments: EnvironmentConfig[];
+}
+
+export interface Catalogue {
+  file: string;
+  chartsPath: string;
+  apps: Map<string, AppConfig>;
+}
+
+export class CatalogueError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CatalogueError';
+  }
+}
+
+export const DEFAULT_ENVIRONMENTS = ['integration', 'staging', 'production'];
+export const DEFAULT_CHARTS_PATH = 'charts/app-config/image-tags/{environment}/{app}';
+
+const duration = z.union([z.string(), z.number().int().nonnegative()]).transform((value, ctx) => {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+function named(validate: (value: unknown) => string) {
+  return z.string().superRefine((value, ctx) => {
+    try {
+      validate(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
+}
+
+const smokeCheckSchema = z.strictObject({
+  name: z.string().min(1).max(100).optional(),
+  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+  expectStatus: z.number().int().min(100).max(599).default(200),
+  expectBodyContains: z.string().min(1).optional(),
+  timeout: duration.default(5000),
+});
+
+const environmentSchema = z.strictObject({
+  continuousDeployment: z.boolean().optional(),
+  argocdApplication: z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a Kubernetes resource name').optional(),
+  smokeChecks: z.array(smokeCheckSchema).default([]),
+  smokeAttempts: z.number().int().min(1).max(20).default(3),
+  smokeRetryInterval: duration.default(2000),
+  syncTimeout: duration.default(15 * 60_000),
+  approvers: z.array(named(validateApprover)).default([]),
+});
+
+const appSchema = z.strictObject({
+  repo: named(validateRepo),
+  imageRepository: z
+    .string()
+    .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/, 'must be an ECR repository name')
+    .optional(),
+  tagScheme: z.enum(['sha', 'short-sha', 'release-tag']).default('sha'),
+  releaseTagPattern: z
+    .string()
+    .default('^v[0-9]+$')
+    .superRefine((value, ctx) => {
+      try {
+        new RegExp(value);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a regular expression' });
+      }
+    }),
+  build: z
+    .strictObject({
+      workflow: z.string().regex(/^[A-Za-z0-9_.-]+\.ya?ml$/, 'must be a workflow file name such as build-image.yml').default('build-image.yml'),
+      ref: named(validateGitRef).default('main'),
+      timeout: duration.default(30 * 60_000),
+    })
+    .default({ workflow: 'build-image.yml', ref: 'main', timeout: 30 * 60_000 }),
+  approvalTimeout: duration.optional(),
+  environments: z.record(named(validateEnvironmentName), environmentSchema.nullable()).optional(),
+});
+
+const catalogueSchema = z.strictObject({
+  defaults: z
+    .strictObject({
+      environments: z.array(named(validateEnvironmentName)).min(1).optional(),
+      approvalTimeout: duration.optional(),
+      chartsPath: z
+        .string()
+        .refine((p) => p.includes('{app}') && p.includes('{environment}') && !p.startsWith('/') && !p.split('/').includes('..'), {
+          message: 'must be a relative path containing {app} and {environment}',
+        })
+        .optional(),
+    })
+    .optional(),
+  apps: z.record(named(validateAppName), z.unknown()),
+});
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, key) => {
+    if (typeof key === 'number') return `${out}[${key}]`;
+    return out ? `${out}.${String(key)}` : String(key);
+  }, '');
+}
+
+function firstIssue(error: z.ZodError): { path: string; message: string } {
+  const issue = error.issues[0]!;
+  return { path: formatPath(issue.path), message: issue.message };
+}
+
+/** Parses catalogue text; `file` names it in every message. */
+export function parseCatalogue(text: string, file: string): Catalogue {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
+    throw new CatalogueError(`${file}: not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const top = catalogueSchema.safeParse(raw);
+  if (!top.success) {
+    const { path, message } = firstIssue(top.error);
+    throw new CatalogueError(`${file}: ${path ? `field "${path}"` : 'top level'}: ${message}`);
+  }
+  const defaults = top.data.defaults ?? {};
+  const defaultEnvironments = defaults.environments ?? DEFAULT_ENVIRONMENTS;
+  const apps = new Map<string, AppConfig>();
+  for (const [name, body] of Object.entries(top.data.apps)) {
+    const parsed = appSchema.safeParse(body ?? {});
+    if (!parsed.success) {
+      const { path, message } = firstIssue(parsed.error);
+      throw new CatalogueError(`${file}: app "${name}": ${path ? `field "${path}"` : 'entry'}: ${message}`);
+    }
+    const app = parsed.data;
+    const environmentEntries: [string, z.infer<typeof environmentSchema> | null][] = app.environments
+      ? Object.entries(app.environments)
+      : defaultEnvironments.map((env) => [env, null]);
+    if (environmentEntries.length === 0) {
+      throw new CatalogueError(`${file}: app "${name}": field "environments": list at least one environment`);
+    }
+    const environments = environmentEntries.map(([envName, envBody], index): EnvironmentConfig => {
+      const env = envBody ?? environmentSchema.parse({});
+      return {
+        name: envName,
+        // The first environment is where every merge lands; the rest need approval unless told otherwise.
+        continuousDeployment: env.continuousDeployment ?? index === 0,
+        argocdApplication: env.argocdApplication ?? `${name}-${envName}`,
+        smokeChecks: env.smokeChecks.map((check) => ({
+          name: check.name,
+          url: check.url,
+          expectStatus: check.expectStatus,
+          expectBodyContains: check.expectBodyContains,
+          timeoutMs: check.timeout,
+        })),
+        smokeAttempts: env.smokeAttempts,
+        smokeRetryIntervalMs: env.smokeRetryInterval,
+        syncTimeoutMs: env.syncTimeout,
+        approvers: env.approvers,
+      };
+    });
+    apps.set(name, {
+      name,
+      repo: app.repo,
+      imageRepository: app.imageRepository ?? name,
+      tagScheme: app.tagScheme,
+      releaseTagPattern: app.releaseTagPattern,
+      build: { workflow: app.build.workflow, ref: app.build.ref, timeoutMs: app.build.timeout },
+      approvalTimeoutMs: app.approvalTimeout ?? defaults.approvalTimeout ?? 7 * 24 * 3_600_000,
+      environments,
+    });
+  }
+  return { file, chartsPath: defaults.chartsPath ?? DEFAULT_CHARTS_PATH, apps };
+}
+
+export function loadCatalogue(file: string): Catalogue {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CatalogueError(`${file}: cannot read the app catalogue: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseCatalogue(text, file);
+}
+
+export function findApp(catalogue: Catalogue, name: string): AppConfig | undefined {
+  return catalogue.apps.get(name);
+}
+
+export function imageTagPath(catalogue: Pick<Catalogue, 'chartsPath'>, app: string, environment: string): string {
+  return catalogue.chartsPath.replace('{app}', validateAppName(app)).replace('{environment}', validateEnvironmentName(environment));
+}

@@ -1,0 +1,128 @@
+/**
+ * The outside systems the pipeline talks to. Each has one production adapter in activities/adapters;
+ * tests run those same adapters against simulators over real HTTP, real git and moto's ECR.
+ */
+
+export interface WorkflowRun {
+  id: number;
+  /** queued | in_progress | completed */
+  status: string;
+  /** success | failure | cancelled | … once completed, otherwise null */
+  conclusion: string | null;
+  displayTitle: string;
+  htmlUrl?: string;
+}
+
+export type CompareStatus = 'ahead' | 'behind' | 'identical' | 'diverged';
+
+/** GitHub's REST API. */
+export interface SourceHost {
+  /** Full SHA of a branch, tag or commit; throws RefNotFoundError when GitHub does not know it. */
+  resolveRef(repo: string, ref: string): Promise<string>;
+  /** A tag of the repo that points at the commit and matches the pattern, if any. */
+  findTagForCommit(repo: string, sha: string, pattern: RegExp): Promise<string | undefined>;
+  dispatchWorkflow(repo: string, workflowFile: string, ref: string, inputs: Record<string, string>): Promise<void>;
+  listWorkflowRuns(repo: string, workflowFile: string): Promise<WorkflowRun[]>;
+  /** How `head` relates to `base`: GitHub's compare status. */
+  compareCommits(repo: string, base: string, head: string): Promise<CompareStatus>;
+}
+
+/** ECR. */
+export interface ImageRegistry {
+  hasImage(repository: string, tag: string): Promise<boolean>;
+  /** Puts `newTag` on the image that `sourceTag` names; a tag already there is success. */
+  addTag(repository: string, sourceTag: string, newTag: string): Promise<void>;
+}
+
+export interface ImageTagFile {
+  /** Path of the file inside the charts repo. */
+  path: string;
+  exists: boolean;
+  imageTag?: string;
+  automaticDeploysEnabled: boolean;
+}
+
+export interface ImageTagChange {
+  /** The charts commit whose tree first holds the tag (ours, or the one a retry finds). */
+  chartsCommit: string;
+  /** The tag the file held before that commit; undefined when the file was new. */
+  previousTag?: string;
+  /** False when the file already held the tag and nothing was pushed. */
+  changed: boolean;
+}
+
+/** The Helm-charts git repository. */
+export interface ChartsRepository {
+  readImageTag(app: string, environment: string): Promise<ImageTagFile>;
+  /** Commits `Deploy <app> <tag> to <environment>` unless the file already holds the tag. */
+  setImageTag(app: string, environment: string, tag: string, message: string): Promise<ImageTagChange>;
+  /** True when `descendant` is `ancestor` or has it in its history (after fetching). */
+  isAncestor(ancestor: string, descendant: string): Promise<boolean>;
+}
+
+export interface ArgoApplicationStatus {
+  name: string;
+  syncStatus: string;
+  syncRevision?: string;
+  healthStatus: string;
+  healthMessage?: string;
+  operationPhase?: string;
+  operationMessage?: string;
+  operationRevision?: string;
+}
+
+/** Argo CD's REST API. */
+export interface ArgoCd {
+  /** GET /api/v1/applications/{name}; `refresh` asks Argo CD to look at git now. */
+  getApplication(name: string, refresh?: 'normal' | 'hard'): Promise<ArgoApplicationStatus>;
+}
+
+export interface ReleaseDeployment {
+  repo: string;
+  environment: string;
+  version: string;
+}
+
+/** GOV.UK's Release app. */
+export interface ReleaseApp {
+  /** POST /deployments; the key lets the app drop a retried duplicate. */
+  recordDeployment(deployment: ReleaseDeployment, idempotencyKey: string): Promise<void>;
+}
+
+export interface SmokeCheck {
+  name?: string;
+  url: string;
+  expectStatus: number;
+  expectBodyContains?: string;
+  timeoutMs: number;
+}
+
+export interface SmokeCheckOutcome {
+  check: SmokeCheck;
+  ok: boolean;
+  detail: string;
+}
+
+/** HTTP checks against a deployed app. */
+export interface SmokeTester {
+  run(check: SmokeCheck): Promise<SmokeCheckOutcome>;
+}
+
+/** Errors adapters throw so activities can tell permanent from transient. */
+export class RefNotFoundError extends Error {
+  constructor(repo: string, ref: string) {
+    super(`GitHub repository ${repo} has no branch, tag or commit "${ref}"`);
+    this.name = 'RefNotFoundError';
+  }
+}
+
+/** An HTTP answer that no retry will change (401, 403 without rate limit, 404, 422). */
+export class PermanentHttpError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = 'PermanentHttpError';
+  }
+}
