@@ -137,7 +137,9 @@ function formatPath(path: readonly PropertyKey[]): string {
 
 function firstIssue(error: z.ZodError): { path: string; message: string } {
   const issue = error.issues[0]!;
-  return { path: formatPath(issue.path), message: issue.message };
+  // A bad record key (app or environment name) carries the key check's own message one level down.
+  const nested = issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined;
+  return { path: formatPath(issue.path), message: nested ?? issue.message };
 }
 
 /** Parses catalogue text; `file` names it in every message. */

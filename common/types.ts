@@ -44,6 +44,9 @@ export interface EnvironmentPlan {
   name: string;
   /** Reached without approval once the previous environment succeeded. */
   continuousDeployment: boolean;
+  /** GitHub logins allowed to approve a promotion into this environment; empty means anyone. */
+  approvers: string[];
+  syncTimeoutMs: number;
 }
 
 /** What the resolve step fixed for this pipeline; snapshotted in history so replays agree. */
@@ -54,6 +57,7 @@ export interface ReleasePlan {
   tag: string;
   environments: EnvironmentPlan[];
   approvalTimeoutMs: number;
+  buildTimeoutMs: number;
 }
 
 export type EnvironmentState =

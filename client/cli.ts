@@ -1,0 +1,294 @@
+#!/usr/bin/env node
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { createGitHubSourceHost } from '../activities/adapters/github';
+import { CatalogueError, loadCatalogue, type Catalogue } from '../common/catalogue';
+import { ciWorkflowId, isFullSha, shortSha, validateAppName, validateGitRef } from '../common/names';
+import { DEFAULT_CATALOGUE_PATH, taskQueueFrom, temporalConnectConfig, type Env } from '../common/settings';
+import { FINAL_STATUSES, type PipelineStatus } from '../common/types';
+import {
+  approvePipeline,
+  BadInputError,
+  cancelPipeline,
+  listPipelines,
+  NotFoundError,
+  pipelineStatus,
+  RefusedError,
+  rejectPipeline,
+  startPipeline,
+} from './pipelines';
+
+/** Exit codes CI can act on. */
+export const ExitCode = {
+  Ok: 0,
+  PipelineUnsuccessful: 1,
+  BadInput: 2,
+  Refused: 3,
+  NotFound: 4,
+  Unavailable: 5,
+  AwaitingApproval: 6,
+} as const;
+
+export interface CliIo {
+  env: Env;
+  out: (line: string) => void;
+  err: (line: string) => void;
+  /** Injected by tests and the sandbox; otherwise the CLI connects with the SDK's environment configuration. */
+  client?: Client;
+  /** How often --wait looks at the pipeline. */
+  pollIntervalMs?: number;
+}
+
+const USAGE = `usage: deploy <command> [options]
+
+commands:
+  start   --app APP --ref REF [--environment ENV] [--wait [--until ENV]] [--requested-by WHO]
+          CI: one pipeline per commit (a retry attaches to it). With --environment: a manual deploy of REF to ENV only.
+  approve ID --environment ENV [--approver LOGIN] [--comment TEXT]
+  reject  ID --environment ENV [--approver LOGIN] --reason TEXT
+  status  ID
+  list    [--app APP] [--status STATUS] [--environment ENV] [--limit N]
+  cancel  ID
+
+ID is a pipeline's workflow ID (deploy-<app>-<sha>), or give --app APP --ref REF instead.
+Options: --json for machine-readable output. --approver defaults to $DEPLOY_USER, then $USER.
+Exit codes: 0 ok, 1 pipeline ended unsuccessfully, 2 bad input, 3 refused, 4 not found, 5 Temporal or GitHub unreachable, 6 waiting for approval.`;
+
+const OPTIONS = {
+  app: { type: 'string' },
+  ref: { type: 'string' },
+  environment: { type: 'string' },
+  approver: { type: 'string' },
+  comment: { type: 'string' },
+  reason: { type: 'string' },
+  status: { type: 'string' },
+  limit: { type: 'string' },
+  until: { type: 'string' },
+  'requested-by': { type: 'string' },
+  wait: { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+class Session {
+  private clientPromise?: Promise<Client>;
+  private catalogueLoaded = false;
+  private catalogueValue?: Catalogue;
+
+  constructor(private readonly io: CliIo) {}
+
+  client(): Promise<Client> {
+    if (this.io.client) return Promise.resolve(this.io.client);
+    this.clientPromise ??= (async () => {
+      const { connectionOptions, namespace } = temporalConnectConfig(this.io.env);
+      const connection = await Connection.connect(connectionOptions as Parameters<typeof Connection.connect>[0]);
+      return new Client({ connection, namespace });
+    })();
+    return this.clientPromise;
+  }
+
+  /** The catalogue is optional for the CLI: CI with a full SHA needs none; the worker checks again. */
+  catalogue(): Catalogue | undefined {
+    if (!this.catalogueLoaded) {
+      this.catalogueLoaded = true;
+      const path = this.io.env.DEPLOY_CATALOGUE?.trim() || DEFAULT_CATALOGUE_PATH;
+      if (this.io.env.DEPLOY_CATALOGUE || existsSync(path)) this.catalogueValue = loadCatalogue(path);
+    }
+    return this.catalogueValue;
+  }
+
+  async close(): Promise<void> {
+    if (!this.io.client && this.clientPromise) await (await this.clientPromise).connection.close();
+  }
+}
+
+function required(values: Values, name: keyof Values): string {
+  const value = values[name];
+  if (typeof value !== 'string' || value.trim() === '') throw new BadInputError(`--${name} is required`);
+  return value;
+}
+
+async function pipelineId(values: Values, positionals: string[], session: Session, io: CliIo): Promise<string> {
+  if (positionals[0]) {
+    if (!/^deploy-[a-z0-9-]+-[0-9a-f]{40}(-[a-z0-9-]+-manual)?$/.test(positionals[0])) {
+      throw new BadInputError(`"${positionals[0]}" is not a pipeline ID (deploy-<app>-<sha>[-<environment>-manual])`);
+    }
+    return positionals[0];
+  }
+  if (!values.app || !values.ref) throw new BadInputError('name the pipeline: give its ID, or --app and --ref');
+  const catalogue = session.catalogue();
+  const app = validateAppName(values.app);
+  const ref = validateGitRef(values.ref);
+  if (isFullSha(ref)) return ciWorkflowId(app, ref);
+  const config = catalogue?.apps.get(app);
+  if (!config || !io.env.GITHUB_TOKEN) throw new BadInputError(`"${ref}" is not a full commit SHA; give the pipeline ID instead`);
+  const host = createGitHubSourceHost({ token: io.env.GITHUB_TOKEN, baseUrl: io.env.GITHUB_API_URL || 'https://api.github.com' });
+  return ciWorkflowId(app, await host.resolveRef(config.repo, ref));
+}
+
+function approverFrom(values: Values, env: Env): string {
+  const approver = values.approver ?? env.DEPLOY_USER ?? env.USER;
+  if (!approver) throw new BadInputError('--approver is required (or set DEPLOY_USER)');
+  return approver;
+}
+
+function statusTable(status: PipelineStatus): string[] {
+  const lines = [`${status.workflowId}: ${status.status}${status.sha ? ` (${status.app} ${shortSha(status.sha)}, tag ${status.tag})` : ''}`];
+  for (const env of status.environments) {
+    const extra = [
+      env.chartsCommit ? `charts ${shortSha(env.chartsCommit)}` : '',
+      env.approval ? `approved by ${env.approval.by}` : '',
+      env.rejection ? `rejected by ${env.rejection.by}: ${env.rejection.comment ?? ''}` : '',
+      env.error ?? '',
+    ].filter(Boolean);
+    lines.push(`  ${env.environment.padEnd(14)} ${env.state.padEnd(18)} ${extra.join('; ')}`.trimEnd());
+  }
+  if (status.failure) lines.push(`  failure: ${status.failure}`);
+  return lines;
+}
+
+/** Follows a pipeline, printing a line whenever its step changes, until it ends, waits for approval, or reaches `until`. */
+async function follow(client: Client, workflowId: string, until: string | undefined, io: CliIo): Promise<{ status: PipelineStatus; code: number }> {
+  const startedAt = Date.now();
+  let lastLine = '';
+  for (;;) {
+    const status = await pipelineStatus(client, workflowId);
+    const env = status.environments.find((e) => e.environment === status.currentEnvironment);
+    const line = `${status.status}${env ? ` ${env.environment} ${env.state}` : ''}`;
+    if (line !== lastLine) {
+      io.err(`[${Math.round((Date.now() - startedAt) / 1000)}s] ${line}`);
+      lastLine = line;
+    }
+    const reached = until !== undefined && status.environments.some((e) => e.environment === until && e.state === 'DEPLOYED');
+    if (reached || status.status === 'SUCCEEDED') return { status, code: ExitCode.Ok };
+    if (FINAL_STATUSES.includes(status.status)) return { status, code: ExitCode.PipelineUnsuccessful };
+    if (status.status === 'AWAITING_APPROVAL') return { status, code: ExitCode.AwaitingApproval };
+    await new Promise((resolve) => setTimeout(resolve, io.pollIntervalMs ?? 1000));
+  }
+}
+
+async function run(command: string, values: Values, positionals: string[], session: Session, io: CliIo): Promise<number> {
+  const print = (human: string[], machine: unknown): void => {
+    if (values.json) io.out(JSON.stringify(machine, null, 2));
+    else human.forEach((line) => io.out(line));
+  };
+  switch (command) {
+    case 'start': {
+      const catalogue = session.catalogue();
+      const token = io.env.GITHUB_TOKEN;
+      const sourceHost = token ? createGitHubSourceHost({ token, baseUrl: io.env.GITHUB_API_URL || 'https://api.github.com' }) : undefined;
+      if (values.until && !values.wait) throw new BadInputError('--until goes with --wait');
+      const started = await startPipeline(
+        { app: required(values, 'app'), ref: required(values, 'ref'), environment: values.environment, requestedBy: values['requested-by'] },
+        { client: await session.client(), taskQueue: taskQueueFrom(io.env), catalogue, sourceHost },
+      );
+      if (!values.wait) {
+        print([`${started.started ? 'started' : 'already running'}: ${started.workflowId}`], started);
+        return ExitCode.Ok;
+      }
+      const followed = await follow(await session.client(), started.workflowId, values.until, io);
+      print(statusTable(followed.status), { ...started, result: followed.status });
+      return followed.code;
+    }
+    case 'approve': {
+      const id = await pipelineId(values, positionals, session, io);
+      const receipt = await approvePipeline(await session.client(), id, {
+        environment: required(values, 'environment'),
+        approver: approverFrom(values, io.env),
+        comment: values.comment,
+      });
+      print([`approved ${receipt.environment} for ${id} as ${receipt.approver}`], receipt);
+      return ExitCode.Ok;
+    }
+    case 'reject': {
+      const id = await pipelineId(values, positionals, session, io);
+      const receipt = await rejectPipeline(await session.client(), id, {
+        environment: required(values, 'environment'),
+        approver: approverFrom(values, io.env),
+        reason: required(values, 'reason'),
+      });
+      print([`rejected ${receipt.environment} for ${id} as ${receipt.approver}`], receipt);
+      return ExitCode.Ok;
+    }
+    case 'status': {
+      const status = await pipelineStatus(await session.client(), await pipelineId(values, positionals, session, io));
+      print(statusTable(status), status);
+      return ExitCode.Ok;
+    }
+    case 'list': {
+      const limit = values.limit === undefined ? undefined : Number(values.limit);
+      if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 1000)) throw new BadInputError('--limit is a whole number from 1 to 1000');
+      const rows = await listPipelines(await session.client(), { app: values.app, status: values.status, environment: values.environment, limit });
+      print(
+        rows.map((r) => `${r.workflowId}  ${r.status ?? r.temporalStatus}  ${r.environment ?? ''}  ${r.startTime}`.trimEnd()),
+        rows,
+      );
+      return ExitCode.Ok;
+    }
+    case 'cancel': {
+      const id = await pipelineId(values, positionals, session, io);
+      await cancelPipeline(await session.client(), id);
+      print([`cancellation requested for ${id}`], { workflowId: id, cancelRequested: true });
+      return ExitCode.Ok;
+    }
+    default:
+      throw new BadInputError(`unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+function isUnavailable(err: unknown): boolean {
+  const text = `${(err as Error)?.name} ${(err as Error)?.message}`;
+  return /TransportError|ServiceError|ECONNREFUSED|UNAVAILABLE|Failed to connect|connection refused|ENOTFOUND/i.test(text);
+}
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    io.err(`deploy: ${(err as Error).message}`);
+    return ExitCode.BadInput;
+  }
+  const [command, ...positionals] = parsed.positionals;
+  if (!command || parsed.values.help) {
+    (command ? io.out : io.err)(USAGE);
+    return command ? ExitCode.Ok : ExitCode.BadInput;
+  }
+  const session = new Session(io);
+  try {
+    return await run(command, parsed.values, positionals, session, io);
+  } catch (err) {
+    const message = (err as Error).message?.split('\n')[0] ?? String(err);
+    if (err instanceof BadInputError || err instanceof CatalogueError || (err as Error).name === 'InvalidNameError') {
+      io.err(`deploy: ${(err as Error).message}`);
+      return ExitCode.BadInput;
+    }
+    if (err instanceof RefusedError) {
+      io.err(`deploy: refused: ${message}`);
+      return ExitCode.Refused;
+    }
+    if (err instanceof NotFoundError) {
+      io.err(`deploy: ${message}`);
+      return ExitCode.NotFound;
+    }
+    if (isUnavailable(err)) {
+      io.err(`deploy: cannot reach the service: ${message}`);
+      return ExitCode.Unavailable;
+    }
+    io.err(`deploy: ${message}`);
+    return ExitCode.PipelineUnsuccessful;
+  } finally {
+    await session.close();
+  }
+}
+
+if (require.main === module) {
+  runCli(process.argv.slice(2), {
+    env: process.env,
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+  }).then((code) => process.exit(code));
+}

@@ -1,0 +1,265 @@
+import {
+  Client,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type WorkflowExecutionDescription,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import type { Catalogue } from '../common/catalogue';
+import { ciWorkflowId, isFullSha, manualWorkflowId, validateAppName, validateApprover, validateEnvironmentName, validateGitRef } from '../common/names';
+import type { SourceHost } from '../common/ports';
+import { DEPLOY_STATUSES, type ApprovalReceipt, type PipelineInput, type PipelineStatus } from '../common/types';
+import {
+  approveUpdate,
+  DeployApp,
+  DeployCommit,
+  DeployEnvironment,
+  DeployStatusAttribute,
+  DeployTrigger,
+  rejectUpdate,
+  statusQuery,
+  WORKFLOW_TYPE,
+} from '../workflows/definitions';
+import { staticSummary } from '../workflows/details';
+import type { DeployPipeline } from '../workflows/deploy-pipeline';
+
+/** What the CLI does, as functions the tests and the sandbox call directly. */
+
+export class RefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RefusedError';
+  }
+}
+
+export class BadInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BadInputError';
+  }
+}
+
+export class NotFoundError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotFoundError';
+  }
+}
+
+export interface StartRequest {
+  app: string;
+  ref: string;
+  /** Set for a manual deploy of one environment. */
+  environment?: string;
+  requestedBy?: string;
+}
+
+export interface StartContext {
+  client: Client;
+  taskQueue: string;
+  /** When present, app and environment are checked here before anything starts. */
+  catalogue?: Catalogue;
+  /** Resolves branches and tags to a SHA (the workflow ID names the commit). */
+  sourceHost?: SourceHost;
+}
+
+export interface StartedPipeline {
+  workflowId: string;
+  runId: string;
+  sha: string;
+  /** False when CI's retry found the pipeline for this commit already there. */
+  started: boolean;
+}
+
+function asBadInput<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    throw new BadInputError((err as Error).message);
+  }
+}
+
+async function resolveSha(request: StartRequest, context: StartContext): Promise<string> {
+  if (isFullSha(request.ref)) return request.ref;
+  const app = context.catalogue?.apps.get(request.app);
+  if (!app || !context.sourceHost) {
+    throw new BadInputError(`"${request.ref}" is not a full commit SHA; resolving a branch or tag needs the app catalogue and GITHUB_TOKEN`);
+  }
+  try {
+    return await context.sourceHost.resolveRef(app.repo, request.ref);
+  } catch (err) {
+    if ((err as Error).name === 'RefNotFoundError') throw new BadInputError((err as Error).message);
+    throw err;
+  }
+}
+
+export async function startPipeline(request: StartRequest, context: StartContext): Promise<StartedPipeline> {
+  const app = asBadInput(() => validateAppName(request.app));
+  const ref = asBadInput(() => validateGitRef(request.ref));
+  const environment = request.environment === undefined ? undefined : asBadInput(() => validateEnvironmentName(request.environment));
+  let environments: string[] | undefined;
+  if (context.catalogue) {
+    const config = context.catalogue.apps.get(app);
+    if (!config) throw new BadInputError(`unknown app "${app}": it is not in the app catalogue ${context.catalogue.file}`);
+    const known = config.environments.map((e) => e.name);
+    if (environment && !known.includes(environment)) {
+      throw new BadInputError(`app "${app}" has no environment "${environment}" (it has: ${known.join(', ')})`);
+    }
+    environments = environment ? [environment] : known;
+  }
+  const sha = await resolveSha({ ...request, app, ref }, context);
+  const trigger = environment ? 'manual' : 'ci';
+  const workflowId = environment ? manualWorkflowId(app, sha, environment) : ciWorkflowId(app, sha);
+  const input: PipelineInput = { app, ref, trigger, environment, requestedBy: request.requestedBy };
+  const startOptions = {
+    taskQueue: context.taskQueue,
+    workflowId,
+    args: [input] as [PipelineInput],
+    workflowIdConflictPolicy: 'USE_EXISTING' as const,
+    // CI may re-run a failed pipeline for the same commit; a person may redeploy the same commit by hand.
+    workflowIdReusePolicy: environment ? ('ALLOW_DUPLICATE' as const) : ('ALLOW_DUPLICATE_FAILED_ONLY' as const),
+    staticSummary: staticSummary(app, sha, environments ?? ['(environments from the catalogue)']),
+    typedSearchAttributes: [
+      { key: DeployApp, value: app },
+      { key: DeployCommit, value: sha },
+      { key: DeployTrigger, value: trigger },
+      { key: DeployStatusAttribute, value: 'RESOLVING' },
+      ...(environment ? [{ key: DeployEnvironment, value: environment }] : []),
+    ],
+  };
+  const before = await describeOrUndefined(context.client.workflow.getHandle(workflowId));
+  try {
+    const handle = await context.client.workflow.start<typeof DeployPipeline>(WORKFLOW_TYPE, startOptions);
+    const started = !before || before.runId !== handle.firstExecutionRunId;
+    return { workflowId, runId: handle.firstExecutionRunId, sha, started };
+  } catch (err) {
+    // A CI retry after the pipeline finished: it is still the one pipeline for this commit.
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      const existing = await context.client.workflow.getHandle(workflowId).describe();
+      return { workflowId, runId: existing.runId, sha, started: false };
+    }
+    throw err;
+  }
+}
+
+async function describeOrUndefined(handle: WorkflowHandle): Promise<WorkflowExecutionDescription | undefined> {
+  try {
+    return await handle.describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+}
+
+export async function pipelineStatus(client: Client, workflowId: string): Promise<PipelineStatus> {
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    return await handle.query(statusQuery);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no pipeline ${workflowId}`);
+    throw err;
+  }
+}
+
+async function decide(client: Client, workflowId: string, run: (handle: WorkflowHandle) => Promise<ApprovalReceipt>): Promise<ApprovalReceipt> {
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    return await run(handle);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no pipeline ${workflowId}`);
+    // The validator's message is the reason; the server wraps it once.
+    if (err instanceof WorkflowUpdateFailedError) throw new RefusedError(err.cause?.message ?? err.message);
+    if ((err as Error).message?.includes('workflow execution already completed')) {
+      throw new RefusedError(`pipeline ${workflowId} has already finished`);
+    }
+    throw err;
+  }
+}
+
+export async function approvePipeline(
+  client: Client,
+  workflowId: string,
+  request: { environment: string; approver: string; comment?: string },
+): Promise<ApprovalReceipt> {
+  const environment = asBadInput(() => validateEnvironmentName(request.environment));
+  const approver = asBadInput(() => validateApprover(request.approver));
+  return decide(client, workflowId, (handle) =>
+    handle.executeUpdate(approveUpdate, { args: [{ environment, approver, comment: request.comment }] }),
+  );
+}
+
+export async function rejectPipeline(
+  client: Client,
+  workflowId: string,
+  request: { environment: string; approver: string; reason: string },
+): Promise<ApprovalReceipt> {
+  const environment = asBadInput(() => validateEnvironmentName(request.environment));
+  const approver = asBadInput(() => validateApprover(request.approver));
+  if (!request.reason.trim()) throw new BadInputError('a rejection gives a reason');
+  return decide(client, workflowId, (handle) => handle.executeUpdate(rejectUpdate, { args: [{ environment, approver, reason: request.reason }] }));
+}
+
+export async function cancelPipeline(client: Client, workflowId: string): Promise<void> {
+  try {
+    await client.workflow.getHandle(workflowId).cancel();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no running pipeline ${workflowId}`);
+    throw err;
+  }
+}
+
+export interface ListFilter {
+  app?: string;
+  status?: string;
+  environment?: string;
+  limit?: number;
+}
+
+export interface PipelineSummary {
+  workflowId: string;
+  app?: string;
+  commit?: string;
+  environment?: string;
+  status?: string;
+  trigger?: string;
+  startTime: string;
+  closeTime?: string;
+  temporalStatus: string;
+}
+
+/** Builds the visibility query from validated values only, so a filter cannot inject query text. */
+export function listQuery(filter: ListFilter): string {
+  const clauses = [`WorkflowType = "${WORKFLOW_TYPE}"`];
+  if (filter.app) clauses.push(`DeployApp = "${asBadInput(() => validateAppName(filter.app))}"`);
+  if (filter.environment) clauses.push(`DeployEnvironment = "${asBadInput(() => validateEnvironmentName(filter.environment))}"`);
+  if (filter.status) {
+    const status = filter.status.toUpperCase();
+    if (!(DEPLOY_STATUSES as readonly string[]).includes(status)) {
+      throw new BadInputError(`unknown status "${filter.status}" (one of: ${DEPLOY_STATUSES.join(', ')})`);
+    }
+    clauses.push(`DeployStatus = "${status}"`);
+  }
+  return clauses.join(' AND ');
+}
+
+export async function listPipelines(client: Client, filter: ListFilter): Promise<PipelineSummary[]> {
+  const limit = filter.limit ?? 50;
+  const out: PipelineSummary[] = [];
+  for await (const execution of client.workflow.list({ query: listQuery(filter), pageSize: Math.min(limit, 1000) })) {
+    const attributes = execution.typedSearchAttributes;
+    out.push({
+      workflowId: execution.workflowId,
+      app: attributes.get(DeployApp),
+      commit: attributes.get(DeployCommit),
+      environment: attributes.get(DeployEnvironment),
+      status: attributes.get(DeployStatusAttribute),
+      trigger: attributes.get(DeployTrigger),
+      startTime: execution.startTime.toISOString(),
+      closeTime: execution.closeTime?.toISOString(),
+      temporalStatus: execution.status.name,
+    });
+    if (out.length >= limit) break;
+  }
+  return out;
+}

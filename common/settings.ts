@@ -1,0 +1,118 @@
+import { loadClientConnectConfig, type ClientConnectConfig } from '@temporalio/envconfig';
+
+/** Connection settings from the environment, validated once at start-up. Secrets stay here, never in workflow inputs. */
+
+export class SettingsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SettingsError';
+  }
+}
+
+export type Env = Record<string, string | undefined>;
+
+export interface WorkerSettings {
+  taskQueue: string;
+  cataloguePath: string;
+  github: { token: string; apiUrl: string };
+  argoCd: { url: string; token: string };
+  releaseApp: { url: string; token: string };
+  charts: { remoteUrl: string; branch: string; workdir: string; author: { name: string; email: string } };
+  polling: { initialIntervalMs: number; maxIntervalMs: number };
+  workflowBundlePath?: string;
+}
+
+export const DEFAULT_CATALOGUE_PATH = 'config/apps.yaml';
+
+function problemsCollector() {
+  const problems: string[] = [];
+  return {
+    problems,
+    required(env: Env, name: string, hint: string): string {
+      const value = env[name]?.trim();
+      if (!value) {
+        problems.push(`${name} is not set (${hint})`);
+        return '';
+      }
+      return value;
+    },
+    url(env: Env, name: string, hint: string, fallback?: string): string {
+      const value = env[name]?.trim() || fallback;
+      if (!value) {
+        problems.push(`${name} is not set (${hint})`);
+        return '';
+      }
+      try {
+        const parsed = new URL(value);
+        if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('not http');
+      } catch {
+        problems.push(`${name} must be an http(s) URL (${hint})`);
+      }
+      return value.replace(/\/+$/, '');
+    },
+    number(env: Env, name: string, fallback: number): number {
+      const raw = env[name]?.trim();
+      if (!raw) return fallback;
+      const value = Number(raw);
+      if (!Number.isInteger(value) || value <= 0) problems.push(`${name} must be a positive whole number of milliseconds, not "${raw}"`);
+      return value;
+    },
+  };
+}
+
+export function loadWorkerSettings(env: Env = process.env): WorkerSettings {
+  const c = problemsCollector();
+  const settings: WorkerSettings = {
+    taskQueue: env.DEPLOY_TASK_QUEUE?.trim() || 'deployments',
+    cataloguePath: env.DEPLOY_CATALOGUE?.trim() || DEFAULT_CATALOGUE_PATH,
+    github: {
+      token: c.required(env, 'GITHUB_TOKEN', 'a token that can read the app repos and dispatch their build workflow'),
+      apiUrl: c.url(env, 'GITHUB_API_URL', 'GitHub REST API base URL', 'https://api.github.com'),
+    },
+    argoCd: {
+      url: c.url(env, 'ARGOCD_URL', 'the Argo CD server, e.g. https://argo.example.org'),
+      token: c.required(env, 'ARGOCD_TOKEN', 'an Argo CD API token that can read applications'),
+    },
+    releaseApp: {
+      url: c.url(env, 'RELEASE_URL', 'the Release app, e.g. https://release.example.org'),
+      token: c.required(env, 'RELEASE_TOKEN', 'the Release app API token'),
+    },
+    charts: {
+      remoteUrl: c.required(env, 'CHARTS_REPO_URL', 'the Helm charts git repository to push image tags to'),
+      branch: env.CHARTS_BRANCH?.trim() || 'main',
+      workdir: env.CHARTS_WORKDIR?.trim() || '.data/charts-workdir',
+      author: {
+        name: env.CHARTS_COMMIT_AUTHOR_NAME?.trim() || 'Deploy Pipeline',
+        email: env.CHARTS_COMMIT_AUTHOR_EMAIL?.trim() || 'deploy-pipeline@users.noreply.github.com',
+      },
+    },
+    polling: {
+      initialIntervalMs: c.number(env, 'DEPLOY_POLL_INTERVAL_MS', 2000),
+      maxIntervalMs: c.number(env, 'DEPLOY_POLL_MAX_INTERVAL_MS', 30_000),
+    },
+    workflowBundlePath: env.DEPLOY_WORKFLOW_BUNDLE?.trim() || undefined,
+  };
+  if (!/^[A-Za-z0-9_.-]{1,200}$/.test(settings.taskQueue)) c.problems.push(`DEPLOY_TASK_QUEUE "${settings.taskQueue}" must be letters, digits, ".", "_" or "-"`);
+  if (!/^[A-Za-z0-9._/-]{1,200}$/.test(settings.charts.branch) || settings.charts.branch.startsWith('-')) {
+    c.problems.push(`CHARTS_BRANCH "${settings.charts.branch}" is not a valid branch name`);
+  }
+  if (settings.polling.maxIntervalMs < settings.polling.initialIntervalMs) {
+    c.problems.push('DEPLOY_POLL_MAX_INTERVAL_MS must not be smaller than DEPLOY_POLL_INTERVAL_MS');
+  }
+  if (c.problems.length > 0) {
+    throw new SettingsError(`the worker's settings are incomplete:\n  - ${c.problems.join('\n  - ')}`);
+  }
+  return settings;
+}
+
+/** Temporal connection: the SDK's standard environment configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API key, profiles). */
+export function temporalConnectConfig(env: Env = process.env): ClientConnectConfig {
+  const overrideEnvVars = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  const config = loadClientConnectConfig({ overrideEnvVars });
+  if (!config.connectionOptions.address) config.connectionOptions.address = 'localhost:7233';
+  return config;
+}
+
+export function taskQueueFrom(env: Env = process.env): string {
+  return env.DEPLOY_TASK_QUEUE?.trim() || 'deployments';
+}

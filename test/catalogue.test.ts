@@ -1,0 +1,91 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CatalogueError, imageTagPath, loadCatalogue, parseCatalogue } from '../common/catalogue';
+
+const VALID = `
+defaults:
+  approvalTimeout: 3d
+apps:
+  whitehall:
+    repo: alphagov/whitehall
+    tagScheme: release-tag
+    environments:
+      integration:
+        smokeChecks:
+          - url: http://127.0.0.1:9/whitehall/healthcheck
+            expectBodyContains: ok
+            timeout: 2s
+      staging:
+        continuousDeployment: true
+      production:
+        approvers: [alice, bob]
+  router:
+    repo: alphagov/router
+`;
+
+function errorOf(text: string): string {
+  try {
+    parseCatalogue(text, 'apps.yaml');
+  } catch (err) {
+    expect(err).toBeInstanceOf(CatalogueError);
+    return (err as Error).message;
+  }
+  throw new Error('expected the catalogue to be refused');
+}
+
+describe('app catalogue', () => {
+  it('reads apps with defaults filled in and environments in file order', () => {
+    const catalogue = parseCatalogue(VALID, 'apps.yaml');
+    const whitehall = catalogue.apps.get('whitehall')!;
+    expect(whitehall.environments.map((e) => [e.name, e.continuousDeployment])).toEqual([
+      ['integration', true],
+      ['staging', true],
+      ['production', false],
+    ]);
+    expect(whitehall.approvalTimeoutMs).toBe(3 * 86_400_000);
+    expect(whitehall.tagScheme).toBe('release-tag');
+    expect(whitehall.imageRepository).toBe('whitehall');
+    expect(whitehall.environments[0]!.smokeChecks[0]).toMatchObject({ expectStatus: 200, timeoutMs: 2000, expectBodyContains: 'ok' });
+    expect(whitehall.environments[0]!.argocdApplication).toBe('whitehall-integration');
+    expect(whitehall.environments[2]!.approvers).toEqual(['alice', 'bob']);
+    const router = catalogue.apps.get('router')!;
+    expect(router.environments.map((e) => e.name)).toEqual(['integration', 'staging', 'production']);
+    expect(router.tagScheme).toBe('sha');
+  });
+
+  it.each([
+    ['apps:\n  whitehall: {repo: [unclosed', /^apps\.yaml: not valid YAML at line \d+/],
+    ['apps:\n  whitehall:\n    repo: not-a-repo\n', /^apps\.yaml: app "whitehall": field "repo": invalid repository "not-a-repo"/],
+    ['apps:\n  Bad_App:\n    repo: a/b\n', /^apps\.yaml: field "apps\.Bad_App": invalid app name "Bad_App"/],
+    ['apps:\n  w:\n    repo: a/b\n    colour: blue\n', /^apps\.yaml: app "w": entry: .*colour/],
+    [
+      'apps:\n  w:\n    repo: a/b\n    environments:\n      staging:\n        smokeChecks:\n          - url: ftp://x\n',
+      /^apps\.yaml: app "w": field "environments\.staging\.smokeChecks\[0\]\.url": must be an http\(s\) URL/,
+    ],
+    ['apps:\n  w:\n    repo: a/b\n    environments:\n      "../prod": {}\n', /^apps\.yaml: app "w": field "environments\.\.\.\/prod": invalid environment/],
+    ['apps:\n  w:\n    repo: a/b\n    approvalTimeout: soon\n', /^apps\.yaml: app "w": field "approvalTimeout": duration "soon"/],
+    ['apps:\n  w:\n    repo: a/b\n    environments: {}\n', /^apps\.yaml: app "w": field "environments": list at least one environment/],
+    ['nothing: here\n', /^apps\.yaml: /],
+  ])('refuses %j with a message naming file, app and field', (text, expected) => {
+    expect(errorOf(text)).toMatch(expected);
+  });
+
+  it('names the file when it cannot be read', () => {
+    expect(() => loadCatalogue('no/such/apps.yaml')).toThrow('no/such/apps.yaml: cannot read the app catalogue: ENOENT');
+  });
+
+  it('loads from a file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'catalogue-'));
+    const file = join(dir, 'apps.yaml');
+    writeFileSync(file, VALID);
+    expect(loadCatalogue(file).apps.size).toBe(2);
+  });
+
+  it('builds the GOV.UK image-tag path and refuses names that climb out of it', () => {
+    const catalogue = parseCatalogue(VALID, 'apps.yaml');
+    expect(imageTagPath(catalogue, 'whitehall', 'staging')).toBe('charts/app-config/image-tags/staging/whitehall');
+    expect(() => imageTagPath(catalogue, '../whitehall', 'staging')).toThrow(/invalid app name/);
+    expect(() => imageTagPath(catalogue, 'whitehall', 'staging/../../x')).toThrow(/invalid environment/);
+  });
+});

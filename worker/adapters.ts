@@ -1,0 +1,31 @@
+import { ECRClient } from '@aws-sdk/client-ecr';
+import { createArgoCdClient } from '../activities/adapters/argocd';
+import { createGitChartsRepository } from '../activities/adapters/charts-git';
+import { createEcrImageRegistry } from '../activities/adapters/ecr';
+import { createGitHubSourceHost } from '../activities/adapters/github';
+import { createReleaseAppClient } from '../activities/adapters/release-app';
+import { createHttpSmokeTester } from '../activities/adapters/smoke-http';
+import type { ActivityDependencies } from '../activities/pipeline-activities';
+import type { Catalogue } from '../common/catalogue';
+import type { WorkerSettings } from '../common/settings';
+
+/** The one production adapter for each outside system, wired from validated settings. */
+export function createProductionDependencies(settings: WorkerSettings, catalogue: Catalogue): ActivityDependencies {
+  return {
+    catalogue,
+    sourceHost: createGitHubSourceHost({ token: settings.github.token, baseUrl: settings.github.apiUrl }),
+    // Region, credentials and endpoint come from the AWS SDK's own chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_ECR, …).
+    registry: createEcrImageRegistry({ client: new ECRClient({}) }),
+    charts: createGitChartsRepository({
+      remoteUrl: settings.charts.remoteUrl,
+      branch: settings.charts.branch,
+      workdir: settings.charts.workdir,
+      chartsPath: catalogue.chartsPath,
+      author: settings.charts.author,
+    }),
+    argoCd: createArgoCdClient({ url: settings.argoCd.url, token: settings.argoCd.token }),
+    releaseApp: createReleaseAppClient({ url: settings.releaseApp.url, token: settings.releaseApp.token }),
+    smokeTester: createHttpSmokeTester(),
+    polling: settings.polling,
+  };
+}

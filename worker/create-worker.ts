@@ -1,0 +1,28 @@
+import { existsSync } from 'node:fs';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities, type ActivityDependencies } from '../activities/pipeline-activities';
+
+export interface DeployWorkerOptions {
+  connection: NativeConnection;
+  namespace?: string;
+  taskQueue: string;
+  dependencies: ActivityDependencies;
+  /** Prebundled workflow code (npm run build writes it); without it the worker bundles at start-up, which is slow. */
+  workflowBundlePath?: string;
+  maxCachedWorkflows?: number;
+}
+
+export async function createDeployWorker(options: DeployWorkerOptions): Promise<Worker> {
+  const bundle = options.workflowBundlePath;
+  if (bundle && !existsSync(bundle)) {
+    throw new Error(`workflow bundle ${bundle} does not exist; run "npm run build" or unset DEPLOY_WORKFLOW_BUNDLE`);
+  }
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace ?? 'default',
+    taskQueue: options.taskQueue,
+    ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: require.resolve('../workflows') }),
+    activities: createActivities(options.dependencies),
+    ...(options.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: options.maxCachedWorkflows } : {}),
+  });
+}

@@ -1,0 +1,29 @@
+import { shortSha } from '../common/names';
+import type { EnvironmentStatus, PipelineStatus } from '../common/types';
+
+/** The one-line summary Web UI shows for a pipeline: `whitehall 1a2b3c4 → integration → staging → production`. */
+export function staticSummary(app: string, sha: string, environments: string[]): string {
+  return [`${app} ${shortSha(sha)}`, ...environments].join(' → ');
+}
+
+function cell(text: string | undefined): string {
+  return (text ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+function who(env: EnvironmentStatus): string {
+  if (env.approval) return `approved by ${env.approval.by}`;
+  if (env.rejection) return `rejected by ${env.rejection.by}: ${env.rejection.comment ?? ''}`;
+  return '';
+}
+
+/** Web UI's "current details": where the pipeline stands, as a short Markdown table. */
+export function renderDetails(status: PipelineStatus): string {
+  const head = `**${status.app}** ${status.sha ? shortSha(status.sha) : status.ref} (${status.trigger}) — **${status.status}**`;
+  const rows = status.environments.map(
+    (env) =>
+      `| ${cell(env.environment)} | ${env.state} | ${cell(env.tag)} | ${env.chartsCommit ? shortSha(env.chartsCommit) : ''} | ${cell(who(env))} |`,
+  );
+  const table = ['| Environment | State | Tag | Charts commit | Approval |', '|---|---|---|---|---|', ...rows].join('\n');
+  const failure = status.failure ? `\n\n**Failed:** ${cell(status.failure)}` : '';
+  return `${head}\n\n${table}${failure}`;
+}
