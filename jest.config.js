@@ -21,7 +21,10 @@ module.exports = {
   moduleFileExtensions: ['ts', 'js', 'json'],
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: compilerOptions(), diagnostics: false }],
+    // @octokit/rest and its helpers ship only as ES modules; jest's CommonJS runtime needs them compiled.
+    '^.+\\.js$': ['ts-jest', { tsconfig: { ...compilerOptions(), allowJs: true }, diagnostics: false }],
   },
+  transformIgnorePatterns: ['/node_modules/(?!(@octokit|universal-user-agent|before-after-hook|fast-content-type-parse|json-with-bigint|content-type)/)'],
   // One Temporal dev server, one moto server and one workflow bundle per jest run.
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',

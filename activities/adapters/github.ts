@@ -1,0 +1,140 @@
+import { Octokit } from '@octokit/rest';
+import { validateRepo } from '../../common/names';
+import { RefNotFoundError, type CompareStatus, type SourceHost, type WorkflowRun } from '../../common/ports';
+import { describeNetworkError, displayUrl, httpFailure, redact, TransientHttpError } from './http-errors';
+
+export interface GitHubSourceHostOptions {
+  token: string;
+  /** GitHub Enterprise or a simulator; default https://api.github.com. */
+  baseUrl?: string;
+  userAgent?: string;
+  /** Per HTTP request, pages of a listing included. */
+  timeoutMs?: number;
+}
+
+const COMPARE_STATUSES: readonly CompareStatus[] = ['ahead', 'behind', 'identical', 'diverged'];
+
+interface OctokitLikeError {
+  status?: unknown;
+  response?: { headers?: Record<string, string | number | undefined>; data?: unknown };
+  request?: { method?: string; url?: string };
+  cause?: unknown;
+}
+
+export function createGitHubSourceHost(options: GitHubSourceHostOptions): SourceHost {
+  const { token } = options;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const octokit = new Octokit({
+    auth: token,
+    baseUrl: options.baseUrl,
+    userAgent: options.userAgent ?? 'durable-deploy-pipelines',
+    // The adapter turns every failure into a classified error; octokit's own error log would only repeat it.
+    log: { debug: () => undefined, info: () => undefined, warn: (message: string) => console.warn(message), error: () => undefined },
+    request: {
+      fetch: (input: string | URL | Request, init?: RequestInit) => fetch(input, { ...init, signal: init?.signal ?? AbortSignal.timeout(timeoutMs) }),
+    },
+  });
+
+  function split(repo: string): { owner: string; repo: string } {
+    const [owner, name] = validateRepo(repo).split('/');
+    return { owner, repo: name };
+  }
+
+  /** A failed call as PermanentHttpError (401, 403, 404, 422, …) or TransientHttpError (5xx, 429, rate limit, network). */
+  function classify(err: unknown, operation: string): Error {
+    const failure = err as OctokitLikeError;
+    if (typeof failure?.status !== 'number') return err instanceof Error ? new Error(redact(err.message, [token])) : new Error(String(err));
+    const method = failure.request?.method ?? 'GET';
+    const url = failure.request?.url ?? operation;
+    if (!failure.response) {
+      const problem = describeNetworkError(failure.cause ?? err);
+      const message = problem.timedOut
+        ? `GitHub ${method} ${displayUrl(url)} timed out after ${timeoutMs} ms`
+        : `GitHub ${method} ${displayUrl(url)} failed: ${problem.description}`;
+      return new TransientHttpError(redact(message, [token]));
+    }
+    return httpFailure({
+      service: 'GitHub',
+      method,
+      url,
+      status: failure.status,
+      headers: failure.response.headers,
+      body: failure.response.data,
+      secrets: [token],
+    });
+  }
+
+  function statusOf(err: unknown): number | undefined {
+    const failure = err as OctokitLikeError;
+    return failure?.response && typeof failure.status === 'number' ? failure.status : undefined;
+  }
+
+  return {
+    async resolveRef(repo, ref) {
+      const target = split(repo);
+      try {
+        const { data } = await octokit.rest.repos.getCommit({ ...target, ref, per_page: 1 });
+        return data.sha;
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 404 || status === 422) throw new RefNotFoundError(repo, ref);
+        throw classify(err, `resolve ${ref} in ${repo}`);
+      }
+    },
+
+    async findTagForCommit(repo, sha, pattern) {
+      const target = split(repo);
+      // A global or sticky pattern would carry lastIndex from one test() to the next.
+      const matcher = new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ''));
+      try {
+        for await (const page of octokit.paginate.iterator(octokit.rest.repos.listTags, { ...target, per_page: 100 })) {
+          const found = page.data.find((tag) => tag.commit.sha === sha && matcher.test(tag.name));
+          if (found) return found.name;
+        }
+        return undefined;
+      } catch (err) {
+        throw classify(err, `list tags of ${repo}`);
+      }
+    },
+
+    async dispatchWorkflow(repo, workflowFile, ref, inputs) {
+      const target = split(repo);
+      try {
+        await octokit.rest.actions.createWorkflowDispatch({ ...target, workflow_id: workflowFile, ref, inputs });
+      } catch (err) {
+        throw classify(err, `dispatch ${workflowFile} in ${repo}`);
+      }
+    },
+
+    async listWorkflowRuns(repo, workflowFile): Promise<WorkflowRun[]> {
+      const target = split(repo);
+      try {
+        const { data } = await octokit.rest.actions.listWorkflowRuns({ ...target, workflow_id: workflowFile, event: 'workflow_dispatch', per_page: 100 });
+        return data.workflow_runs.map((run) => ({
+          id: run.id,
+          status: run.status ?? 'queued',
+          conclusion: run.conclusion ?? null,
+          displayTitle: run.display_title,
+          htmlUrl: run.html_url,
+        }));
+      } catch (err) {
+        throw classify(err, `list runs of ${workflowFile} in ${repo}`);
+      }
+    },
+
+    async compareCommits(repo, base, head) {
+      const target = split(repo);
+      let status: string;
+      try {
+        const { data } = await octokit.rest.repos.compareCommitsWithBasehead({ ...target, basehead: `${base}...${head}`, per_page: 1 });
+        status = data.status;
+      } catch (err) {
+        throw classify(err, `compare ${base}...${head} in ${repo}`);
+      }
+      if (!(COMPARE_STATUSES as readonly string[]).includes(status)) {
+        throw new Error(`GitHub compared ${base}...${head} in ${repo} with an unknown status "${status}"`);
+      }
+      return status as CompareStatus;
+    },
+  };
+}
