@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { findApp, type AppConfig, type Catalogue, type EnvironmentConfig } from '../common/catalogue';
-import { deployedToTag, InvalidNameError, shortSha, validateAppName, validateEnvironmentName, validateGitRef, validateImageTag } from '../common/names';
+import { deployedToTag, InvalidNameError, isFullSha, shortSha, validateAppName, validateEnvironmentName, validateGitRef, validateImageTag } from '../common/names';
 import {
   PermanentHttpError,
   RefNotFoundError,
@@ -243,7 +243,8 @@ export function createActivities(deps: ActivityDependencies) {
         const env = environmentConfig(app, target.environment);
         const knownDescendants = new Set<string>([target.chartsCommit]);
         const atOrAfterOurs = async (revision: string | undefined): Promise<boolean> => {
-          if (!revision) return false;
+          // Argo CD reports what it reports; anything but a commit SHA is "not yet ours", never a reason to fail.
+          if (!revision || !isFullSha(revision)) return false;
           if (knownDescendants.has(revision)) return true;
           const ok = await charts.isAncestor(target.chartsCommit, revision);
           if (ok) knownDescendants.add(revision);

@@ -1,0 +1,351 @@
+import { existsSync } from 'node:fs';
+import { lstat, mkdir, realpath, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { GitError, simpleGit, type SimpleGit } from 'simple-git';
+import { isMap, isScalar, parseDocument, YAMLMap, type Document } from 'yaml';
+import { DEFAULT_CHARTS_PATH, imageTagPath } from '../../common/catalogue';
+import { InvalidNameError, isFullSha, validateGitRef, validateImageTag } from '../../common/names';
+import type { ChartsRepository, ImageTagChange, ImageTagFile } from '../../common/ports';
+
+export interface CommitAuthor {
+  name: string;
+  email: string;
+}
+
+export interface GitChartsRepositoryOptions {
+  /** May carry credentials; they are masked in every error this adapter throws. */
+  remoteUrl: string;
+  branch?: string;
+  /** A working clone owned by this worker process, created on first use. */
+  workdir: string;
+  chartsPath?: string;
+  author?: CommitAuthor;
+  maxPushAttempts?: number;
+  /** Called after each commit, just before it is pushed: lets tests land a competing commit at the worst moment. */
+  beforePush?: (attempt: number) => Promise<void>;
+}
+
+export const DEFAULT_CHARTS_AUTHOR: CommitAuthor = { name: 'Deploy Pipeline', email: 'deploy-pipeline@users.noreply.github.com' };
+
+const IMAGE_TAG_KEY = 'image_tag';
+const AUTOMATIC_DEPLOYS_KEY = 'automatic_deploys_enabled';
+// Helm reads values with a YAML 1.1 parser: `on`, `no`, `0755` must keep meaning what Helm thinks they mean.
+const YAML_VERSION = '1.1';
+const HISTORY_SEARCH_LIMIT = 200;
+// Long enough for a slow remote, short enough that a hung network call does not eat the activity's whole timeout.
+const SILENT_GIT_TIMEOUT_MS = 120_000;
+const PUSH_BACKOFF_BASE_MS = 50;
+const PUSH_BACKOFF_MAX_MS = 1_000;
+
+/** A git command that exited non-zero; `exitCode` tells "no" (1) from "broken" (128) where git makes that distinction. */
+export class GitCommandError extends GitError {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(undefined, message);
+    this.name = 'GitCommandError';
+  }
+}
+
+function maskCredentials(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
+}
+
+// Several activities share one worker process; two git commands interleaving in one clone would corrupt it.
+const workdirQueues = new Map<string, Promise<void>>();
+
+function serialised<T>(key: string, work: () => Promise<T>): Promise<T> {
+  const previous = workdirQueues.get(key) ?? Promise.resolve();
+  const result = previous.then(work);
+  const tail = result.then(
+    () => undefined,
+    () => undefined,
+  );
+  workdirQueues.set(key, tail);
+  void tail.then(() => {
+    if (workdirQueues.get(key) === tail) workdirQueues.delete(key);
+  });
+  return result;
+}
+
+const CHARTS_PATH_SEGMENT = /^[A-Za-z0-9_{][A-Za-z0-9._{}-]*$/;
+
+function validateChartsPath(chartsPath: string): string {
+  const ok =
+    chartsPath.includes('{app}') &&
+    chartsPath.includes('{environment}') &&
+    chartsPath.split('/').every((segment) => CHARTS_PATH_SEGMENT.test(segment));
+  if (!ok) {
+    throw new InvalidNameError(
+      `invalid charts path ${JSON.stringify(chartsPath)}: a relative path of letters, digits, ".", "_", "-" holding {app} and {environment}`,
+    );
+  }
+  return chartsPath;
+}
+
+function hasControlCharacters(text: string): boolean {
+  return [...text].some((char) => char.charCodeAt(0) < 0x20 || char.charCodeAt(0) === 0x7f);
+}
+
+function validateRemoteUrl(url: string): string {
+  if (!url || url.startsWith('-') || /\s/.test(url) || hasControlCharacters(url)) {
+    throw new InvalidNameError(`invalid charts repository URL ${JSON.stringify(maskCredentials(url))}`);
+  }
+  return url;
+}
+
+function validateAuthor(author: CommitAuthor): CommitAuthor {
+  const bad = (value: string) => !value.trim() || /[<>]/.test(value) || hasControlCharacters(value);
+  if (bad(author.name) || bad(author.email)) {
+    throw new InvalidNameError(`invalid commit author ${JSON.stringify(`${author.name} <${author.email}>`)}`);
+  }
+  return author;
+}
+
+function validateCommitMessage(message: string): string {
+  if (!message.trim() || message.includes('\0')) throw new InvalidNameError('a charts commit needs a non-empty message');
+  return message;
+}
+
+function parseTagFile(text: string, where: string): Document {
+  const doc = parseDocument(text, { version: YAML_VERSION });
+  if (doc.errors.length > 0) throw new Error(`${where} is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+  if (doc.contents !== null && !isMap(doc.contents)) throw new Error(`${where} is not a YAML mapping`);
+  return doc;
+}
+
+function imageTagOf(doc: Document, where: string): string | undefined {
+  const node = doc.get(IMAGE_TAG_KEY, true);
+  if (node === undefined || node === null) return undefined;
+  if (!isScalar(node)) throw new Error(`${where}: ${IMAGE_TAG_KEY} is not a single value`);
+  if (node.value === null) return undefined;
+  // The text as written: an unquoted 1234567 or 1e10 is still the tag a human means.
+  return node.source ?? String(node.value);
+}
+
+function automaticDeploysEnabledIn(doc: Document): boolean {
+  const value = doc.get(AUTOMATIC_DEPLOYS_KEY);
+  // A freeze written as a string is still a freeze: failing open would deploy into it.
+  return !(value === false || (typeof value === 'string' && value.trim().toLowerCase() === 'false'));
+}
+
+function withImageTag(text: string | undefined, tag: string, where: string): string {
+  const doc = text === undefined ? parseDocument('', { version: YAML_VERSION }) : parseTagFile(text, where);
+  // Left to itself, a YAML 1.1 document would make an empty file an ordered map (`!!omap`).
+  if (doc.contents === null) doc.contents = new YAMLMap();
+  const node = doc.get(IMAGE_TAG_KEY, true);
+  // Editing the node in place keeps its comment and quoting style.
+  if (isScalar(node)) node.value = tag;
+  else doc.set(IMAGE_TAG_KEY, tag);
+  return doc.toString({ lineWidth: 0 });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function pushBackoffMs(attempt: number): number {
+  return Math.random() * Math.min(PUSH_BACKOFF_MAX_MS, PUSH_BACKOFF_BASE_MS * 2 ** (attempt - 1));
+}
+
+async function refuseSymlinks(root: string, relativePath: string): Promise<void> {
+  let current = root;
+  for (const segment of relativePath.split('/')) {
+    current = path.join(current, segment);
+    const stats = await lstat(current).catch(() => undefined);
+    if (!stats) return;
+    if (stats.isSymbolicLink()) throw new Error(`refusing to write through the symbolic link ${relativePath} in the charts repository`);
+  }
+}
+
+export function createGitChartsRepository(options: GitChartsRepositoryOptions): ChartsRepository {
+  const remoteUrl = validateRemoteUrl(options.remoteUrl);
+  const branch = validateGitRef(options.branch ?? 'main');
+  const workdir = path.resolve(options.workdir);
+  const catalogueView = { chartsPath: validateChartsPath(options.chartsPath ?? DEFAULT_CHARTS_PATH) };
+  const author = validateAuthor(options.author ?? DEFAULT_CHARTS_AUTHOR);
+  const maxPushAttempts = Math.max(1, Math.floor(options.maxPushAttempts ?? 20));
+  const remoteBranch = `refs/remotes/origin/${branch}`;
+
+  let git: SimpleGit | undefined;
+  let workdirReady = false;
+
+  async function run(args: string[]): Promise<string> {
+    try {
+      return await git!.raw(args);
+    } catch (err) {
+      if (err instanceof GitCommandError) {
+        throw new GitCommandError(err.exitCode, `git ${args[0]} failed (exit ${err.exitCode}): ${err.message}`);
+      }
+      throw new Error(`git ${args[0]} failed: ${maskCredentials(err instanceof Error ? err.message : String(err))}`);
+    }
+  }
+
+  /** Runs a git command whose exit code is its answer. */
+  async function succeeds(args: string[]): Promise<boolean> {
+    try {
+      await run(args);
+      return true;
+    } catch (err) {
+      if (err instanceof GitCommandError && err.exitCode === 1) return false;
+      throw err;
+    }
+  }
+
+  async function openWorkdir(): Promise<void> {
+    if (workdirReady) return;
+    await mkdir(workdir, { recursive: true });
+    git ??= simpleGit({
+      baseDir: workdir,
+      config: [`user.name=${author.name}`, `user.email=${author.email}`, 'commit.gpgsign=false', 'core.autocrlf=false'],
+      timeout: { block: SILENT_GIT_TIMEOUT_MS },
+      errors(error, result) {
+        // Any non-zero exit is an error, even a silent one: `merge-base --is-ancestor` answers "no" with exit 1 alone.
+        if (typeof result.exitCode !== 'number' || result.exitCode <= 0) return error;
+        const output = [...result.stdErr, ...result.stdOut].map((chunk) => chunk.toString('utf8').trim()).filter(Boolean).join('\n');
+        return new GitCommandError(result.exitCode, maskCredentials(output) || 'no output');
+      },
+    });
+    // Without its own .git, git would climb to an enclosing repository and reset that one instead.
+    if (!existsSync(path.join(workdir, '.git'))) await run(['init', '--quiet']);
+    // Nothing else in this process uses the clone yet: a lock left here is from a worker that died mid-command.
+    await rm(path.join(workdir, '.git', 'index.lock'), { force: true });
+    const topLevel = (await run(['rev-parse', '--show-toplevel'])).trim();
+    if ((await realpath(topLevel)) !== (await realpath(workdir))) {
+      throw new Error(`the charts workdir ${workdir} is not the top of its own git clone`);
+    }
+    const configured = await run(['config', '--get', 'remote.origin.url']).catch(() => undefined);
+    if (configured === undefined) await run(['remote', 'add', 'origin', remoteUrl]);
+    else if (configured.trim() !== remoteUrl) await run(['remote', 'set-url', 'origin', remoteUrl]);
+    workdirReady = true;
+  }
+
+  /** Fetches the branch and returns the commit it points at on the remote. */
+  async function fetchBranch(): Promise<string> {
+    await run(['fetch', '--quiet', '--no-tags', 'origin', `+refs/heads/${branch}:${remoteBranch}`]);
+    return (await run(['rev-parse', '--verify', '--quiet', `${remoteBranch}^{commit}`])).trim();
+  }
+
+  async function fileAt(commit: string, filePath: string): Promise<string | undefined> {
+    const listing = await run(['ls-tree', '-z', commit, '--', filePath]);
+    if (!listing) return undefined;
+    const [meta = ''] = listing.split('\t');
+    const [mode, type, object] = meta.split(' ');
+    if (type !== 'blob' || mode === '120000' || !object) {
+      throw new Error(`${filePath} in the charts repository is not a regular file`);
+    }
+    return run(['cat-file', 'blob', object]);
+  }
+
+  async function imageTagAt(commit: string, filePath: string): Promise<string | undefined> {
+    const text = await fileAt(commit, filePath);
+    return text === undefined ? undefined : imageTagOf(parseTagFile(text, filePath), filePath);
+  }
+
+  /**
+   * The newest commit that set the file's image_tag to `tag`, and the tag before it: what the first run
+   * returned, so a retry after a push that the caller never heard of gets the same answer.
+   */
+  async function commitThatSet(tip: string, filePath: string, tag: string): Promise<Omit<ImageTagChange, 'changed'>> {
+    const log = await run(['log', `--max-count=${HISTORY_SEARCH_LIMIT}`, '--format=%H %P', tip, '--', filePath]);
+    let oldest: Omit<ImageTagChange, 'changed'> | undefined;
+    for (const line of log.split('\n').filter(Boolean)) {
+      const [commit = '', parent] = line.split(' ');
+      // Later edits of other keys keep the tag; an unreadable old version cannot have held it.
+      const previousTag = parent ? await imageTagAt(parent, filePath).catch(() => undefined) : undefined;
+      if (previousTag !== tag) return { chartsCommit: commit, previousTag };
+      oldest = { chartsCommit: commit, previousTag };
+    }
+    if (!oldest) throw new Error(`no commit on ${branch} holds ${filePath}`);
+    return oldest;
+  }
+
+  async function writeWorktreeFile(filePath: string, content: string): Promise<void> {
+    await refuseSymlinks(workdir, filePath);
+    const target = path.join(workdir, filePath);
+    await mkdir(path.dirname(target), { recursive: true });
+    await writeFile(target, content);
+  }
+
+  async function landedOnRemote(commit: string, tip: string): Promise<boolean> {
+    return tip === commit || succeeds(['merge-base', '--is-ancestor', commit, tip]);
+  }
+
+  async function commitExists(sha: string): Promise<boolean> {
+    try {
+      await run(['cat-file', '-e', `${sha}^{commit}`]);
+      return true;
+    } catch (err) {
+      if (err instanceof GitCommandError) return false;
+      throw err;
+    }
+  }
+
+  return {
+    async readImageTag(app, environment) {
+      const filePath = imageTagPath(catalogueView, app, environment);
+      return serialised(workdir, async (): Promise<ImageTagFile> => {
+        await openWorkdir();
+        const tip = await fetchBranch();
+        const text = await fileAt(tip, filePath);
+        if (text === undefined) return { path: filePath, exists: false, automaticDeploysEnabled: true };
+        const doc = parseTagFile(text, filePath);
+        return { path: filePath, exists: true, imageTag: imageTagOf(doc, filePath), automaticDeploysEnabled: automaticDeploysEnabledIn(doc) };
+      });
+    },
+
+    async setImageTag(app, environment, tag, message) {
+      const filePath = imageTagPath(catalogueView, app, environment);
+      validateImageTag(tag);
+      validateCommitMessage(message);
+      return serialised(workdir, async (): Promise<ImageTagChange> => {
+        await openWorkdir();
+        for (let attempt = 1; ; attempt++) {
+          const base = await fetchBranch();
+          const text = await fileAt(base, filePath);
+          const previousTag = text === undefined ? undefined : imageTagOf(parseTagFile(text, filePath), filePath);
+          if (previousTag === tag) return { ...(await commitThatSet(base, filePath, tag)), changed: false };
+
+          await run(['checkout', '--quiet', '--force', '-B', branch, base]);
+          await writeWorktreeFile(filePath, withImageTag(text, tag, filePath));
+          await run(['add', '--', filePath]);
+          await run(['commit', '--quiet', '--no-verify', '-m', message]);
+          const commit = (await run(['rev-parse', '--verify', 'HEAD^{commit}'])).trim();
+
+          await options.beforePush?.(attempt);
+          try {
+            await run(['push', '--quiet', '--no-verify', 'origin', `${commit}:refs/heads/${branch}`]);
+            return { chartsCommit: commit, previousTag, changed: true };
+          } catch (pushError) {
+            const tip = await fetchBranch();
+            // The push may have landed even though its answer was lost.
+            if (await landedOnRemote(commit, tip)) return { chartsCommit: commit, previousTag, changed: true };
+            // The branch did not move, so no other writer is to blame: authentication, a hook, the network.
+            if (tip === base) throw pushError;
+            if (attempt >= maxPushAttempts) {
+              throw new Error(
+                `could not push the image tag change to ${filePath} on ${branch}: other commits landed first ${attempt} times in a row`,
+              );
+            }
+            await sleep(pushBackoffMs(attempt));
+          }
+        }
+      });
+    },
+
+    async isAncestor(ancestor, descendant) {
+      for (const sha of [ancestor, descendant]) {
+        if (typeof sha !== 'string' || !isFullSha(sha)) {
+          throw new InvalidNameError(`invalid commit ${JSON.stringify(sha)}: give a full 40-character lower-case SHA`);
+        }
+      }
+      return serialised(workdir, async () => {
+        await openWorkdir();
+        await fetchBranch();
+        if (!(await commitExists(ancestor)) || !(await commitExists(descendant))) return false;
+        return succeeds(['merge-base', '--is-ancestor', ancestor, descendant]);
+      });
+    },
+  };
+}

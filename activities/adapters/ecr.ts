@@ -1,0 +1,116 @@
+import { BatchGetImageCommand, DescribeImagesCommand, ECRClient, PutImageCommand } from '@aws-sdk/client-ecr';
+import { InvalidNameError, validateImageTag } from '../../common/names';
+import { PermanentHttpError, type ImageRegistry } from '../../common/ports';
+
+export interface EcrImageRegistryOptions {
+  /** Region, credentials and endpoint come from the AWS SDK's own chain when no client is given. */
+  client?: ECRClient;
+  /** The account that owns the repositories; the caller's own account when omitted. */
+  registryId?: string;
+}
+
+/** Without an explicit list ECR may answer with a converted schema 1 manifest, which would not be the same image. */
+const ACCEPTED_MANIFEST_MEDIA_TYPES = [
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+];
+
+const REPOSITORY_NAME = /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+
+function validateRepositoryName(value: string): string {
+  if (value.length > 256 || !REPOSITORY_NAME.test(value)) {
+    throw new InvalidNameError(`invalid ECR repository name ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function errorName(err: unknown): string | undefined {
+  return err instanceof Error ? err.name : undefined;
+}
+
+function repositoryNotFound(repository: string): PermanentHttpError {
+  return new PermanentHttpError(`ECR repository "${repository}" does not exist (or this account cannot see it)`, 404);
+}
+
+function imageNotFound(repository: string, tag: string): PermanentHttpError {
+  return new PermanentHttpError(`ECR repository "${repository}" has no image tagged "${tag}"`, 404);
+}
+
+export function createEcrImageRegistry(options: EcrImageRegistryOptions = {}): ImageRegistry {
+  const client = options.client ?? new ECRClient({});
+  const { registryId } = options;
+
+  return {
+    async hasImage(repository, tag) {
+      validateRepositoryName(repository);
+      validateImageTag(tag);
+      try {
+        await client.send(new DescribeImagesCommand({ registryId, repositoryName: repository, imageIds: [{ imageTag: tag }] }));
+        return true;
+      } catch (err) {
+        if (errorName(err) === 'ImageNotFoundException') return false;
+        if (errorName(err) === 'RepositoryNotFoundException') throw repositoryNotFound(repository);
+        throw err;
+      }
+    },
+
+    async addTag(repository, sourceTag, newTag) {
+      validateRepositoryName(repository);
+      validateImageTag(sourceTag);
+      validateImageTag(newTag);
+
+      let found;
+      try {
+        found = await client.send(
+          new BatchGetImageCommand({
+            registryId,
+            repositoryName: repository,
+            imageIds: [{ imageTag: sourceTag }],
+            acceptedMediaTypes: ACCEPTED_MANIFEST_MEDIA_TYPES,
+          }),
+        );
+      } catch (err) {
+        if (errorName(err) === 'RepositoryNotFoundException') throw repositoryNotFound(repository);
+        throw err;
+      }
+
+      const image = found.images?.[0];
+      if (!image?.imageManifest) {
+        const failure = found.failures?.[0];
+        if (!failure || failure.failureCode === 'ImageNotFound') throw imageNotFound(repository, sourceTag);
+        // Throttling, upstream outages and the like may pass; let the activity retry them.
+        throw new Error(
+          `ECR could not read image "${sourceTag}" of repository "${repository}": ${failure.failureCode ?? 'unknown failure'}${failure.failureReason ? ` (${failure.failureReason})` : ''}`,
+        );
+      }
+
+      try {
+        await client.send(
+          new PutImageCommand({
+            registryId,
+            repositoryName: repository,
+            // The manifest must go back byte for byte: its digest is the image's identity.
+            imageManifest: image.imageManifest,
+            imageManifestMediaType: image.imageManifestMediaType,
+            imageDigest: image.imageId?.imageDigest,
+            imageTag: newTag,
+          }),
+        );
+      } catch (err) {
+        // The tag already names this very image: an earlier attempt (or another pipeline) did the work.
+        if (errorName(err) === 'ImageAlreadyExistsException') return;
+        if (errorName(err) === 'RepositoryNotFoundException') throw repositoryNotFound(repository);
+        if (errorName(err) === 'ImageTagAlreadyExistsException') {
+          throw new PermanentHttpError(
+            `ECR repository "${repository}" has immutable tags and "${newTag}" already names another image; ` +
+              `moving "${newTag}" to "${sourceTag}" needs mutable tags`,
+            409,
+          );
+        }
+        throw err;
+      }
+    },
+  };
+}

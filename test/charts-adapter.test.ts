@@ -1,0 +1,287 @@
+/** The production charts adapter against real bare git repositories in temporary folders. */
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createGitChartsRepository, type GitChartsRepositoryOptions } from '../activities/adapters/charts-git';
+import { InvalidNameError } from '../common/names';
+import type { ChartsRepository } from '../common/ports';
+import { competingWriter, createChartsRepo, headOf, listCommits, listFiles, parentOf, readFileAt } from './support/charts-repo';
+
+const STAGING = 'charts/app-config/image-tags/staging/whitehall';
+const PRODUCTION = 'charts/app-config/image-tags/production/whitehall';
+const INTEGRATION = 'charts/app-config/image-tags/integration/whitehall';
+
+const STAGING_V1 = `# Image tag for whitehall in staging. Written by the deploy pipeline.
+image_tag: v1 # the running release
+promote_deployment: true
+automatic_deploys_enabled: true
+`;
+
+let tmp: string;
+let bare: string;
+
+beforeEach(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'charts-adapter-'));
+  bare = await createChartsRepo(tmp, {
+    [STAGING]: STAGING_V1,
+    [INTEGRATION]: 'image_tag: v1\n',
+  });
+});
+
+afterEach(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+function adapter(workdirName = 'worker', options: Partial<GitChartsRepositoryOptions> = {}): ChartsRepository {
+  return createGitChartsRepository({
+    remoteUrl: bare,
+    workdir: path.join(tmp, workdirName),
+    author: { name: 'Deploy Pipeline', email: 'deploy@example.com' },
+    ...options,
+  });
+}
+
+describe('setImageTag', () => {
+  test('commits exactly one commit that changes only the tag, keeping other keys and comments', async () => {
+    const before = await listCommits(bare);
+
+    const change = await adapter().setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+
+    const after = await listCommits(bare);
+    expect(after).toHaveLength(before.length + 1);
+    expect(after[0]).toEqual({ sha: change.chartsCommit, subject: 'Deploy whitehall v2 to staging' });
+    expect(change).toEqual({ chartsCommit: await headOf(bare), previousTag: 'v1', changed: true });
+    expect(await readFileAt(bare, 'main', STAGING)).toBe(STAGING_V1.replace('image_tag: v1', 'image_tag: v2'));
+    expect(await parentOf(bare, change.chartsCommit)).toBe(before[0]!.sha);
+  });
+
+  test('a second identical call makes no commit and returns the same answer, from any workdir', async () => {
+    const first = await adapter().setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+    const commits = await listCommits(bare);
+
+    const again = await adapter().setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+    // A worker that crashed after pushing restarts with a fresh clone.
+    const elsewhere = await adapter('restarted-worker').setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+
+    const expected = { chartsCommit: first.chartsCommit, previousTag: 'v1', changed: false };
+    expect(again).toEqual(expected);
+    expect(elsewhere).toEqual(expected);
+    expect(await listCommits(bare)).toEqual(commits);
+  });
+
+  test('a retry still finds the commit that set the tag after someone edited another key', async () => {
+    const first = await adapter().setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+    const writer = await competingWriter(bare, tmp);
+    const frozen = STAGING_V1.replace('image_tag: v1', 'image_tag: v2').replace('automatic_deploys_enabled: true', 'automatic_deploys_enabled: false');
+    await writer.push({ [STAGING]: frozen }, 'Freeze whitehall in staging');
+
+    const retry = await adapter().setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+
+    expect(retry).toEqual({ chartsCommit: first.chartsCommit, previousTag: 'v1', changed: false });
+  });
+
+  test('creates a missing file and its folders', async () => {
+    const change = await adapter().setImageTag('whitehall', 'production', 'v2', 'Deploy whitehall v2 to production');
+
+    expect(change).toEqual({ chartsCommit: await headOf(bare), previousTag: undefined, changed: true });
+    expect(await readFileAt(bare, 'main', PRODUCTION)).toBe('image_tag: v2\n');
+  });
+
+  test('quotes a tag that YAML would read as a number, and reads it back as written', async () => {
+    const charts = adapter();
+    await charts.setImageTag('whitehall', 'integration', '1234567', 'Deploy whitehall 1234567 to integration');
+
+    expect(await readFileAt(bare, 'main', INTEGRATION)).toBe('image_tag: "1234567"\n');
+    await expect(charts.readImageTag('whitehall', 'integration')).resolves.toMatchObject({ imageTag: '1234567' });
+  });
+
+  test('another writer pushing between our fetch and our push: we rebuild on top of it and lose nothing', async () => {
+    const writer = await competingWriter(bare, tmp);
+    const initial = await headOf(bare);
+    const charts = adapter('worker', {
+      beforePush: async (attempt) => {
+        if (attempt <= 2) await writer.push();
+      },
+    });
+
+    const change = await charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+
+    expect(change.changed).toBe(true);
+    const commits = await listCommits(bare);
+    expect(commits.map((c) => c.subject)).toEqual(['Deploy whitehall v2 to staging', 'Competing change 2', 'Competing change 1', 'Initial charts']);
+    expect(commits[0]!.sha).toBe(change.chartsCommit);
+    expect(commits[3]!.sha).toBe(initial);
+    expect(await readFileAt(bare, 'main', STAGING)).toContain('image_tag: v2');
+    const competingFiles = await listFiles(bare);
+    expect(competingFiles.filter((f) => f.startsWith('notes/'))).toHaveLength(2);
+  });
+
+  test('a writer that sets the same tag first wins: we push nothing and report its commit', async () => {
+    const writer = await competingWriter(bare, tmp);
+    let theirs = '';
+    const charts = adapter('worker', {
+      beforePush: async (attempt) => {
+        if (attempt === 1) theirs = await writer.push({ [STAGING]: 'image_tag: v2\n' }, 'Deploy whitehall v2 to staging by hand');
+      },
+    });
+
+    const change = await charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+
+    expect(change).toEqual({ chartsCommit: theirs, previousTag: 'v1', changed: false });
+    expect(await headOf(bare)).toBe(theirs);
+  });
+
+  test('gives up with a clear error after maxPushAttempts lost races', async () => {
+    const writer = await competingWriter(bare, tmp);
+    const charts = adapter('worker', { maxPushAttempts: 3, beforePush: async () => void (await writer.push()) });
+
+    await expect(charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging')).rejects.toThrow(
+      /could not push .*staging\/whitehall on main: other commits landed first 3 times in a row/,
+    );
+    expect((await listCommits(bare)).map((c) => c.subject)).not.toContain('Deploy whitehall v2 to staging');
+    expect(writer.pushes).toBe(3);
+  });
+
+  test('a push refused for another reason fails at once with git’s message', async () => {
+    const hook = path.join(bare, 'hooks', 'pre-receive');
+    await writeFile(hook, '#!/bin/sh\necho "charts are frozen today" >&2\nexit 1\n');
+    await chmod(hook, 0o755);
+    const attempts: number[] = [];
+    const charts = adapter('worker', { beforePush: async (attempt) => void attempts.push(attempt) });
+
+    await expect(charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging')).rejects.toThrow(/charts are frozen today/);
+    expect(attempts).toEqual([1]);
+  });
+
+  test('two workers racing on one remote both land their commit', async () => {
+    const first = adapter('worker-a');
+    const second = adapter('worker-b');
+
+    const [a, b] = await Promise.all([
+      first.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging'),
+      second.setImageTag('whitehall', 'production', 'v2', 'Deploy whitehall v2 to production'),
+    ]);
+
+    expect(a.changed && b.changed).toBe(true);
+    const subjects = (await listCommits(bare)).map((c) => c.subject);
+    expect(subjects).toHaveLength(3);
+    expect(subjects).toEqual(expect.arrayContaining(['Deploy whitehall v2 to staging', 'Deploy whitehall v2 to production']));
+    expect(await readFileAt(bare, 'main', STAGING)).toContain('image_tag: v2');
+    expect(await readFileAt(bare, 'main', PRODUCTION)).toBe('image_tag: v2\n');
+  });
+
+  test('calls on one workdir at once are serialised', async () => {
+    const charts = adapter();
+
+    const [staging, production, read] = await Promise.all([
+      charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging'),
+      charts.setImageTag('whitehall', 'production', 'v3', 'Deploy whitehall v3 to production'),
+      charts.readImageTag('whitehall', 'integration'),
+    ]);
+
+    expect(staging.changed && production.changed).toBe(true);
+    expect(read.imageTag).toBe('v1');
+    expect((await listCommits(bare)).map((c) => c.subject)).toEqual([
+      'Deploy whitehall v3 to production',
+      'Deploy whitehall v2 to staging',
+      'Initial charts',
+    ]);
+  });
+
+  test.each([
+    ['../whitehall', 'staging', 'v2'],
+    ['whitehall', '../staging', 'v2'],
+    ['whitehall', 'staging', '../v2'],
+    ['whitehall', 'staging', 'v2/../../x'],
+  ])('refuses app %j, environment %j, tag %j before any git command', async (app, environment, tag) => {
+    const workdir = path.join(tmp, 'untouched');
+    const charts = createGitChartsRepository({ remoteUrl: bare, workdir });
+    const commits = await listCommits(bare);
+
+    await expect(charts.setImageTag(app, environment, tag, `Deploy ${app} ${tag} to ${environment}`)).rejects.toBeInstanceOf(InvalidNameError);
+    if (tag === 'v2') await expect(charts.readImageTag(app, environment)).rejects.toBeInstanceOf(InvalidNameError);
+
+    expect(existsSync(workdir)).toBe(false);
+    expect(await listCommits(bare)).toEqual(commits);
+  });
+});
+
+test('credentials in the remote URL never appear in an error', async () => {
+  const charts = createGitChartsRepository({
+    remoteUrl: 'http://deploy-bot:s3cr3t-token@127.0.0.1:9/charts.git',
+    workdir: path.join(tmp, 'worker'),
+  });
+
+  const err = await charts.readImageTag('whitehall', 'staging').catch((e: unknown) => e);
+
+  expect(err).toBeInstanceOf(Error);
+  expect((err as Error).message).toMatch(/git fetch failed/);
+  expect((err as Error).message).not.toContain('s3cr3t-token');
+});
+
+describe('readImageTag', () => {
+  test('reads the tag and an automatic-deploy freeze from the remote branch', async () => {
+    const writer = await competingWriter(bare, tmp);
+    await writer.push({ [PRODUCTION]: '# frozen for the election\nimage_tag: v7\nautomatic_deploys_enabled: false\n' }, 'Freeze production');
+
+    const charts = adapter();
+    await expect(charts.readImageTag('whitehall', 'production')).resolves.toEqual({
+      path: PRODUCTION,
+      exists: true,
+      imageTag: 'v7',
+      automaticDeploysEnabled: false,
+    });
+    await expect(charts.readImageTag('whitehall', 'integration')).resolves.toEqual({
+      path: INTEGRATION,
+      exists: true,
+      imageTag: 'v1',
+      automaticDeploysEnabled: true,
+    });
+  });
+
+  test('a missing file is reported, with automatic deploys allowed', async () => {
+    await expect(adapter().readImageTag('whitehall', 'production')).resolves.toEqual({
+      path: PRODUCTION,
+      exists: false,
+      automaticDeploysEnabled: true,
+    });
+  });
+});
+
+describe('isAncestor', () => {
+  test('tells whether a commit is in the history of another', async () => {
+    const charts = adapter();
+    const initial = await headOf(bare);
+    const { chartsCommit } = await charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+
+    await expect(charts.isAncestor(initial, chartsCommit)).resolves.toBe(true);
+    await expect(charts.isAncestor(chartsCommit, chartsCommit)).resolves.toBe(true);
+    await expect(charts.isAncestor(chartsCommit, initial)).resolves.toBe(false);
+  });
+
+  test('sees commits pushed by others since the last call', async () => {
+    const charts = adapter();
+    const initial = await headOf(bare);
+    await expect(charts.isAncestor(initial, initial)).resolves.toBe(true);
+    const theirs = await (await competingWriter(bare, tmp)).push();
+
+    await expect(charts.isAncestor(initial, theirs)).resolves.toBe(true);
+  });
+
+  test('an unknown commit is no ancestor and has none', async () => {
+    const charts = adapter();
+    const initial = await headOf(bare);
+    const unknown = 'f'.repeat(40);
+
+    await expect(charts.isAncestor(unknown, initial)).resolves.toBe(false);
+    await expect(charts.isAncestor(initial, unknown)).resolves.toBe(false);
+  });
+
+  test('refuses anything but full SHAs', async () => {
+    const charts = adapter();
+    const initial = await headOf(bare);
+    await expect(charts.isAncestor('main', initial)).rejects.toBeInstanceOf(InvalidNameError);
+    await expect(charts.isAncestor(initial, '--all')).rejects.toBeInstanceOf(InvalidNameError);
+  });
+});
