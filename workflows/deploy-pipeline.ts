@@ -57,6 +57,8 @@ const calls = proxyActivities<PipelineActivities>({
 
 /** Long waits: they heartbeat, so a dead worker is noticed within the heartbeat timeout and the wait resumes elsewhere. */
 const waits = proxyActivities<PipelineActivities>({
+  // Each call sets its own bound from the catalogue (build and sync timeouts); this is the fallback.
+  scheduleToCloseTimeout: '1 hour',
   heartbeatTimeout: '1 minute',
   retry: {
     initialInterval: '1 second',

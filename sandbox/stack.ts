@@ -1,0 +1,236 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ECRClient } from '@aws-sdk/client-ecr';
+import { stringify as stringifyYaml } from 'yaml';
+import type { ActivityDependencies } from '../activities/pipeline-activities';
+import { loadCatalogue, type Catalogue } from '../common/catalogue';
+import { loadWorkerSettings, type WorkerSettings } from '../common/settings';
+import { AppEndpointsSimulator } from '../simulators/app-endpoints';
+import { ArgoCdSimulator } from '../simulators/argocd';
+import { createLocalChartsRepo, type LocalChartsRepo } from '../simulators/charts-repo';
+import { ensureRepository, pushSyntheticImage } from '../simulators/ecr-images';
+import { GitHubSimulator } from '../simulators/github';
+import { ReleaseAppSimulator } from '../simulators/release-app';
+import { createProductionDependencies } from '../worker/adapters';
+
+/**
+ * The whole GitOps platform on loopback: GitHub, Argo CD, the release app and the apps' endpoints as
+ * simulators speaking their real wire formats, a real bare Helm-charts repo, and ECR from the AWS SDK's
+ * endpoint (moto's server). Tests and the sandbox wire the production adapters to it unchanged.
+ */
+
+export interface StackEnvironmentSpec {
+  continuousDeployment?: boolean;
+  approvers?: string[];
+  syncTimeout?: string;
+  smokeAttempts?: number;
+}
+
+export interface StackAppSpec {
+  /** Environments in order, with their settings; default integration → staging → production, all continuous. */
+  environments?: Record<string, StackEnvironmentSpec>;
+  approvalTimeout?: string;
+  buildTimeout?: string;
+  tagScheme?: 'sha' | 'short-sha' | 'release-tag';
+  /** The tag every environment runs before the first pipeline. */
+  initialTag?: string;
+}
+
+export interface StackOptions {
+  apps: Record<string, StackAppSpec>;
+  /** Where the charts repos, the catalogue and the worker's charts clone live. */
+  dataDir: string;
+  argo?: { syncDelayMs?: number; healthyDelayMs?: number; pollIntervalMs?: number };
+  /** How long a dispatched image build takes before the image appears. */
+  buildDelayMs?: number;
+  polling?: { initialIntervalMs: number; maxIntervalMs: number };
+  smokeRetryInterval?: string;
+  ports?: { github?: number; argo?: number; release?: number; endpoints?: number };
+}
+
+export interface Stack {
+  github: GitHubSimulator;
+  argo: ArgoCdSimulator;
+  release: ReleaseAppSimulator;
+  endpoints: AppEndpointsSimulator;
+  charts: LocalChartsRepo;
+  ecr: ECRClient;
+  catalogue: Catalogue;
+  cataloguePath: string;
+  /** The environment a worker process or the CLI needs to use this stack. */
+  env: Record<string, string>;
+  settings: WorkerSettings;
+  /** Production adapters pointed at this stack. */
+  dependencies: ActivityDependencies;
+  repoOf(app: string): string;
+  imageRepositoryOf(app: string): string;
+  /** A new commit on the app's main branch (what a merge does); returns its SHA. */
+  merge(app: string, options?: { authorLogin?: string; message?: string; branch?: string; buildImage?: boolean }): Promise<string>;
+  pushImage(app: string, tag: string): Promise<void>;
+  /** What a failing image build does: dispatched builds of this app end in failure. */
+  failBuilds(app: string, failing: boolean): void;
+  /** Dispatched builds of this app never produce an image (a stuck build). */
+  stallBuilds(app: string, stalled: boolean): void;
+  close(): Promise<void>;
+}
+
+const DEFAULT_ENVIRONMENTS: Record<string, StackEnvironmentSpec> = {
+  integration: { continuousDeployment: true },
+  staging: { continuousDeployment: true },
+  production: { continuousDeployment: true },
+};
+
+const ORG = 'alphagov';
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const stackId = randomBytes(4).toString('hex');
+  const tokens = { github: `ghs_${randomBytes(12).toString('hex')}`, argo: `argo-${randomBytes(12).toString('hex')}`, release: `rel-${randomBytes(12).toString('hex')}` };
+  await mkdir(options.dataDir, { recursive: true });
+  const appNames = Object.keys(options.apps);
+  const environmentsOf = (app: string) => Object.entries(options.apps[app]!.environments ?? DEFAULT_ENVIRONMENTS);
+  const argoName = (app: string, environment: string) => `${app}-${environment}`;
+  const imageRepositoryOf = (app: string) => `${stackId}/${app}`;
+  const repoOf = (app: string) => `${ORG}/${app}`;
+  // What CI's image build would tag the image with (release tags are added by the tests that use them).
+  const buildTagOf = (app: string, sha: string) => (options.apps[app]!.tagScheme === 'short-sha' ? sha.slice(0, 7) : sha);
+
+  const initialFiles: Record<string, string> = {};
+  for (const app of appNames) {
+    for (const [environment] of environmentsOf(app)) {
+      initialFiles[`charts/app-config/image-tags/${environment}/${app}`] =
+        `# Managed by the deploy pipeline\n${stringifyYaml({ image_tag: options.apps[app]!.initialTag ?? 'initial', promote_deployment: true, automatic_deploys_enabled: true })}`;
+    }
+  }
+  const charts = await createLocalChartsRepo({ parentDir: join(options.dataDir, 'charts'), files: initialFiles });
+
+  const ecr = new ECRClient({});
+  const failing = new Set<string>();
+  const stalled = new Set<string>();
+  const github = new GitHubSimulator({ token: tokens.github, port: options.ports?.github });
+  github.onDispatch(async (dispatch) => {
+    const app = dispatch.repo.split('/')[1]!;
+    await new Promise((resolve) => setTimeout(resolve, options.buildDelayMs ?? 200));
+    if (failing.has(app)) throw new Error('docker build failed');
+    if (stalled.has(app)) return;
+    await pushSyntheticImage(ecr, imageRepositoryOf(app), buildTagOf(app, String(dispatch.inputs.gitRef)));
+  });
+  const argo = new ArgoCdSimulator({
+    chartsRepoPath: charts.bareDir,
+    token: tokens.argo,
+    applications: appNames.flatMap((app) => environmentsOf(app).map(([environment]) => ({ name: argoName(app, environment), app, environment }))),
+    syncDelayMs: options.argo?.syncDelayMs ?? 100,
+    healthyDelayMs: options.argo?.healthyDelayMs ?? 100,
+    pollIntervalMs: options.argo?.pollIntervalMs ?? 0,
+    port: options.ports?.argo,
+  });
+  const release = new ReleaseAppSimulator({ token: tokens.release, port: options.ports?.release });
+  const endpoints = new AppEndpointsSimulator({ versionOf: (app, environment) => argo.currentTag(app, environment), port: options.ports?.endpoints });
+  const started: { close(): Promise<void> }[] = [];
+  try {
+    for (const sim of [github, argo, release, endpoints]) {
+      await sim.start();
+      started.push(sim);
+    }
+  } catch (err) {
+    await Promise.all(started.map((sim) => sim.close()));
+    throw err;
+  }
+
+  for (const app of appNames) {
+    github.addRepo(repoOf(app), { defaultBranch: 'main' });
+    github.addCommit(repoOf(app), { branch: 'main', message: 'Initial commit' });
+    await ensureRepository(ecr, imageRepositoryOf(app));
+  }
+
+  const catalogueDocument = {
+    apps: Object.fromEntries(
+      appNames.map((app) => {
+        const spec = options.apps[app]!;
+        return [
+          app,
+          {
+            repo: repoOf(app),
+            imageRepository: imageRepositoryOf(app),
+            tagScheme: spec.tagScheme ?? 'sha',
+            build: { workflow: 'build-image.yml', ref: 'main', timeout: spec.buildTimeout ?? '2m' },
+            approvalTimeout: spec.approvalTimeout ?? '7d',
+            environments: Object.fromEntries(
+              environmentsOf(app).map(([environment, envSpec]) => [
+                environment,
+                {
+                  continuousDeployment: envSpec.continuousDeployment ?? true,
+                  argocdApplication: argoName(app, environment),
+                  approvers: envSpec.approvers ?? [],
+                  syncTimeout: envSpec.syncTimeout ?? '2m',
+                  smokeAttempts: envSpec.smokeAttempts ?? 2,
+                  smokeRetryInterval: options.smokeRetryInterval ?? '100ms',
+                  smokeChecks: [{ name: 'healthcheck', url: endpoints.healthcheckUrl(app, environment), expectStatus: 200, expectBodyContains: '"status":"ok"', timeout: '2s' }],
+                },
+              ]),
+            ),
+          },
+        ];
+      }),
+    ),
+  };
+  const cataloguePath = join(options.dataDir, 'apps.yaml');
+  await writeFile(cataloguePath, `# Generated by the sandbox for its simulated apps\n${stringifyYaml(catalogueDocument)}`);
+  const catalogue = loadCatalogue(cataloguePath);
+
+  const env: Record<string, string> = {
+    DEPLOY_CATALOGUE: cataloguePath,
+    GITHUB_TOKEN: tokens.github,
+    GITHUB_API_URL: github.url,
+    ARGOCD_URL: argo.url,
+    ARGOCD_TOKEN: tokens.argo,
+    RELEASE_URL: release.url,
+    RELEASE_TOKEN: tokens.release,
+    CHARTS_REPO_URL: charts.bareDir,
+    CHARTS_WORKDIR: join(options.dataDir, `charts-workdir-${stackId}`),
+    DEPLOY_POLL_INTERVAL_MS: String(options.polling?.initialIntervalMs ?? 100),
+    DEPLOY_POLL_MAX_INTERVAL_MS: String(options.polling?.maxIntervalMs ?? 500),
+  };
+  const settings = loadWorkerSettings(env);
+  const dependencies = createProductionDependencies(settings, catalogue);
+
+  return {
+    github,
+    argo,
+    release,
+    endpoints,
+    charts,
+    ecr,
+    catalogue,
+    cataloguePath,
+    env,
+    settings,
+    dependencies,
+    repoOf,
+    imageRepositoryOf,
+    async merge(app, mergeOptions = {}) {
+      const sha = github.addCommit(repoOf(app), {
+        branch: mergeOptions.branch ?? 'main',
+        authorLogin: mergeOptions.authorLogin,
+        message: mergeOptions.message ?? `Merge a change to ${app}`,
+      });
+      if (mergeOptions.buildImage ?? true) await pushSyntheticImage(ecr, imageRepositoryOf(app), buildTagOf(app, sha));
+      return sha;
+    },
+    async pushImage(app, tag) {
+      await pushSyntheticImage(ecr, imageRepositoryOf(app), tag);
+    },
+    failBuilds(app, value) {
+      if (value) failing.add(app);
+      else failing.delete(app);
+    },
+    stallBuilds(app, value) {
+      if (value) stalled.add(app);
+      else stalled.delete(app);
+    },
+    async close() {
+      await Promise.all([github, argo, release, endpoints].map((sim) => sim.close()));
+      ecr.destroy();
+    },
+  };
+}
