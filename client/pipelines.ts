@@ -167,10 +167,12 @@ async function decide(client: Client, workflowId: string, run: (handle: Workflow
   try {
     return await run(handle);
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no pipeline ${workflowId}`);
     // The validator's message is the reason; the server wraps it once.
     if (err instanceof WorkflowUpdateFailedError) throw new RefusedError(err.cause?.message ?? err.message);
-    if ((err as Error).message?.includes('workflow execution already completed')) {
+    if (err instanceof WorkflowNotFoundError) {
+      // The server says "not found" both for no such pipeline and for one that has finished.
+      const existing = await describeOrUndefined(handle);
+      if (!existing) throw new NotFoundError(`no pipeline ${workflowId}`);
       throw new RefusedError(`pipeline ${workflowId} has already finished`);
     }
     throw err;
