@@ -58,8 +58,8 @@ describe('an app without continuous deployment', () => {
     expect(await readFileAt(h.stack.charts.bareDir, 'main', 'charts/app-config/image-tags/production/publisher')).toContain('image_tag: initial');
 
     // Web UI approves with the signal of the same name.
-    await h.client.workflow.getHandle(workflowId).signal(approveSignal, { environment: 'production', approver: 'bob' });
-    const result = await h.client.workflow.getHandle(workflowId).result();
+    await h.handle(workflowId).signal(approveSignal, { environment: 'production', approver: 'bob' });
+    const result = await h.handle(workflowId).result();
     expect(result.status).toBe('SUCCEEDED');
     expect(result.environments[2]).toMatchObject({ state: 'DEPLOYED', approval: { by: 'bob' } });
     expect(h.stack.release.deployments.filter((d) => d.version === sha).map((d) => d.environment)).toEqual(['integration', 'staging', 'production']);
@@ -77,11 +77,11 @@ describe('an app without continuous deployment', () => {
 
     const rejected = await h.cli(['reject', workflowId, '--environment', 'staging', '--approver', 'carol', '--reason', 'breaks search']);
     expect(rejected.code).toBe(0);
-    const result = await h.client.workflow.getHandle(workflowId).result();
+    const result = await h.handle(workflowId).result();
     expect(result.status).toBe('REJECTED');
     expect(result.environments[1]).toMatchObject({ state: 'REJECTED', rejection: { by: 'carol', comment: 'breaks search' } });
     expect(await readFileAt(h.stack.charts.bareDir, 'main', 'charts/app-config/image-tags/staging/publisher')).not.toContain(result.sha!);
-    const description = await h.client.workflow.getHandle(workflowId).describe();
+    const description = await h.handle(workflowId).describe();
     expect(description.status.name).toBe('COMPLETED');
 
     const late = await h.cli(['approve', workflowId, '--environment', 'staging', '--approver', 'alice']);
@@ -91,10 +91,10 @@ describe('an app without continuous deployment', () => {
 
   it('expires when nobody decides within the approval timeout', async () => {
     const workflowId = await awaitingStaging('frontend');
-    const result = await h.client.workflow.getHandle(workflowId).result();
+    const result = await h.handle(workflowId).result();
     expect(result.status).toBe('EXPIRED');
     expect(result.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'EXPIRED', 'PENDING']);
-    const description = await h.client.workflow.getHandle(workflowId).describe();
+    const description = await h.handle(workflowId).describe();
     expect(description.typedSearchAttributes.get(DeployStatusAttribute)).toBe('EXPIRED');
     expect(description.status.name).toBe('COMPLETED');
   });

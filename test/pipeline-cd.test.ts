@@ -18,7 +18,7 @@ describe('a continuous-deployment app, from CI start to production', () => {
 
     const started = await h.startCi('whitehall', sha);
     expect(started).toMatchObject({ workflowId: `deploy-whitehall-${sha}`, sha, started: true });
-    const handle = h.client.workflow.getHandle(started.workflowId);
+    const handle = h.handle(started.workflowId);
     const result = await handle.result();
 
     expect(result.status).toBe('SUCCEEDED');
@@ -59,7 +59,7 @@ describe('a continuous-deployment app, from CI start to production', () => {
     expect(second.code).toBe(0);
     const attached = JSON.parse(second.out.join('\n'));
     expect(attached).toMatchObject({ workflowId: first.workflowId, runId: first.runId, started: false });
-    await h.client.workflow.getHandle(first.workflowId).result();
+    await h.handle(first.workflowId).result();
     // Even after it finished, a CI retry does not deploy the commit again.
     const third = await h.cli(['start', '--app', 'whitehall', '--ref', sha, '--json']);
     expect(JSON.parse(third.out.join('\n'))).toMatchObject({ workflowId: first.workflowId, runId: first.runId, started: false });

@@ -5,7 +5,7 @@ import { DeployStatusAttribute } from '../workflows/definitions';
 
 async function failureOf(h: PipelineHarness, workflowId: string): Promise<string> {
   try {
-    await h.client.workflow.getHandle(workflowId).result();
+    await h.handle(workflowId).result();
   } catch (err) {
     expect(err).toBeInstanceOf(WorkflowFailedError);
     return (err as WorkflowFailedError).cause?.message ?? '';
@@ -28,7 +28,7 @@ describe('images, Argo CD and smoke tests going wrong', () => {
     const { workflowId } = await h.startCi('smart-answers', sha);
     const building = await h.waitForStatus(workflowId, (s) => s.status === 'BUILDING' || s.status === 'DEPLOYING' || s.status === 'SUCCEEDED', 'the build to start');
     expect(['BUILDING', 'DEPLOYING', 'SUCCEEDED']).toContain(building.status);
-    const result = await h.client.workflow.getHandle(workflowId).result();
+    const result = await h.handle(workflowId).result();
     expect(result.status).toBe('SUCCEEDED');
     const dispatches = h.stack.github.dispatches.filter((d) => d.inputs.gitRef === sha);
     expect(dispatches).toHaveLength(1);
@@ -43,7 +43,7 @@ describe('images, Argo CD and smoke tests going wrong', () => {
       const { workflowId } = await h.startCi('collections', sha);
       expect(await failureOf(h, workflowId)).toBe(`image build timed out: no image for collections ${sha} appeared in ECR within 3s`);
       expect((await listCommits(h.stack.charts.bareDir)).length).toBe(before);
-      expect((await h.client.workflow.getHandle(workflowId).describe()).typedSearchAttributes.get(DeployStatusAttribute)).toBe('FAILED');
+      expect((await h.handle(workflowId).describe()).typedSearchAttributes.get(DeployStatusAttribute)).toBe('FAILED');
     } finally {
       h.stack.stallBuilds('collections', false);
     }
@@ -93,7 +93,7 @@ describe('images, Argo CD and smoke tests going wrong', () => {
     const staleUntil = Date.now() + staleMs;
     h.stack.endpoints.clearRequests();
     const { workflowId } = await h.startCi('smart-answers', sha);
-    const result = await h.client.workflow.getHandle(workflowId).result();
+    const result = await h.handle(workflowId).result();
     expect(result.status).toBe('SUCCEEDED');
     const argoPolls = h.stack.argo.requests.filter((r) => r.path === '/api/v1/applications/smart-answers-integration' && r.time.getTime() < staleUntil);
     expect(argoPolls.length).toBeGreaterThan(1);

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { runCli } from '../../client/cli';
 import { startPipeline, type StartedPipeline } from '../../client/pipelines';
@@ -9,6 +9,7 @@ import type { PipelineStatus } from '../../common/types';
 import { startStack, type Stack, type StackOptions } from '../../sandbox/stack';
 import { createDeployWorker } from '../../worker/create-worker';
 import { statusQuery } from '../../workflows/definitions';
+import type { DeployPipeline } from '../../workflows/deploy-pipeline';
 import { waitFor } from './env';
 import { connectClient, connectNative, uniqueTaskQueue, workflowBundlePath } from './temporal';
 
@@ -22,6 +23,7 @@ export interface PipelineHarness {
   cli(args: string[]): Promise<{ code: number; out: string[]; err: string[] }>;
   /** What CI does after a merge: `deploy start --app APP --ref SHA`. */
   startCi(app: string, sha: string): Promise<StartedPipeline>;
+  handle(workflowId: string): WorkflowHandle<typeof DeployPipeline>;
   status(workflowId: string): Promise<PipelineStatus>;
   waitForStatus(workflowId: string, wanted: (status: PipelineStatus) => boolean, description: string, timeoutMs?: number): Promise<PipelineStatus>;
   close(): Promise<void>;
@@ -50,6 +52,7 @@ export async function startHarness(options: Omit<StackOptions, 'dataDir'>): Prom
         return { code, out, err };
       },
       startCi: (app, sha) => startPipeline({ app, ref: sha, requestedBy: 'ci' }, { client, taskQueue, catalogue: stack.catalogue, sourceHost: stack.dependencies.sourceHost }),
+      handle: (workflowId) => client.workflow.getHandle<typeof DeployPipeline>(workflowId),
       status: (workflowId) => client.workflow.getHandle(workflowId).query(statusQuery),
       async waitForStatus(workflowId, wanted, description, timeoutMs = 60_000) {
         let last: PipelineStatus | undefined;
