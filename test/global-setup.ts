@@ -13,7 +13,8 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { DefaultLogger } from '@temporalio/worker';
+import { bundleDeployWorkflows, WORKFLOWS_PATH } from '../worker/bundle-workflows';
 import { SEARCH_ATTRIBUTES } from '../workflows/definitions';
 import { freePort, waitFor } from './support/env';
 
@@ -139,13 +140,13 @@ async function startMoto(): Promise<void> {
 }
 
 async function bundleWorkflows(): Promise<void> {
-  const workflowsPath = require.resolve('../workflows');
   const started = Date.now();
   let code: string;
   try {
-    ({ code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') }));
+    // The same bundle as `npm run build` makes, interceptor modules included.
+    code = await bundleDeployWorkflows({ logger: new DefaultLogger('WARN') });
   } catch (err) {
-    throw new Error(`workflow code could not be bundled from ${path.relative(ROOT, workflowsPath)}: ${errorText(err)}`);
+    throw new Error(`workflow code could not be bundled from ${path.relative(ROOT, WORKFLOWS_PATH)}: ${errorText(err)}`);
   }
   mkdirSync(TEST_CACHE, { recursive: true });
   const bundlePath = path.join(TEST_CACHE, 'workflow-bundle.js');

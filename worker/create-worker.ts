@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { stepMetricsInterceptor } from '../activities/metrics-interceptor';
 import { createActivities, type ActivityDependencies } from '../activities/pipeline-activities';
+import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from './bundle-workflows';
 
 export interface DeployWorkerOptions {
   connection: NativeConnection;
@@ -21,8 +23,10 @@ export async function createDeployWorker(options: DeployWorkerOptions): Promise<
     connection: options.connection,
     namespace: options.namespace ?? 'default',
     taskQueue: options.taskQueue,
-    ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: require.resolve('../workflows') }),
+    ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(options.dependencies),
+    // A prebuilt bundle already holds the workflow interceptor modules (see bundle-workflows.ts).
+    interceptors: { activity: [stepMetricsInterceptor], ...(bundle ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
     ...(options.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: options.maxCachedWorkflows } : {}),
   });
 }

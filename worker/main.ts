@@ -1,19 +1,28 @@
 import { existsSync } from 'node:fs';
+import type { Logger } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import { CatalogueError, loadCatalogue } from '../common/catalogue';
 import { loadWorkerSettings, SettingsError, temporalConnectConfig } from '../common/settings';
 import { createProductionDependencies } from './adapters';
 import { DEFAULT_BUNDLE_PATH } from './bundle-workflows';
 import { createDeployWorker } from './create-worker';
+import { createJsonLogger, secretValuesFrom } from './logging';
+import { installRuntime, loadTelemetrySettings } from './telemetry';
 
 /** The worker process: validate everything first, then poll the task queue until SIGINT/SIGTERM. */
-async function main(): Promise<void> {
+async function main(secrets: string[], useLogger: (logger: Logger) => void): Promise<void> {
+  const telemetry = loadTelemetrySettings();
+  const logger = createJsonLogger({ level: telemetry.logLevel, secrets });
+  useLogger(logger);
+  // Before anything touches the SDK runtime: the first use would install a default one.
+  installRuntime(telemetry, logger);
+
   const settings = loadWorkerSettings();
   const catalogue = loadCatalogue(settings.cataloguePath);
   const { connectionOptions, namespace } = temporalConnectConfig();
   const connection = await NativeConnection.connect(connectionOptions);
   const workflowBundlePath = settings.workflowBundlePath ?? (existsSync(DEFAULT_BUNDLE_PATH) ? DEFAULT_BUNDLE_PATH : undefined);
-  if (!workflowBundlePath) console.error('no prebundled workflow code found (run "npm run build"); bundling at start-up');
+  if (!workflowBundlePath) logger.warn('no prebundled workflow code found (run "npm run build"); bundling at start-up');
   const worker = await createDeployWorker({
     connection,
     namespace,
@@ -21,9 +30,14 @@ async function main(): Promise<void> {
     dependencies: createProductionDependencies(settings, catalogue),
     workflowBundlePath,
   });
-  console.error(
-    `worker polling task queue "${settings.taskQueue}" in namespace "${namespace ?? 'default'}" at ${connectionOptions.address}; ${catalogue.apps.size} apps from ${catalogue.file}`,
-  );
+  logger.info('deploy worker polling', {
+    taskQueue: settings.taskQueue,
+    namespace: namespace ?? 'default',
+    temporalAddress: connectionOptions.address,
+    apps: catalogue.apps.size,
+    catalogue: catalogue.file,
+    metricsAddress: telemetry.metricsAddress ?? null,
+  });
   try {
     await worker.run();
   } finally {
@@ -31,11 +45,21 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof SettingsError || err instanceof CatalogueError) {
-    console.error(`deploy worker: ${err.message}`);
-    process.exit(2);
-  }
-  console.error(`deploy worker: ${(err as Error).stack ?? String(err)}`);
-  process.exit(1);
-});
+const secrets = secretValuesFrom(process.env);
+// Until the log level is known (a bad one is itself a start-up error), log at INFO.
+let logger: Logger = createJsonLogger({ level: 'INFO', secrets });
+// Node prints warnings (deprecations, libraries' notices) as plain text; they become log lines like any other.
+process.removeAllListeners('warning');
+process.on('warning', (warning) => logger.warn(warning.message, { warning: warning.name }));
+
+main(secrets, (configured) => (logger = configured)).then(
+  () => logger.info('deploy worker stopped'),
+  (err: unknown) => {
+    if (err instanceof SettingsError || err instanceof CatalogueError) {
+      logger.error(`deploy worker: ${err.message}`);
+      process.exit(2);
+    }
+    logger.error('deploy worker failed', { error: err });
+    process.exit(1);
+  },
+);

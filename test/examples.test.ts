@@ -1,0 +1,167 @@
+/**
+ * The GitHub Actions examples in examples/github-actions: they parse, they declare what the pipeline and GOV.UK's
+ * manual-deploy convention need, and the `deploy` commands they run work — each is run, as the job's shell would
+ * expand it, through the real CLI against a worker on the shared dev server.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { startHarness, type PipelineHarness } from './support/pipeline';
+
+const ROOT = path.resolve(__dirname, '..');
+/** Lanes are per app and environment across the whole namespace: an app name of its own keeps this test apart. */
+const APP = `examples-${randomBytes(3).toString('hex')}`;
+const EXAMPLES = path.join(ROOT, 'examples', 'github-actions');
+
+interface Step {
+  name?: string;
+  uses?: string;
+  run?: string;
+  env?: Record<string, string>;
+  with?: Record<string, unknown>;
+  'working-directory'?: string;
+}
+
+interface Workflow {
+  name: string;
+  'run-name'?: string;
+  on: Record<string, { inputs?: Record<string, { required?: boolean; type?: string; options?: string[] }>; secrets?: Record<string, unknown> } | null>;
+  env?: Record<string, string>;
+  jobs: Record<string, { env?: Record<string, string>; steps: Step[] }>;
+}
+
+function example(file: string): Workflow {
+  const doc = parseYaml(readFileSync(path.join(EXAMPLES, file), 'utf8')) as Workflow;
+  expect(doc).toMatchObject({ name: expect.any(String), on: expect.any(Object), jobs: expect.any(Object) });
+  return doc;
+}
+
+/** Replaces each `${{ expression }}` with its value; an expression the test does not know is an error. */
+function evaluate(text: string, values: Record<string, string>): string {
+  return text.replace(/\$\{\{\s*(.+?)\s*\}\}/g, (_, expression: string) => {
+    const value = values[expression];
+    if (value === undefined) throw new Error(`the test has no value for the expression \${{ ${expression} }} in "${text}"`);
+    return value;
+  });
+}
+
+/** Words of a one-line shell command: double quotes group, `$NAME` expands from `env`. Enough for these examples. */
+function shellWords(command: string, env: Record<string, string>): string[] {
+  const words: string[] = [];
+  for (const [, quoted, bare] of command.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)) {
+    const word = (quoted ?? bare)!;
+    if (/[|;&<>`]/.test(bare ?? '')) throw new Error(`"${command}" is more than one simple command`);
+    words.push(
+      word.replace(/\$(?:\{([A-Z_][A-Z0-9_]*)\}|([A-Z_][A-Z0-9_]*))/g, (_, braced?: string, plain?: string) => {
+        const name = (braced ?? plain)!;
+        if (env[name] === undefined) throw new Error(`$${name} is not set for "${command}"`);
+        return env[name]!;
+      }),
+    );
+  }
+  return words;
+}
+
+/** The step that runs the deploy CLI, with its effective environment (workflow, job, step), secrets left out. */
+function deployStep(doc: Workflow, values: Record<string, string>): { args: string[]; env: Record<string, string> } {
+  const [job] = Object.values(doc.jobs);
+  const steps = job!.steps.filter((step) => step.run?.includes(' deploy '));
+  expect(steps).toHaveLength(1);
+  const step = steps[0]!;
+  const declared = { ...doc.env, ...job!.env, ...step.env };
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(declared)) {
+    if (/secrets\.|github\.token/.test(value)) continue;
+    env[name] = evaluate(value, values);
+  }
+  const words = shellWords(evaluate(step.run!.trim(), values), env);
+  // --no: npx must never fetch an unrelated "deploy" package from the registry when the local bin is missing.
+  expect(words.slice(0, 3)).toEqual(['npx', '--no', 'deploy']);
+  expect(step['working-directory']).toBe('deploy-pipelines');
+  return { args: words.slice(3), env: { ...declared } };
+}
+
+const packageJson = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+
+describe('GitHub Actions examples', () => {
+  let h: PipelineHarness;
+  beforeAll(async () => {
+    h = await startHarness({ apps: { [APP]: {} } });
+  });
+  afterAll(async () => h?.close());
+
+  it('the CLI they call is the package bin, built from client/cli.ts with its shebang', () => {
+    expect(packageJson.bin.deploy).toBe('dist/client/cli.js');
+    expect(readFileSync(path.join(ROOT, 'client', 'cli.ts'), 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
+  });
+
+  it('deploy-on-merge starts one pipeline per commit with Temporal Cloud settings from secrets, and the pipeline dispatches build-image', async () => {
+    const doc = example('deploy-on-merge.yml');
+    expect(Object.keys(doc.on)).toEqual(['workflow_call']);
+    expect(doc.on.workflow_call?.inputs?.app).toMatchObject({ required: true, type: 'string' });
+    expect(Object.keys(doc.on.workflow_call?.secrets ?? {}).sort()).toEqual(['TEMPORAL_ADDRESS', 'TEMPORAL_API_KEY', 'TEMPORAL_NAMESPACE']);
+
+    // A commit whose image CI has not built yet: the pipeline dispatches the image build.
+    const sha = await h.stack.merge(APP, { buildImage: false });
+    const values = { 'github.sha': sha, 'inputs.app': APP, 'github.workflow': 'CI', 'github.run_id': '42' };
+    const { args, env } = deployStep(doc, values);
+    for (const name of ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'TEMPORAL_API_KEY']) expect(env[name]).toBe(`\${{ secrets.${name} }}`);
+    expect(args).toEqual(['start', '--app', APP, '--ref', sha, '--requested-by', 'CI run 42']);
+
+    const first = await h.cli(args);
+    expect(first).toMatchObject({ code: 0, out: [`started: deploy-${APP}-${sha}`] });
+    // A re-run of the job attaches to the same pipeline.
+    const again = await h.cli(args);
+    expect(again).toMatchObject({ code: 0, out: [`already running: deploy-${APP}-${sha}`] });
+    expect((await h.client.workflow.getHandle(`deploy-${APP}-${sha}`).result()).status).toBe('SUCCEEDED');
+
+    const build = example('build-image.yml');
+    const [dispatch] = h.stack.github.dispatches.filter((d) => d.inputs.gitRef === sha);
+    expect(dispatch).toBeDefined();
+    expect(dispatch!.workflowFile).toBe('build-image.yml');
+    const declared = build.on.workflow_dispatch?.inputs ?? {};
+    // GitHub refuses a dispatch with an undeclared input, or without a required one.
+    for (const input of Object.keys(dispatch!.inputs)) expect(Object.keys(declared)).toContain(input);
+    for (const [input, spec] of Object.entries(declared)) if (spec.required) expect(dispatch!.inputs).toHaveProperty(input);
+    // The pipeline finds its build run by the commit in the run's name.
+    const runName = evaluate(build['run-name']!, { 'inputs.gitRef': String(dispatch!.inputs.gitRef) });
+    expect(runName).toBe(`Build image ${sha}`);
+  });
+
+  it('manual-deploy takes gitRef and environment, as GOV.UK\'s "Deploy" workflow does, and follows the deploy to its end', async () => {
+    const doc = example('manual-deploy.yml');
+    expect(Object.keys(doc.on)).toEqual(['workflow_dispatch']);
+    const inputs = doc.on.workflow_dispatch?.inputs ?? {};
+    expect(Object.keys(inputs).sort()).toEqual(['environment', 'gitRef']);
+    expect(inputs.gitRef).toMatchObject({ required: true, type: 'string' });
+    expect(inputs.environment).toMatchObject({ required: true, type: 'choice', options: ['integration', 'staging', 'production'] });
+
+    // A branch, not a SHA: the CLI resolves it with the catalogue and GITHUB_TOKEN.
+    const sha = await h.stack.merge(APP);
+    const values = {
+      'inputs.gitRef': 'main',
+      'inputs.environment': 'staging',
+      'github.actor': 'octocat',
+      'vars.DEPLOY_APP || github.event.repository.name': APP,
+    };
+    const { args, env } = deployStep(doc, values);
+    expect(env.GITHUB_TOKEN).toBe('${{ github.token }}');
+    expect(args).toEqual(['start', '--app', APP, '--ref', 'main', '--environment', 'staging', '--wait', '--requested-by', 'octocat']);
+
+    const run = await h.cli(args);
+    expect(run.code).toBe(0);
+    const status = await h.status(`deploy-${APP}-${sha}-staging-manual`);
+    expect(status).toMatchObject({ status: 'SUCCEEDED', trigger: 'manual', sha });
+    expect(status.environments.map((e) => [e.environment, e.state])).toEqual([['staging', 'DEPLOYED']]);
+  });
+
+  it('build-image is dispatched with gitRef and names its run after it', () => {
+    const doc = example('build-image.yml');
+    expect(Object.keys(doc.on)).toEqual(['workflow_dispatch']);
+    expect(doc.on.workflow_dispatch?.inputs).toEqual({ gitRef: expect.objectContaining({ required: true, type: 'string' }) });
+    expect(doc['run-name']).toBe('Build image ${{ inputs.gitRef }}');
+    const checkout = Object.values(doc.jobs)[0]!.steps.find((step) => step.uses?.startsWith('actions/checkout@'));
+    expect(checkout?.with?.ref).toBe('${{ inputs.gitRef }}');
+  });
+});
