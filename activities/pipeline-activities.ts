@@ -8,6 +8,7 @@ import {
   type ArgoApplicationStatus,
   type ArgoCd,
   type ChartsRepository,
+  type CompareStatus,
   type ImageRegistry,
   type ImageTagChange,
   type ReleaseApp,
@@ -15,7 +16,10 @@ import {
   type SmokeTester,
   type SourceHost,
 } from '../common/ports';
-import { FailureTypes, type PipelineInput, type ReleasePlan } from '../common/types';
+import { FailureTypes, type LaneRequest, type PipelineInput, type ReleasePlan } from '../common/types';
+import { msUntilWindowOpens } from '../common/deploy-windows';
+import { acquireLaneSignal, awaitingApprovalSignal, LANE_WORKFLOW_TYPE, laneWorkflowId } from '../workflows/definitions';
+import { TransientHttpError } from './adapters/http-errors';
 
 export interface PollingSettings {
   /** First wait between two looks at Argo CD or ECR; grows by half each time up to the maximum. */
@@ -38,6 +42,33 @@ export interface EnvironmentStep {
   app: string;
   environment: string;
   tag: string;
+  /** A rollback is its own deployment: its own charts commit message and release record. */
+  purpose?: 'deploy' | 'rollback';
+}
+
+export interface BumpRequest extends EnvironmentStep {
+  /** Automatic deploys stop at `automatic_deploys_enabled: false`; manual ones do not. */
+  respectFreeze: boolean;
+  /** Why we roll back, for the charts commit message. */
+  reason?: string;
+}
+
+export type BumpOutcome = ({ frozen: false } & ImageTagChange) | { frozen: true; path: string };
+
+export interface LaneSignalRequest {
+  app: string;
+  environment: string;
+  signal: 'acquire' | 'awaitingApproval';
+  request: LaneRequest;
+}
+
+export interface DeployedRelease {
+  /** What the environment's image-tag file holds now. */
+  tag?: string;
+  /** The commit that tag was built from, when known. */
+  sha?: string;
+  /** How our commit relates to it: `ahead` means ours is newer. */
+  relation: CompareStatus | 'unknown';
 }
 
 export interface SyncTarget extends EnvironmentStep {
@@ -67,6 +98,10 @@ function classify(err: unknown): unknown {
   if (err instanceof RefNotFoundError) return permanent(FailureTypes.RefNotFound, err.message);
   if (err instanceof InvalidNameError) return permanent(FailureTypes.InvalidInput, err.message);
   if (err instanceof PermanentHttpError) return permanent(FailureTypes.PermanentHttpError, err.message);
+  // Back off as long as the server asked (Retry-After, GitHub's rate-limit reset), within reason.
+  if (err instanceof TransientHttpError && err.retryAfterMs !== undefined) {
+    return ApplicationFailure.create({ type: 'TransientHttpError', message: err.message, nextRetryDelay: Math.min(Math.max(err.retryAfterMs, 1000), 15 * 60_000) });
+  }
   return err;
 }
 
@@ -148,6 +183,8 @@ export function createActivities(deps: ActivityDependencies) {
         const environments = input.environment ? [environmentConfig(app, input.environment)] : app.environments;
         const sha = await sourceHost.resolveRef(app.repo, input.ref);
         const tag = await imageTagFor(app, sha);
+        const selfApprovalMatters = input.trigger === 'ci' && environments.some((env) => !env.allowSelfApproval);
+        const authorLogin = selfApprovalMatters ? await sourceHost.commitAuthor(app.repo, sha) : undefined;
         return {
           app: app.name,
           repo: app.repo,
@@ -155,10 +192,15 @@ export function createActivities(deps: ActivityDependencies) {
           tag,
           approvalTimeoutMs: app.approvalTimeoutMs,
           buildTimeoutMs: app.build.timeoutMs,
+          authorLogin,
+          freezeRecheckIntervalMs: catalogue.freezeRecheckIntervalMs,
+          stepRetry: catalogue.stepRetry,
           environments: environments.map((env) => ({
             name: env.name,
             continuousDeployment: input.trigger === 'ci' && env.continuousDeployment,
             approvers: env.approvers,
+            allowSelfApproval: env.allowSelfApproval,
+            hasDeployWindows: env.deployWindows.length > 0,
             syncTimeoutMs: env.syncTimeoutMs,
           })),
         };
@@ -204,12 +246,79 @@ export function createActivities(deps: ActivityDependencies) {
     },
 
     /** Step 3.2: one charts commit per environment; a retry finds the commit it already made. */
-    async bumpImageTag(step: EnvironmentStep): Promise<ImageTagChange> {
+    async bumpImageTag(step: BumpRequest): Promise<BumpOutcome> {
       return classified(async () => {
         const app = appConfig(step.app);
         const env = environmentConfig(app, step.environment);
         const tag = validateImageTag(step.tag);
-        return charts.setImageTag(app.name, env.name, tag, `Deploy ${app.name} ${tag} to ${env.name}`);
+        if (step.respectFreeze) {
+          const file = await charts.readImageTag(app.name, env.name);
+          // Our own earlier commit may already be there (a retry); a freeze set after it does not undo it.
+          if (!file.automaticDeploysEnabled && file.imageTag !== tag) return { frozen: true, path: file.path };
+        }
+        const message =
+          step.purpose === 'rollback'
+            ? `Roll back ${app.name} to ${tag} in ${env.name}${step.reason ? `: ${step.reason}` : ''}`
+            : `Deploy ${app.name} ${tag} to ${env.name}`;
+        return { frozen: false, ...(await charts.setImageTag(app.name, env.name, tag, message.slice(0, 500))) };
+      });
+    },
+
+    /** Step 3.1: what the environment runs now, and whether our commit is newer (GitHub compare). */
+    async compareWithDeployed(step: EnvironmentStep & { sha: string }): Promise<DeployedRelease> {
+      return classified(async () => {
+        const app = appConfig(step.app);
+        const env = environmentConfig(app, step.environment);
+        const file = await charts.readImageTag(app.name, env.name);
+        if (!file.imageTag) return { relation: 'unknown' };
+        let deployedSha: string | undefined;
+        if (isFullSha(file.imageTag)) deployedSha = file.imageTag;
+        else {
+          try {
+            deployedSha = await sourceHost.resolveRef(app.repo, file.imageTag);
+          } catch (err) {
+            if (!(err instanceof RefNotFoundError)) throw err;
+          }
+        }
+        if (!deployedSha) return { tag: file.imageTag, relation: 'unknown' };
+        if (deployedSha === step.sha) return { tag: file.imageTag, sha: deployedSha, relation: 'identical' };
+        return { tag: file.imageTag, sha: deployedSha, relation: await sourceHost.compareCommits(app.repo, deployedSha, step.sha) };
+      });
+    },
+
+    /** Is `head` newer than `base`? (GitHub compare: `ahead` means it is.) */
+    async compareCommits(request: { app: string; base: string; head: string }): Promise<CompareStatus> {
+      return classified(() => sourceHost.compareCommits(appConfig(request.app).repo, request.base, request.head));
+    },
+
+    /** Signal-with-start: the lane workflow may have ended while idle. */
+    async signalLane(request: LaneSignalRequest): Promise<void> {
+      return classified(async () => {
+        const app = appConfig(request.app);
+        const env = environmentConfig(app, request.environment);
+        const { client, info } = Context.current();
+        await client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+          workflowId: laneWorkflowId(info.taskQueue, app.name, env.name),
+          taskQueue: info.taskQueue,
+          args: [{ app: app.name, environment: env.name }],
+          signal: request.signal === 'acquire' ? acquireLaneSignal : awaitingApprovalSignal,
+          signalArgs: [request.request],
+        });
+      });
+    },
+
+    /** 0 when automatic deploys may run now; otherwise how long until the next deploy window opens. */
+    async msUntilDeployWindow(request: { app: string; environment: string; nowMs: number }): Promise<number> {
+      return classified(async () => {
+        const env = environmentConfig(appConfig(request.app), request.environment);
+        return msUntilWindowOpens(env.deployWindows, request.nowMs);
+      });
+    },
+
+    async isTeamMember(request: { team: string; login: string }): Promise<boolean> {
+      return classified(async () => {
+        const [org, team] = request.team.replace(/^@/, '').split('/');
+        return sourceHost.isTeamMember(org!, team!, request.login);
       });
     },
 
@@ -231,7 +340,7 @@ export function createActivities(deps: ActivityDependencies) {
         const pipelineId = info.workflowExecution?.workflowId ?? info.activityId;
         await releaseApp.recordDeployment(
           { repo: app.repo, environment: env.name, version: validateImageTag(step.tag) },
-          `${pipelineId}/${env.name}`,
+          `${pipelineId}/${env.name}${step.purpose === 'rollback' ? '/rollback' : ''}`,
         );
       });
     },
@@ -256,10 +365,11 @@ export function createActivities(deps: ActivityDependencies) {
           // A status from before our commit says nothing about our release, whatever it says.
           if (!(await atOrAfterOurs(status.syncRevision))) return undefined;
           const where = `Argo CD application ${status.name} at charts commit ${shortSha(status.syncRevision!)}`;
-          if (status.healthStatus === 'Degraded') {
+          const operationIsOurs = status.operationRevision === undefined || (await atOrAfterOurs(status.operationRevision));
+          // Until our revision is synced, the health Argo CD reports is the old rollout's.
+          if (status.syncStatus === 'Synced' && operationIsOurs && status.healthStatus === 'Degraded') {
             throw permanent(FailureTypes.ArgoCdDegraded, `${where} is Degraded${status.healthMessage ? `: ${status.healthMessage}` : ''}`);
           }
-          const operationIsOurs = status.operationRevision === undefined || (await atOrAfterOurs(status.operationRevision));
           if (operationIsOurs && (status.operationPhase === 'Failed' || status.operationPhase === 'Error')) {
             throw permanent(FailureTypes.ArgoCdSyncFailed, `${where}: sync ${status.operationPhase}${status.operationMessage ? `: ${status.operationMessage}` : ''}`);
           }

@@ -11,6 +11,8 @@ import {
   approvePipeline,
   BadInputError,
   cancelPipeline,
+  clearHold,
+  listHolds,
   listPipelines,
   NotFoundError,
   pipelineStatus,
@@ -50,6 +52,9 @@ commands:
   status  ID
   list    [--app APP] [--status STATUS] [--environment ENV] [--limit N]
   cancel  ID
+  hold list   [--app APP] [--environment ENV]
+  hold clear  --app APP --environment ENV [--approver LOGIN]
+          A hold (after a rollback or a manual deploy) stops automatic deploys of APP to ENV until cleared.
 
 ID is a pipeline's workflow ID (deploy-<app>-<sha>), or give --app APP --ref REF instead.
 Options: --json for machine-readable output. --approver defaults to $DEPLOY_USER, then $USER.
@@ -233,6 +238,28 @@ async function run(command: string, values: Values, positionals: string[], sessi
       await cancelPipeline(await session.client(), id);
       print([`cancellation requested for ${id}`], { workflowId: id, cancelRequested: true });
       return ExitCode.Ok;
+    }
+    case 'hold': {
+      const [action] = positionals;
+      if (action === 'list') {
+        const holds = await listHolds(await session.client(), { taskQueue: taskQueueFrom(io.env), app: values.app, environment: values.environment });
+        print(
+          holds.length === 0 ? ['no holds'] : holds.map((h) => `${h.app} ${h.environment}: ${h.reason} (set by ${h.setBy} at ${h.setAt})`),
+          holds,
+        );
+        return ExitCode.Ok;
+      }
+      if (action === 'clear') {
+        const cleared = await clearHold(await session.client(), {
+          taskQueue: taskQueueFrom(io.env),
+          app: required(values, 'app'),
+          environment: required(values, 'environment'),
+          by: approverFrom(values, io.env),
+        });
+        print([`cleared the hold on ${values.app} in ${values.environment}: ${cleared.reason}`], cleared);
+        return ExitCode.Ok;
+      }
+      throw new BadInputError('usage: deploy hold list|clear');
     }
     default:
       throw new BadInputError(`unknown command "${command}"\n${USAGE}`);

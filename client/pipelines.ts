@@ -9,7 +9,7 @@ import {
 import type { Catalogue } from '../common/catalogue';
 import { ciWorkflowId, isFullSha, manualWorkflowId, validateAppName, validateApprover, validateEnvironmentName, validateGitRef } from '../common/names';
 import type { SourceHost } from '../common/ports';
-import { DEPLOY_STATUSES, type ApprovalReceipt, type PipelineInput, type PipelineStatus } from '../common/types';
+import { DEPLOY_STATUSES, type ApprovalReceipt, type Hold, type PipelineInput, type PipelineStatus } from '../common/types';
 import {
   approveUpdate,
   DeployApp,
@@ -17,6 +17,10 @@ import {
   DeployEnvironment,
   DeployStatusAttribute,
   DeployTrigger,
+  clearHoldUpdate,
+  LANE_WORKFLOW_TYPE,
+  laneStateQuery,
+  laneWorkflowId,
   rejectUpdate,
   statusQuery,
   WORKFLOW_TYPE,
@@ -173,7 +177,9 @@ async function decide(client: Client, workflowId: string, run: (handle: Workflow
       // The server says "not found" both for no such pipeline and for one that has finished.
       const existing = await describeOrUndefined(handle);
       if (!existing) throw new NotFoundError(`no pipeline ${workflowId}`);
-      throw new RefusedError(`pipeline ${workflowId} has already finished`);
+      const outcome = await handle.query(statusQuery).catch(() => undefined);
+      const why = outcome ? `: ${outcome.status}${outcome.failure ? ` (${outcome.failure})` : ''}` : '';
+      throw new RefusedError(`pipeline ${workflowId} has already finished${why}`);
     }
     throw err;
   }
@@ -264,4 +270,35 @@ export async function listPipelines(client: Client, filter: ListFilter): Promise
     if (out.length >= limit) break;
   }
   return out;
+}
+
+export interface HoldRow extends Hold {
+  app: string;
+  environment: string;
+}
+
+/** Holds live in the running lane workflows; a lane with a hold never ends on its own. */
+export async function listHolds(client: Client, filter: { taskQueue: string; app?: string; environment?: string }): Promise<HoldRow[]> {
+  const clauses = [`WorkflowType = "${LANE_WORKFLOW_TYPE}"`, 'ExecutionStatus = "Running"', `TaskQueue = "${filter.taskQueue}"`];
+  if (filter.app) clauses.push(`DeployApp = "${asBadInput(() => validateAppName(filter.app))}"`);
+  if (filter.environment) clauses.push(`DeployEnvironment = "${asBadInput(() => validateEnvironmentName(filter.environment))}"`);
+  const rows: HoldRow[] = [];
+  for await (const lane of client.workflow.list({ query: clauses.join(' AND ') })) {
+    const laneState = await client.workflow.getHandle(lane.workflowId).query(laneStateQuery).catch(() => undefined);
+    if (laneState?.hold) rows.push({ app: laneState.app, environment: laneState.environment, ...laneState.hold });
+  }
+  return rows.sort((a, b) => `${a.app}/${a.environment}`.localeCompare(`${b.app}/${b.environment}`));
+}
+
+export async function clearHold(client: Client, request: { taskQueue: string; app: string; environment: string; by: string }): Promise<Hold> {
+  const app = asBadInput(() => validateAppName(request.app));
+  const environment = asBadInput(() => validateEnvironmentName(request.environment));
+  const by = asBadInput(() => validateApprover(request.by));
+  try {
+    return await client.workflow.getHandle(laneWorkflowId(request.taskQueue, app, environment)).executeUpdate(clearHoldUpdate, { args: [{ by }] });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) throw new RefusedError(err.cause?.message ?? err.message);
+    if (err instanceof WorkflowNotFoundError) throw new RefusedError(`there is no hold on ${app} in ${environment}`);
+    throw err;
+  }
 }

@@ -9,9 +9,22 @@ import type { SmokeCheck } from './ports';
 
 export type TagScheme = 'sha' | 'short-sha' | 'release-tag';
 
+export interface DeployWindow {
+  /** Lower-case three-letter day names the window is open on. */
+  days: string[];
+  /** Wall-clock "HH:MM" or "HH:MM:SS" in the time zone. */
+  from: string;
+  to: string;
+  timezone: string;
+}
+
 export interface EnvironmentConfig {
   name: string;
   continuousDeployment: boolean;
+  /** May the commit's author approve its own deploy here? */
+  allowSelfApproval: boolean;
+  /** Automatic deploys wait for one of these to open; empty means any time. */
+  deployWindows: DeployWindow[];
   argocdApplication: string;
   smokeChecks: SmokeCheck[];
   smokeAttempts: number;
@@ -31,9 +44,18 @@ export interface AppConfig {
   environments: EnvironmentConfig[];
 }
 
+export interface StepRetry {
+  maximumAttempts: number;
+  maximumIntervalMs: number;
+}
+
 export interface Catalogue {
   file: string;
   chartsPath: string;
+  /** How often a pipeline held by a freeze looks again. */
+  freezeRecheckIntervalMs: number;
+  /** Retry limits of the steps that call GitHub, ECR, git and the release app. */
+  stepRetry: StepRetry;
   apps: Map<string, AppConfig>;
 }
 
@@ -74,14 +96,40 @@ const smokeCheckSchema = z.strictObject({
   timeout: duration.default(5000),
 });
 
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+const clock = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/, 'must be a time of day such as 09:30');
+
+const deployWindowSchema = z
+  .strictObject({
+    days: z.array(z.enum(DAYS)).min(1).default([...DAYS]),
+    from: clock,
+    to: clock,
+    timezone: z.string().default('UTC'),
+  })
+  .superRefine((window, ctx) => {
+    try {
+      new Intl.DateTimeFormat('en-GB', { timeZone: window.timezone });
+    } catch {
+      ctx.addIssue({ code: 'custom', path: ['timezone'], message: `unknown time zone "${window.timezone}"` });
+    }
+    if (window.from >= window.to) ctx.addIssue({ code: 'custom', path: ['to'], message: 'must be later than "from" on the same day' });
+  });
+
+function validateApproverEntry(value: unknown): string {
+  if (typeof value === 'string' && /^@[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/.test(value)) return value;
+  return validateApprover(value);
+}
+
 const environmentSchema = z.strictObject({
   continuousDeployment: z.boolean().optional(),
+  allowSelfApproval: z.boolean().optional(),
+  deployWindows: z.array(deployWindowSchema).default([]),
   argocdApplication: z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a Kubernetes resource name').optional(),
   smokeChecks: z.array(smokeCheckSchema).default([]),
   smokeAttempts: z.number().int().min(1).max(20).default(3),
   smokeRetryInterval: duration.default(2000),
   syncTimeout: duration.default(15 * 60_000),
-  approvers: z.array(named(validateApprover)).default([]),
+  approvers: z.array(named(validateApproverEntry)).default([]),
 });
 
 const appSchema = z.strictObject({
@@ -117,6 +165,10 @@ const catalogueSchema = z.strictObject({
     .strictObject({
       environments: z.array(named(validateEnvironmentName)).min(1).optional(),
       approvalTimeout: duration.optional(),
+      freezeRecheckInterval: duration.optional(),
+      stepRetry: z
+        .strictObject({ maximumAttempts: z.number().int().min(1).max(100), maximumInterval: duration })
+        .optional(),
       chartsPath: z
         .string()
         .refine((p) => p.includes('{app}') && p.includes('{environment}') && !p.startsWith('/') && !p.split('/').includes('..'), {
@@ -178,6 +230,8 @@ export function parseCatalogue(text: string, file: string): Catalogue {
         name: envName,
         // The first environment is where every merge lands; the rest need approval unless told otherwise.
         continuousDeployment: env.continuousDeployment ?? index === 0,
+        allowSelfApproval: env.allowSelfApproval ?? envName !== 'production',
+        deployWindows: env.deployWindows,
         argocdApplication: env.argocdApplication ?? `${name}-${envName}`,
         smokeChecks: env.smokeChecks.map((check) => ({
           name: check.name,
@@ -203,7 +257,16 @@ export function parseCatalogue(text: string, file: string): Catalogue {
       environments,
     });
   }
-  return { file, chartsPath: defaults.chartsPath ?? DEFAULT_CHARTS_PATH, apps };
+  return {
+    file,
+    chartsPath: defaults.chartsPath ?? DEFAULT_CHARTS_PATH,
+    freezeRecheckIntervalMs: defaults.freezeRecheckInterval ?? 60_000,
+    stepRetry: {
+      maximumAttempts: defaults.stepRetry?.maximumAttempts ?? 10,
+      maximumIntervalMs: defaults.stepRetry?.maximumInterval ?? 30_000,
+    },
+    apps,
+  };
 }
 
 export function loadCatalogue(file: string): Catalogue {

@@ -25,6 +25,10 @@ export interface SourceHost {
   listWorkflowRuns(repo: string, workflowFile: string): Promise<WorkflowRun[]>;
   /** How `head` relates to `base`: GitHub's compare status. */
   compareCommits(repo: string, base: string, head: string): Promise<CompareStatus>;
+  /** GitHub login of the commit's author, when GitHub links the commit to an account. */
+  commitAuthor(repo: string, sha: string): Promise<string | undefined>;
+  /** Whether the user is an active member of the organisation's team. */
+  isTeamMember(org: string, teamSlug: string, login: string): Promise<boolean>;
 }
 
 /** ECR. */

@@ -44,8 +44,11 @@ export interface EnvironmentPlan {
   name: string;
   /** Reached without approval once the previous environment succeeded. */
   continuousDeployment: boolean;
-  /** GitHub logins allowed to approve a promotion into this environment; empty means anyone. */
+  /** GitHub logins and `@org/team`s allowed to approve a promotion into this environment; empty means anyone. */
   approvers: string[];
+  allowSelfApproval: boolean;
+  /** Automatic deploys here wait for a deploy window. */
+  hasDeployWindows: boolean;
   syncTimeoutMs: number;
 }
 
@@ -58,10 +61,20 @@ export interface ReleasePlan {
   environments: EnvironmentPlan[];
   approvalTimeoutMs: number;
   buildTimeoutMs: number;
+  /** GitHub login of the commit's author, for the self-approval rule. */
+  authorLogin?: string;
+  freezeRecheckIntervalMs: number;
+  stepRetry: { maximumAttempts: number; maximumIntervalMs: number };
 }
 
 export type EnvironmentState =
   | 'PENDING'
+  | 'OUTSIDE_WINDOW'
+  | 'WAITING_FOR_LANE'
+  | 'FROZEN'
+  | 'ROLLING_BACK'
+  | 'ROLLED_BACK'
+  | 'SUPERSEDED'
   | 'DEPLOYING'
   | 'WAITING_FOR_SYNC'
   | 'SMOKE_TESTING'
@@ -88,6 +101,8 @@ export interface EnvironmentStatus {
   finishedAt?: string;
   approval?: Decision;
   rejection?: Decision;
+  /** Why the environment is not moving: lane, hold, freeze or deploy window. */
+  waitingFor?: string;
   error?: string;
 }
 
@@ -102,6 +117,7 @@ export interface PipelineStatus {
   currentEnvironment?: string;
   awaitingApprovalFor?: string;
   environments: EnvironmentStatus[];
+  /** Why it failed, rolled back, or was superseded, rejected or expired. */
   failure?: string;
 }
 
@@ -137,5 +153,36 @@ export const FailureTypes = {
   ArgoCdSyncFailed: 'ArgoCdSyncFailed',
   ArgoCdSyncTimedOut: 'ArgoCdSyncTimedOut',
   PermanentHttpError: 'PermanentHttpError',
+  ApprovalRefused: 'ApprovalRefused',
+  RolledBack: 'RolledBack',
 } as const;
 export type FailureType = (typeof FailureTypes)[keyof typeof FailureTypes];
+
+/** A pipeline's request to deploy one app to one environment. */
+export interface LaneRequest {
+  pipelineId: string;
+  sha: string;
+  trigger: Trigger;
+}
+
+export interface Hold {
+  reason: string;
+  setBy: string;
+  setAt: string;
+  pipelineId?: string;
+}
+
+export interface LaneState {
+  app: string;
+  environment: string;
+  holder?: LaneRequest;
+  queue: LaneRequest[];
+  hold?: Hold;
+  /** Pipelines waiting for approval to deploy here; a newer deploy supersedes them. */
+  awaitingApproval: LaneRequest[];
+}
+
+export interface LaneDeployed {
+  pipelineId: string;
+  sha: string;
+}

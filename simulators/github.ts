@@ -133,6 +133,7 @@ export class GitHubSimulator extends Simulator {
   readonly runs: SimWorkflowRun[] = [];
   readonly deployments: SimDeployment[] = [];
   readonly deploymentStatuses: SimDeploymentStatus[] = [];
+  private readonly teams = new Map<string, Set<string>>();
   private readonly repos = new Map<string, RepoState>();
   private readonly dispatchHandlers = new Set<DispatchHandler>();
   private readonly pendingRuns = new Set<Promise<void>>();
@@ -164,6 +165,24 @@ export class GitHubSimulator extends Simulator {
     this.api('GET', new RegExp(`^${repo}/deployments$`), (req) => this.listDeployments(req));
     this.api('POST', new RegExp(`^${repo}/deployments/(\\d+)/statuses$`), (req) => this.createDeploymentStatus(req));
     this.api('GET', new RegExp(`^${repo}/deployments/(\\d+)/statuses$`), (req) => this.listDeploymentStatuses(req));
+    this.server.route('GET', /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/, (req) => this.teamMembership(req));
+  }
+
+  /** Makes `login` an active member of `org/team`. */
+  addTeamMember(org: string, team: string, login: string): void {
+    const key = `${org}/${team}`.toLowerCase();
+    const members = this.teams.get(key) ?? new Set<string>();
+    members.add(login.toLowerCase());
+    this.teams.set(key, members);
+  }
+
+  private teamMembership(req: SimRequest): SimResponse {
+    const denied = this.unauthorized(req);
+    if (denied) return denied;
+    const [org, team, login] = req.params;
+    const member = this.teams.get(`${org}/${team}`.toLowerCase())?.has(login!.toLowerCase());
+    if (!member) return json(404, notFound());
+    return json(200, { url: `${this.url}/orgs/${org}/teams/${team}/memberships/${login}`, role: 'member', state: 'active' });
   }
 
   addRepo(repo: string, options: AddRepoOptions = {}): void {

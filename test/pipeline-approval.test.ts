@@ -86,7 +86,7 @@ describe('an app without continuous deployment', () => {
 
     const late = await h.cli(['approve', workflowId, '--environment', 'staging', '--approver', 'alice']);
     expect(late.code).toBe(3);
-    expect(late.err[0]).toBe(`deploy: refused: pipeline ${workflowId} has already finished`);
+    expect(late.err[0]).toBe(`deploy: refused: pipeline ${workflowId} has already finished: REJECTED (staging rejected by carol: breaks search)`);
   });
 
   it('expires when nobody decides within the approval timeout', async () => {

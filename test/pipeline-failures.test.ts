@@ -60,30 +60,42 @@ describe('images, Argo CD and smoke tests going wrong', () => {
     }
   });
 
-  it('fails with the smoke test’s reason when a check fails in staging', async () => {
+  it('fails with the smoke test’s reason when a check fails in staging, and rolls staging back', async () => {
     h.stack.endpoints.failChecks('frontend', 'staging', { status: 503 });
     try {
       const sha = await h.stack.merge('frontend');
       const { workflowId } = await h.startCi('frontend', sha);
       const message = await failureOf(h, workflowId);
       expect(message).toMatch(new RegExp(`^smoke test failed for frontend ${sha} in staging: GET http://127\\.0\\.0\\.1:\\d+/frontend/staging/healthcheck returned 503, expected 200`));
-      expect(message).toMatch(/\(after 2 attempts\)$/);
+      expect(message).toMatch(/\(after 2 attempts\); rolled staging back to initial and put a hold on automatic deploys there$/);
       const status = await h.status(workflowId);
-      expect(status.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'FAILED', 'PENDING']);
+      expect(status.status).toBe('ROLLED_BACK');
+      expect(status.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'ROLLED_BACK', 'PENDING']);
       expect(status.failure).toBe(message);
-      expect(h.stack.release.deployments.filter((d) => d.version === sha).map((d) => d.environment)).toEqual(['integration', 'staging']);
+      expect(h.stack.argo.currentTag('frontend', 'staging')).toBe('initial');
+      expect(h.stack.release.deployments.filter((d) => d.repo === 'alphagov/frontend').map((d) => [d.environment, d.version])).toEqual([
+        ['integration', sha],
+        ['staging', sha],
+        ['staging', 'initial'],
+      ]);
+      const holds = await h.cli(['hold', 'list', '--app', 'frontend', '--json']);
+      expect(JSON.parse(holds.out.join('\n'))).toMatchObject([{ app: 'frontend', environment: 'staging', reason: expect.stringMatching(/^rolled back from [0-9a-f]{40}: smoke test failed/) }]);
+      expect((await h.cli(['hold', 'clear', '--app', 'frontend', '--environment', 'staging', '--approver', 'alice'])).code).toBe(0);
     } finally {
       h.stack.endpoints.restore('frontend', 'staging');
     }
   });
 
-  it('fails when Argo CD reports the rollout Degraded', async () => {
+  it('fails and rolls back when Argo CD reports the rollout Degraded', async () => {
     const sha = await h.stack.merge('frontend');
     h.stack.argo.degrade('frontend-integration', 'Deployment frontend: CrashLoopBackOff');
     const { workflowId } = await h.startCi('frontend', sha);
     const message = await failureOf(h, workflowId);
     expect(message).toMatch(/^Argo CD application frontend-integration at charts commit [0-9a-f]{7} is Degraded: .*CrashLoopBackOff/);
-    expect((await h.status(workflowId)).environments[0]).toMatchObject({ state: 'FAILED', error: message });
+    const integration = (await h.status(workflowId)).environments[0]!;
+    expect(integration).toMatchObject({ state: 'ROLLED_BACK', error: expect.stringContaining('CrashLoopBackOff') });
+    expect(message.endsWith(`; rolled integration back to ${integration.previousTag} and put a hold on automatic deploys there`)).toBe(true);
+    expect(h.stack.argo.currentTag('frontend', 'integration')).toBe(integration.previousTag);
   });
 
   it('does not take a stale Synced/Healthy status from before our commit for our release', async () => {

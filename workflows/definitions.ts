@@ -1,7 +1,7 @@
 /** The public names of the DeployPipeline workflow, shared by the workflow, the worker and the CLI. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { ApprovalReceipt, ApproveRequest, PipelineStatus, RejectRequest } from '../common/types';
+import type { ApprovalReceipt, ApproveRequest, Hold, LaneDeployed, LaneRequest, LaneState, PipelineStatus, RejectRequest } from '../common/types';
 
 export const WORKFLOW_TYPE = 'DeployPipeline';
 export const DEFAULT_TASK_QUEUE = 'deployments';
@@ -20,3 +20,26 @@ export const DeployStatusAttribute = defineSearchAttributeKey('DeployStatus', Se
 export const DeployTrigger = defineSearchAttributeKey('DeployTrigger', SearchAttributeType.KEYWORD);
 
 export const SEARCH_ATTRIBUTES = [DeployApp, DeployCommit, DeployEnvironment, DeployStatusAttribute, DeployTrigger];
+
+export const LANE_WORKFLOW_TYPE = 'DeployLane';
+
+/** Lanes belong to a task queue: two deploy systems sharing a namespace keep separate lanes and holds. */
+export function laneWorkflowId(taskQueue: string, app: string, environment: string): string {
+  return `lane-${taskQueue}-${app}-${environment}`;
+}
+
+/** Pipeline → lane. */
+export const acquireLaneSignal = defineSignal<[LaneRequest]>('acquire');
+export const releaseLaneSignal = defineSignal<[{ pipelineId: string }]>('release');
+export const awaitingApprovalSignal = defineSignal<[LaneRequest]>('awaitingApproval');
+export const stoppedAwaitingSignal = defineSignal<[{ pipelineId: string }]>('stoppedAwaiting');
+export const deployedSignal = defineSignal<[LaneDeployed]>('deployed');
+export const setHoldSignal = defineSignal<[Hold]>('setHold');
+/** People → lane. */
+export const clearHoldUpdate = defineUpdate<Hold, [{ by: string }]>('clearHold');
+export const laneStateQuery = defineQuery<LaneState>('laneState');
+
+/** Lane → pipeline. */
+export const laneGrantedSignal = defineSignal<[{ environment: string }]>('laneGranted');
+export const laneWaitingSignal = defineSignal<[{ environment: string; reason: string }]>('laneWaiting');
+export const newerDeployedSignal = defineSignal<[{ environment: string } & LaneDeployed]>('newerDeployed');

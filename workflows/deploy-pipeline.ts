@@ -1,12 +1,15 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   condition,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
@@ -21,6 +24,7 @@ import type {
   EnvironmentPlan,
   EnvironmentState,
   EnvironmentStatus,
+  LaneDeployed,
   PipelineInput,
   PipelineStatus,
   RejectRequest,
@@ -33,27 +37,42 @@ import {
   DeployApp,
   DeployCommit,
   DeployEnvironment,
+  deployedSignal,
   DeployStatusAttribute,
   DeployTrigger,
+  laneGrantedSignal,
+  laneWaitingSignal,
+  laneWorkflowId,
+  newerDeployedSignal,
   rejectSignal,
   rejectUpdate,
+  releaseLaneSignal,
+  setHoldSignal,
   statusQuery,
+  stoppedAwaitingSignal,
 } from './definitions';
 import { renderDetails } from './details';
 
 const PERMANENT_FAILURES = Object.values(FailureTypes);
+/** Failures after our bump that mean "this release is bad here": the environment goes back to what it ran. */
+const ROLLBACK_CAUSES: string[] = [FailureTypes.SmokeTestFailed, FailureTypes.ArgoCdDegraded, FailureTypes.ArgoCdSyncFailed];
 
-/** Calls to GitHub, ECR, git and the release app: transient faults retried with backoff, for a few minutes at most. */
-const calls = proxyActivities<PipelineActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '30 seconds',
-    maximumAttempts: 10,
-    nonRetryableErrorTypes: PERMANENT_FAILURES,
-  },
-});
+function stepCalls(retry: { maximumAttempts: number; maximumIntervalMs: number }) {
+  /** Calls to GitHub, ECR, git and the release app: transient faults retried with backoff, up to the catalogue's limit. */
+  return proxyActivities<PipelineActivities>({
+    startToCloseTimeout: '2 minutes',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: retry.maximumIntervalMs,
+      maximumAttempts: retry.maximumAttempts,
+      nonRetryableErrorTypes: PERMANENT_FAILURES,
+    },
+  });
+}
+
+/** Before the plan (and its retry limits) is known. */
+const resolving = stepCalls({ maximumAttempts: 10, maximumIntervalMs: 30_000 });
 
 /** Long waits: they heartbeat, so a dead worker is noticed within the heartbeat timeout and the wait resumes elsewhere. */
 const waits = proxyActivities<PipelineActivities>({
@@ -72,6 +91,21 @@ interface PendingDecision {
   environment: string;
   approved?: ApproveRequest & { at: string };
   rejected?: RejectRequest & { at: string };
+  /** Newer releases deployed to this environment while we wait; each may supersede us. */
+  newer: LaneDeployed[];
+}
+
+type ApprovalOutcome = 'approved' | 'rejected' | 'expired' | 'superseded';
+type DeployOutcome = 'deployed' | 'superseded';
+
+/** A pipeline ending that is not an error of ours: it completes with this status. */
+class PipelineEnded extends Error {
+  constructor(
+    readonly status: DeployStatus,
+    reason: string,
+  ) {
+    super(reason);
+  }
 }
 
 export async function DeployPipeline(input: PipelineInput): Promise<PipelineStatus> {
@@ -84,7 +118,10 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     environments: [],
   };
   let plan: ReleasePlan | undefined;
+  let calls = resolving;
   let pending: PendingDecision | undefined;
+  const granted = new Set<string>();
+  let rolledBack = false;
 
   function publish(): void {
     upsertSearchAttributes([
@@ -101,11 +138,19 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     state.status = status;
     if (environment && environmentState) {
       environment.state = environmentState;
+      if (environmentState !== 'WAITING_FOR_LANE' && environmentState !== 'FROZEN' && environmentState !== 'OUTSIDE_WINDOW') {
+        environment.waitingFor = undefined;
+      }
       state.currentEnvironment = environment.environment;
     }
     publish();
   }
 
+  function environmentPlan(name: string): EnvironmentPlan | undefined {
+    return plan?.environments.find((e) => e.name === name);
+  }
+
+  /** Checks that need no I/O, so the update's validator can refuse at once. */
   function refusal(request: { environment: string; approver: string }): string | undefined {
     try {
       validateApprover(request.approver);
@@ -118,43 +163,78 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     }
     if (pending.approved) return `${pending.environment} was already approved by ${pending.approved.approver}`;
     if (pending.rejected) return `${pending.environment} was already rejected by ${pending.rejected.approver}`;
-    const allowed = plan?.environments.find((e) => e.name === pending!.environment)?.approvers ?? [];
-    if (allowed.length > 0 && !allowed.includes(request.approver)) {
+    const envPlan = environmentPlan(pending.environment);
+    const author = plan?.authorLogin;
+    if (envPlan && !envPlan.allowSelfApproval && author && author.toLowerCase() === request.approver.toLowerCase()) {
+      return `${request.approver} wrote ${shortSha(plan!.sha)} and may not approve its deploy to ${pending.environment}`;
+    }
+    const allowed = envPlan?.approvers ?? [];
+    const users = allowed.filter((a) => !a.startsWith('@')).map((a) => a.toLowerCase());
+    const teams = allowed.filter((a) => a.startsWith('@'));
+    if (allowed.length > 0 && teams.length === 0 && !users.includes(request.approver.toLowerCase())) {
       return `${request.approver} may not approve deploys to ${pending.environment} (approvers: ${allowed.join(', ')})`;
     }
     return undefined;
   }
 
-  function decide(request: ApproveRequest | RejectRequest, decision: 'approved' | 'rejected'): ApprovalReceipt {
+  /** Team membership needs GitHub, so it is checked in the handler, after the validator. */
+  async function teamRefusal(request: { environment: string; approver: string }): Promise<string | undefined> {
+    const allowed = environmentPlan(request.environment)?.approvers ?? [];
+    const teams = allowed.filter((a) => a.startsWith('@'));
+    if (teams.length === 0 || allowed.some((a) => a.toLowerCase() === request.approver.toLowerCase())) return undefined;
+    for (const team of teams) {
+      if (await calls.isTeamMember({ team, login: request.approver })) return undefined;
+    }
+    return `${request.approver} may not approve deploys to ${request.environment} (approvers: ${allowed.join(', ')})`;
+  }
+
+  async function decide(request: ApproveRequest | RejectRequest, decision: 'approved' | 'rejected'): Promise<ApprovalReceipt> {
+    const reason = refusal(request) ?? (await teamRefusal(request)) ?? refusal(request);
+    if (reason) throw ApplicationFailure.create({ type: FailureTypes.ApprovalRefused, message: reason, nonRetryable: true });
     const at = new Date().toISOString();
     if (decision === 'approved') pending!.approved = { ...(request as ApproveRequest), at };
     else pending!.rejected = { ...(request as RejectRequest), at };
     return { environment: request.environment, approver: request.approver, at, decision };
   }
 
-  function rejectInvalid(request: { environment: string; approver: string }): void {
+  function validate(request: { environment: string; approver: string }): void {
     const reason = refusal(request);
     if (reason) throw new Error(reason);
   }
 
+  async function decideBySignal(request: ApproveRequest | RejectRequest, decision: 'approved' | 'rejected'): Promise<void> {
+    // Signals cannot answer back (Web UI sends these); a refused one is logged and ignored.
+    try {
+      await decide(request, decision);
+    } catch (err) {
+      if (err instanceof ApplicationFailure && err.type === FailureTypes.ApprovalRefused) log.warn(`${decision} signal ignored`, { reason: err.message });
+      else throw err;
+    }
+  }
+
   setHandler(statusQuery, () => state);
-  setHandler(approveUpdate, (request) => decide(request, 'approved'), { validator: rejectInvalid });
-  setHandler(rejectUpdate, (request) => decide(request, 'rejected'), { validator: rejectInvalid });
-  // Signals cannot answer back (Web UI sends these); an invalid one is logged and ignored.
-  setHandler(approveSignal, (request) => {
-    const reason = refusal(request);
-    if (reason) log.warn('approve signal ignored', { reason });
-    else decide(request, 'approved');
+  setHandler(approveUpdate, (request) => decide(request, 'approved'), { validator: validate });
+  setHandler(rejectUpdate, (request) => decide(request, 'rejected'), { validator: validate });
+  setHandler(approveSignal, (request) => decideBySignal(request, 'approved'));
+  setHandler(rejectSignal, (request) => decideBySignal(request, 'rejected'));
+  setHandler(laneGrantedSignal, ({ environment }) => {
+    granted.add(environment);
   });
-  setHandler(rejectSignal, (request) => {
-    const reason = refusal(request);
-    if (reason) log.warn('reject signal ignored', { reason });
-    else decide(request, 'rejected');
+  setHandler(laneWaitingSignal, ({ environment, reason }) => {
+    const env = state.environments.find((e) => e.environment === environment);
+    if (env && env.state === 'WAITING_FOR_LANE') {
+      env.waitingFor = reason;
+      publish();
+    }
+  });
+  setHandler(newerDeployedSignal, (news) => {
+    if (pending?.environment === news.environment) pending.newer.push(news);
   });
 
   publish();
   try {
-    plan = await calls.resolveRelease.executeWithOptions({ summary: `Resolve ${input.app} ${input.ref}` }, [input]);
+    plan = await resolving.resolveRelease.executeWithOptions({ summary: `Resolve ${input.app} ${input.ref}` }, [input]);
+    calls = stepCalls(plan.stepRetry);
     state.sha = plan.sha;
     state.tag = plan.tag;
     state.environments = plan.environments.map((env) => ({ environment: env.name, state: 'PENDING', tag: plan!.tag }));
@@ -165,19 +245,22 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     for (const [index, envPlan] of plan.environments.entries()) {
       const env = state.environments[index]!;
       if (index > 0 && !envPlan.continuousDeployment) {
-        const outcome = await awaitApproval(env, plan.approvalTimeoutMs);
-        if (outcome !== 'approved') {
-          state.currentEnvironment = env.environment;
-          setStatus(outcome === 'rejected' ? 'REJECTED' : 'EXPIRED');
-          return state;
-        }
+        const outcome = await awaitApproval(plan, env);
+        if (outcome === 'rejected') throw new PipelineEnded('REJECTED', `${env.environment} rejected by ${env.rejection!.by}: ${env.rejection!.comment}`);
+        if (outcome === 'expired') throw new PipelineEnded('EXPIRED', `nobody approved ${env.environment} within ${formatDuration(plan.approvalTimeoutMs)}`);
+        if (outcome === 'superseded') throw new PipelineEnded('SUPERSEDED', env.waitingFor!);
       }
-      await deploy(plan, envPlan, env);
+      if ((await deployWithLane(plan, envPlan, env)) === 'superseded') throw new PipelineEnded('SUPERSEDED', env.waitingFor!);
     }
     setStatus('SUCCEEDED');
     return state;
   } catch (err) {
     const current = state.environments.find((e) => e.environment === state.currentEnvironment);
+    if (err instanceof PipelineEnded) {
+      state.failure = err.message;
+      setStatus(err.status);
+      return state;
+    }
     if (isCancellation(err)) {
       if (current && !isFinished(current.state)) current.state = 'CANCELLED';
       setStatus('CANCELLED');
@@ -189,7 +272,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
       current.state = 'FAILED';
       current.error = reason.message;
     }
-    setStatus('FAILED');
+    setStatus(rolledBack ? 'ROLLED_BACK' : 'FAILED');
     throw ApplicationFailure.create({ type: reason.type, message: reason.message, nonRetryable: true });
   }
 
@@ -198,62 +281,205 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     setStatus('BUILDING');
     const request = { app: release.app, sha: release.sha, tag: release.tag };
     await calls.dispatchImageBuild.executeWithOptions({ summary: `Build image ${release.tag}` }, [request]);
-    await waits.waitForImage.executeWithOptions(
-      { summary: `Wait for image ${release.tag}`, scheduleToCloseTimeout: release.buildTimeoutMs },
-      [request],
+    await waits.waitForImage.executeWithOptions({ summary: `Wait for image ${release.tag}`, scheduleToCloseTimeout: release.buildTimeoutMs }, [request]);
+  }
+
+  /** Waits for the deploy window (automatic deploys), takes the lane, deploys; a freeze sends it back to wait. */
+  async function deployWithLane(release: ReleasePlan, envPlan: EnvironmentPlan, env: EnvironmentStatus): Promise<DeployOutcome> {
+    const automatic = input.trigger === 'ci';
+    for (;;) {
+      if (automatic && envPlan.hasDeployWindows) await awaitDeployWindow(release, env);
+      await takeLane(release, env);
+      let frozenAt: string | undefined;
+      try {
+        if (automatic) {
+          const deployed = await calls.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [
+            { app: release.app, environment: env.environment, tag: release.tag, sha: release.sha },
+          ]);
+          if (deployed.relation === 'behind') {
+            env.state = 'SUPERSEDED';
+            env.waitingFor = `${env.environment} already runs ${deployed.tag}, newer than ${shortSha(release.sha)}`;
+            return 'superseded';
+          }
+          if (deployed.relation === 'identical') {
+            env.state = 'DEPLOYED';
+            env.waitingFor = undefined;
+            env.finishedAt = new Date().toISOString();
+            publish();
+            return 'deployed';
+          }
+        }
+        frozenAt = await deploy(release, envPlan, env, automatic);
+        if (frozenAt === undefined) return 'deployed';
+      } finally {
+        await releaseLane(release, env.environment);
+      }
+      env.waitingFor = `automatic deploys to ${env.environment} are turned off (automatic_deploys_enabled: false in ${frozenAt})`;
+      setStatus('DEPLOYING', env, 'FROZEN');
+      await sleep(release.freezeRecheckIntervalMs, { summary: `Frozen: look again in ${formatDuration(release.freezeRecheckIntervalMs)}` });
+    }
+  }
+
+  async function awaitDeployWindow(release: ReleasePlan, env: EnvironmentStatus): Promise<void> {
+    const waitMs = await calls.msUntilDeployWindow.executeWithOptions({ summary: `Check the deploy window of ${env.environment}` }, [
+      { app: release.app, environment: env.environment, nowMs: Date.now() },
+    ]);
+    if (waitMs <= 0) return;
+    const opensAt = new Date(Date.now() + waitMs).toISOString();
+    env.waitingFor = `the deploy window for ${env.environment} opens at ${opensAt}`;
+    setStatus('DEPLOYING', env, 'OUTSIDE_WINDOW');
+    await sleep(waitMs, { summary: `Wait for the ${env.environment} deploy window (${opensAt})` });
+  }
+
+  async function takeLane(release: ReleasePlan, env: EnvironmentStatus): Promise<void> {
+    env.waitingFor = 'waiting for the lane';
+    setStatus('DEPLOYING', env, 'WAITING_FOR_LANE');
+    const request = { pipelineId: state.workflowId, sha: release.sha, trigger: input.trigger };
+    await calls.signalLane.executeWithOptions({ summary: `Ask for the ${env.environment} lane` }, [
+      { app: release.app, environment: env.environment, signal: 'acquire', request },
+    ]);
+    await condition(() => granted.has(env.environment));
+  }
+
+  async function releaseLane(release: ReleasePlan, environment: string): Promise<void> {
+    if (!granted.delete(environment)) return;
+    // Even a cancelled pipeline must hand the lane back.
+    await CancellationScope.nonCancellable(() =>
+      getExternalWorkflowHandle(laneWorkflowId(workflowInfo().taskQueue, release.app, environment)).signal(releaseLaneSignal, { pipelineId: state.workflowId }),
     );
   }
 
-  async function deploy(release: ReleasePlan, envPlan: EnvironmentPlan, env: EnvironmentStatus): Promise<void> {
+  async function tellLane(release: ReleasePlan, environment: string, send: (lane: ReturnType<typeof getExternalWorkflowHandle>) => Promise<void>) {
+    await CancellationScope.nonCancellable(() => send(getExternalWorkflowHandle(laneWorkflowId(workflowInfo().taskQueue, release.app, environment))));
+  }
+
+  /** Steps 3.2–3.7 while holding the lane. Returns the frozen file's path when a freeze stopped it. */
+  async function deploy(release: ReleasePlan, envPlan: EnvironmentPlan, env: EnvironmentStatus, automatic: boolean): Promise<string | undefined> {
     const step = { app: release.app, environment: envPlan.name, tag: release.tag };
     const where = `${release.app} ${release.tag} to ${envPlan.name}`;
-    env.startedAt = new Date().toISOString();
+    env.startedAt ??= new Date().toISOString();
     setStatus('DEPLOYING', env, 'DEPLOYING');
-    const change = await calls.bumpImageTag.executeWithOptions({ summary: `Bump image tag: ${where}` }, [step]);
+    const change = await calls.bumpImageTag.executeWithOptions({ summary: `Bump image tag: ${where}` }, [{ ...step, respectFreeze: automatic }]);
+    if (change.frozen) return change.path;
     env.chartsCommit = change.chartsCommit;
     env.previousTag = change.previousTag;
     publish();
     await calls.tagImage.executeWithOptions({ summary: `Tag image deployed-to-${envPlan.name}` }, [step]);
     await calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${where}` }, [step]);
 
-    setStatus('WAITING_FOR_SYNC', env, 'WAITING_FOR_SYNC');
-    await waits.waitForArgoSync.executeWithOptions(
-      { summary: `Wait for Argo CD: ${envPlan.name} at charts ${shortSha(change.chartsCommit)}`, scheduleToCloseTimeout: envPlan.syncTimeoutMs },
-      [{ ...step, chartsCommit: change.chartsCommit }],
-    );
-
-    setStatus('SMOKE_TESTING', env, 'SMOKE_TESTING');
-    await waits.runSmokeTests.executeWithOptions({ summary: `Smoke test ${where}`, startToCloseTimeout: '30 minutes' }, [step]);
+    try {
+      setStatus('WAITING_FOR_SYNC', env, 'WAITING_FOR_SYNC');
+      await waitForSync(release, envPlan, change.chartsCommit, release.tag);
+      setStatus('SMOKE_TESTING', env, 'SMOKE_TESTING');
+      await waits.runSmokeTests.executeWithOptions({ summary: `Smoke test ${where}`, startToCloseTimeout: '30 minutes' }, [step]);
+    } catch (err) {
+      const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+      if (!cause || !ROLLBACK_CAUSES.includes(cause.type ?? '') || !env.previousTag || env.previousTag === release.tag) throw err;
+      await rollBack(release, envPlan, env, cause.message);
+    }
     env.finishedAt = new Date().toISOString();
     setStatus('DEPLOYING', env, 'DEPLOYED');
+    if (!automatic) {
+      await tellLane(release, envPlan.name, (lane) =>
+        lane.signal(setHoldSignal, {
+          reason: `manual deploy of ${input.ref} (${shortSha(release.sha)})`,
+          setBy: input.requestedBy ?? 'manual deploy',
+          setAt: env.finishedAt!,
+          pipelineId: state.workflowId,
+        }),
+      );
+    }
+    await tellLane(release, envPlan.name, (lane) => lane.signal(deployedSignal, { pipelineId: state.workflowId, sha: release.sha }));
+    return undefined;
   }
 
-  async function awaitApproval(env: EnvironmentStatus, timeoutMs: number): Promise<'approved' | 'rejected' | 'expired'> {
-    pending = { environment: env.environment };
+  async function waitForSync(release: ReleasePlan, envPlan: EnvironmentPlan, chartsCommit: string, tag: string): Promise<void> {
+    await waits.waitForArgoSync.executeWithOptions(
+      { summary: `Wait for Argo CD: ${envPlan.name} at charts ${shortSha(chartsCommit)}`, scheduleToCloseTimeout: envPlan.syncTimeoutMs },
+      [{ app: release.app, environment: envPlan.name, tag, chartsCommit }],
+    );
+  }
+
+  /** Step 3.7: put back the tag the environment ran, wait for it, and hold automatic deploys here. */
+  async function rollBack(release: ReleasePlan, envPlan: EnvironmentPlan, env: EnvironmentStatus, reason: string): Promise<never> {
+    const previousTag = env.previousTag!;
+    const step = { app: release.app, environment: envPlan.name, tag: previousTag, purpose: 'rollback' as const };
+    rolledBack = true;
+    env.error = reason;
+    setStatus('DEPLOYING', env, 'ROLLING_BACK');
+    const revert = await calls.bumpImageTag.executeWithOptions({ summary: `Roll back ${envPlan.name} to ${previousTag}` }, [
+      { ...step, respectFreeze: false, reason: `${release.tag} failed` },
+    ]);
+    if (revert.frozen) throw new Error('a rollback never stops at a freeze');
+    await calls.tagImage.executeWithOptions({ summary: `Tag image ${previousTag} deployed-to-${envPlan.name}` }, [step]).catch((err: unknown) => {
+      // The old image may be gone from ECR; the charts revert is what puts it back in the cluster.
+      log.warn('could not move the deployed-to tag back', { error: (err as Error).message });
+    });
+    await calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${envPlan.name} back on ${previousTag}` }, [step]);
+    await tellLane(release, envPlan.name, (lane) =>
+      lane.signal(setHoldSignal, {
+        reason: `rolled back from ${release.tag}: ${reason}`,
+        setBy: 'deploy pipeline',
+        setAt: new Date().toISOString(),
+        pipelineId: state.workflowId,
+      }),
+    );
+    await waitForSync(release, envPlan, revert.chartsCommit, previousTag);
+    env.state = 'ROLLED_BACK';
+    env.finishedAt = new Date().toISOString();
+    throw ApplicationFailure.create({
+      type: FailureTypes.RolledBack,
+      message: `${reason}; rolled ${envPlan.name} back to ${previousTag} and put a hold on automatic deploys there`,
+      nonRetryable: true,
+    });
+  }
+
+  async function awaitApproval(release: ReleasePlan, env: EnvironmentStatus): Promise<ApprovalOutcome> {
+    pending = { environment: env.environment, newer: [] };
     state.awaitingApprovalFor = env.environment;
     setStatus('AWAITING_APPROVAL', env, 'AWAITING_APPROVAL');
-    const decided = await condition(() => Boolean(pending!.approved || pending!.rejected), timeoutMs, {
-      summary: `Wait for approval to deploy to ${env.environment}`,
-    });
-    const { approved, rejected } = pending;
-    pending = undefined;
-    state.awaitingApprovalFor = undefined;
-    if (approved) {
-      env.approval = { by: approved.approver, at: approved.at, comment: approved.comment };
-      return 'approved';
+    await calls.signalLane.executeWithOptions({ summary: `Tell the ${env.environment} lane we wait for approval` }, [
+      { app: release.app, environment: env.environment, signal: 'awaitingApproval', request: { pipelineId: state.workflowId, sha: release.sha, trigger: input.trigger } },
+    ]);
+    const deadline = Date.now() + release.approvalTimeoutMs;
+    let outcome: ApprovalOutcome | undefined;
+    try {
+      while (!outcome) {
+        const remaining = deadline - Date.now();
+        const woke = remaining > 0 && (await condition(() => Boolean(pending!.approved || pending!.rejected || pending!.newer.length > 0), remaining, {
+          summary: `Wait for approval to deploy to ${env.environment}`,
+        }));
+        if (pending.approved) outcome = 'approved';
+        else if (pending.rejected) outcome = 'rejected';
+        else if (!woke) outcome = 'expired';
+        else {
+          const news = pending.newer.shift()!;
+          const relation = await calls.compareCommits.executeWithOptions({ summary: `Is ${shortSha(news.sha)} newer than ours?` }, [
+            { app: release.app, base: release.sha, head: news.sha },
+          ]);
+          if (relation === 'ahead') {
+            env.waitingFor = `superseded by ${shortSha(news.sha)} (${news.pipelineId}), already deployed to ${env.environment}`;
+            outcome = 'superseded';
+          }
+        }
+      }
+    } finally {
+      const { approved, rejected } = pending;
+      pending = undefined;
+      state.awaitingApprovalFor = undefined;
+      if (approved) env.approval = { by: approved.approver, at: approved.at, comment: approved.comment };
+      if (rejected) env.rejection = { by: rejected.approver, at: rejected.at, comment: rejected.reason };
+      await tellLane(release, env.environment, (lane) => lane.signal(stoppedAwaitingSignal, { pipelineId: state.workflowId }));
     }
-    if (rejected) {
-      env.rejection = { by: rejected.approver, at: rejected.at, comment: rejected.reason };
-      env.state = 'REJECTED';
-      return 'rejected';
-    }
-    if (!decided) env.state = 'EXPIRED';
-    return 'expired';
+    if (outcome === 'rejected') env.state = 'REJECTED';
+    if (outcome === 'expired') env.state = 'EXPIRED';
+    if (outcome === 'superseded') env.state = 'SUPERSEDED';
+    return outcome;
   }
 }
 
 function isFinished(state: EnvironmentState): boolean {
-  return state === 'DEPLOYED' || state === 'REJECTED' || state === 'EXPIRED' || state === 'FAILED' || state === 'CANCELLED';
+  return ['DEPLOYED', 'REJECTED', 'EXPIRED', 'FAILED', 'CANCELLED', 'ROLLED_BACK', 'SUPERSEDED'].includes(state);
 }
 
 function timeoutMessage(activityType: string, plan: ReleasePlan | undefined, environment: string | undefined): string {
@@ -274,7 +500,8 @@ function describeFailure(err: unknown, plan: ReleasePlan | undefined, environmen
     const cause = err.cause;
     if (cause instanceof ApplicationFailure) return { type: cause.type ?? 'ActivityFailed', message: cause.message };
     if (cause instanceof TimeoutFailure) {
-      const type = err.activityType === 'waitForImage' ? FailureTypes.ImageBuildTimedOut : err.activityType === 'waitForArgoSync' ? FailureTypes.ArgoCdSyncTimedOut : 'StepTimedOut';
+      const type =
+        err.activityType === 'waitForImage' ? FailureTypes.ImageBuildTimedOut : err.activityType === 'waitForArgoSync' ? FailureTypes.ArgoCdSyncTimedOut : 'StepTimedOut';
       return { type, message: timeoutMessage(err.activityType, plan, environment) };
     }
     return { type: 'ActivityFailed', message: `${err.activityType} failed: ${cause?.message ?? err.message}` };

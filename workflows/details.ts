@@ -10,10 +10,10 @@ function cell(text: string | undefined): string {
   return (text ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-function who(env: EnvironmentStatus): string {
+function note(env: EnvironmentStatus): string {
   if (env.approval) return `approved by ${env.approval.by}`;
   if (env.rejection) return `rejected by ${env.rejection.by}: ${env.rejection.comment ?? ''}`;
-  return '';
+  return env.waitingFor ?? env.error ?? '';
 }
 
 /** Web UI's "current details": where the pipeline stands, as a short Markdown table. */
@@ -21,9 +21,9 @@ export function renderDetails(status: PipelineStatus): string {
   const head = `**${status.app}** ${status.sha ? shortSha(status.sha) : status.ref} (${status.trigger}) — **${status.status}**`;
   const rows = status.environments.map(
     (env) =>
-      `| ${cell(env.environment)} | ${env.state} | ${cell(env.tag)} | ${env.chartsCommit ? shortSha(env.chartsCommit) : ''} | ${cell(who(env))} |`,
+      `| ${cell(env.environment)} | ${env.state} | ${cell(env.tag)} | ${env.chartsCommit ? shortSha(env.chartsCommit) : ''} | ${cell(note(env))} |`,
   );
-  const table = ['| Environment | State | Tag | Charts commit | Approval |', '|---|---|---|---|---|', ...rows].join('\n');
-  const failure = status.failure ? `\n\n**Failed:** ${cell(status.failure)}` : '';
+  const table = ['| Environment | State | Tag | Charts commit | Notes |', '|---|---|---|---|---|', ...rows].join('\n');
+  const failure = status.failure ? `\n\n**${status.status === 'SUCCEEDED' ? 'Note' : 'Why'}:** ${cell(status.failure)}` : '';
   return `${head}\n\n${table}${failure}`;
 }

@@ -1,1 +1,2 @@
 export * from './deploy-pipeline';
+export * from './lane';

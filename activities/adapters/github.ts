@@ -136,5 +136,28 @@ export function createGitHubSourceHost(options: GitHubSourceHostOptions): Source
       }
       return status as CompareStatus;
     },
+
+    async commitAuthor(repo, sha) {
+      const target = split(repo);
+      try {
+        const { data } = await octokit.rest.repos.getCommit({ ...target, ref: sha, per_page: 1 });
+        return data.author?.login ?? undefined;
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 404 || status === 422) throw new RefNotFoundError(repo, sha);
+        throw classify(err, `read commit ${sha} of ${repo}`);
+      }
+    },
+
+    async isTeamMember(org, teamSlug, login) {
+      try {
+        const { data } = await octokit.rest.teams.getMembershipForUserInOrg({ org, team_slug: teamSlug, username: login });
+        return data.state === 'active';
+      } catch (err) {
+        // GitHub answers 404 for "not a member" as well as for an unknown team.
+        if (statusOf(err) === 404) return false;
+        throw classify(err, `check ${login} in team ${org}/${teamSlug}`);
+      }
+    },
   };
 }

@@ -1,0 +1,161 @@
+import {
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { validateApprover } from '../common/names';
+import type { LaneRequest, LaneState } from '../common/types';
+import {
+  acquireLaneSignal,
+  awaitingApprovalSignal,
+  clearHoldUpdate,
+  DeployApp,
+  DeployEnvironment,
+  deployedSignal,
+  laneGrantedSignal,
+  laneStateQuery,
+  laneWaitingSignal,
+  newerDeployedSignal,
+  releaseLaneSignal,
+  setHoldSignal,
+  stoppedAwaitingSignal,
+} from './definitions';
+
+export interface LaneInput {
+  app: string;
+  environment: string;
+  /** Carried over by continue-as-new. */
+  state?: LaneState;
+}
+
+/** How long an idle lane with nothing to remember stays open before it completes. */
+const IDLE_MS = 10 * 60_000;
+
+/**
+ * One lane per (app, environment): it lets one pipeline at a time deploy there, keeps the hold that
+ * stops automatic deploys after a rollback or a manual deploy, and tells pipelines waiting for
+ * approval to deploy here when a newer release got here first. Pipelines reach it by signal-with-start.
+ */
+export async function DeployLane(input: LaneInput): Promise<void> {
+  const state: LaneState = input.state ?? { app: input.app, environment: input.environment, queue: [], awaitingApproval: [] };
+  let changed = false;
+  const touch = () => {
+    changed = true;
+  };
+
+  upsertSearchAttributes([
+    { key: DeployApp, value: state.app },
+    { key: DeployEnvironment, value: state.environment },
+  ]);
+
+  async function tell<T>(pipelineId: string, send: (handle: ReturnType<typeof getExternalWorkflowHandle>) => Promise<T>): Promise<boolean> {
+    try {
+      await send(getExternalWorkflowHandle(pipelineId));
+      return true;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      // The pipeline has ended (cancelled, terminated): nothing to wait for.
+      log.warn('lane could not reach pipeline', { pipelineId, error: (err as Error).message });
+      return false;
+    }
+  }
+
+  function eligible(request: LaneRequest): boolean {
+    return request.trigger === 'manual' || state.hold === undefined;
+  }
+
+  function waitingReason(request: LaneRequest): string {
+    if (state.holder) return `${state.holder.pipelineId} is deploying ${state.app} to ${state.environment}`;
+    if (state.hold && request.trigger !== 'manual') {
+      return `hold on ${state.app} in ${state.environment}: ${state.hold.reason} (set by ${state.hold.setBy} at ${state.hold.setAt}); clear it with "deploy hold clear"`;
+    }
+    return 'queued';
+  }
+
+  setHandler(laneStateQuery, () => state);
+  setHandler(acquireLaneSignal, (request) => {
+    const known = state.holder?.pipelineId === request.pipelineId || state.queue.some((r) => r.pipelineId === request.pipelineId);
+    if (!known) state.queue.push(request);
+    touch();
+  });
+  setHandler(releaseLaneSignal, ({ pipelineId }) => {
+    if (state.holder?.pipelineId === pipelineId) state.holder = undefined;
+    state.queue = state.queue.filter((r) => r.pipelineId !== pipelineId);
+    touch();
+  });
+  setHandler(awaitingApprovalSignal, (request) => {
+    if (!state.awaitingApproval.some((r) => r.pipelineId === request.pipelineId)) state.awaitingApproval.push(request);
+    touch();
+  });
+  setHandler(stoppedAwaitingSignal, ({ pipelineId }) => {
+    state.awaitingApproval = state.awaitingApproval.filter((r) => r.pipelineId !== pipelineId);
+    touch();
+  });
+  setHandler(setHoldSignal, (hold) => {
+    state.hold = hold;
+    touch();
+  });
+  const pendingNews: { pipelineId: string; sha: string }[] = [];
+  setHandler(deployedSignal, (deployed) => {
+    pendingNews.push(deployed);
+    touch();
+  });
+  setHandler(
+    clearHoldUpdate,
+    ({ by }) => {
+      const cleared = state.hold!;
+      log.info('hold cleared', { app: state.app, environment: state.environment, by, reason: cleared.reason });
+      state.hold = undefined;
+      touch();
+      return cleared;
+    },
+    {
+      validator: ({ by }) => {
+        validateApprover(by);
+        if (!state.hold) throw new Error(`there is no hold on ${state.app} in ${state.environment}`);
+      },
+    },
+  );
+
+  const told = new Map<string, string>();
+  for (;;) {
+    // Who deployed a newer release: every pipeline waiting for approval here decides if it is now superseded.
+    for (const news of pendingNews.splice(0)) {
+      for (const waiting of state.awaitingApproval.filter((r) => r.pipelineId !== news.pipelineId)) {
+        await tell(waiting.pipelineId, (h) => h.signal(newerDeployedSignal, { environment: state.environment, ...news }));
+      }
+    }
+    if (!state.holder) {
+      const next = state.queue.find(eligible);
+      if (next) {
+        state.queue = state.queue.filter((r) => r !== next);
+        state.holder = next;
+        if (!(await tell(next.pipelineId, (h) => h.signal(laneGrantedSignal, { environment: state.environment })))) state.holder = undefined;
+        continue;
+      }
+    }
+    for (const request of state.queue) {
+      const reason = waitingReason(request);
+      if (told.get(request.pipelineId) !== reason) {
+        told.set(request.pipelineId, reason);
+        await tell(request.pipelineId, (h) => h.signal(laneWaitingSignal, { environment: state.environment, reason }));
+      }
+    }
+
+    if (workflowInfo().continueAsNewSuggested) {
+      await continueAsNew<typeof DeployLane>({ app: state.app, environment: state.environment, state });
+    }
+    changed = false;
+    const idle = !state.holder && state.queue.length === 0 && !state.hold && state.awaitingApproval.length === 0;
+    if (!idle) {
+      await condition(() => changed);
+    } else if (!(await condition(() => changed, IDLE_MS))) {
+      return;
+    }
+  }
+}
