@@ -26,6 +26,8 @@ export interface EnvironmentConfig {
   /** Automatic deploys wait for one of these to open; empty means any time. */
   deployWindows: DeployWindow[];
   argocdApplication: string;
+  /** Where the app answers in this environment, shown on GitHub's deployments. */
+  url?: string;
   smokeChecks: SmokeCheck[];
   smokeAttempts: number;
   smokeRetryIntervalMs: number;
@@ -47,6 +49,10 @@ export interface AppConfig {
 export interface StepRetry {
   maximumAttempts: number;
   maximumIntervalMs: number;
+  /** One attempt of a quick step is given up (and retried) after this: also how soon a step whose worker died runs again. */
+  attemptTimeoutMs: number;
+  /** A long wait (build, Argo CD sync, smoke tests) whose worker died resumes elsewhere after this. */
+  heartbeatTimeoutMs: number;
 }
 
 export interface Catalogue {
@@ -123,6 +129,7 @@ function validateApproverEntry(value: unknown): string {
 const environmentSchema = z.strictObject({
   continuousDeployment: z.boolean().optional(),
   allowSelfApproval: z.boolean().optional(),
+  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   deployWindows: z.array(deployWindowSchema).default([]),
   argocdApplication: z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a Kubernetes resource name').optional(),
   smokeChecks: z.array(smokeCheckSchema).default([]),
@@ -167,7 +174,12 @@ const catalogueSchema = z.strictObject({
       approvalTimeout: duration.optional(),
       freezeRecheckInterval: duration.optional(),
       stepRetry: z
-        .strictObject({ maximumAttempts: z.number().int().min(1).max(100), maximumInterval: duration })
+        .strictObject({
+          maximumAttempts: z.number().int().min(1).max(100).optional(),
+          maximumInterval: duration.optional(),
+          attemptTimeout: duration.refine((ms) => ms >= 1000, 'must be at least 1s').optional(),
+          heartbeatTimeout: duration.refine((ms) => ms >= 1000, 'must be at least 1s').optional(),
+        })
         .optional(),
       chartsPath: z
         .string()
@@ -233,6 +245,7 @@ export function parseCatalogue(text: string, file: string): Catalogue {
         allowSelfApproval: env.allowSelfApproval ?? envName !== 'production',
         deployWindows: env.deployWindows,
         argocdApplication: env.argocdApplication ?? `${name}-${envName}`,
+        url: env.url,
         smokeChecks: env.smokeChecks.map((check) => ({
           name: check.name,
           url: check.url,
@@ -264,6 +277,8 @@ export function parseCatalogue(text: string, file: string): Catalogue {
     stepRetry: {
       maximumAttempts: defaults.stepRetry?.maximumAttempts ?? 10,
       maximumIntervalMs: defaults.stepRetry?.maximumInterval ?? 30_000,
+      attemptTimeoutMs: defaults.stepRetry?.attemptTimeout ?? 2 * 60_000,
+      heartbeatTimeoutMs: defaults.stepRetry?.heartbeatTimeout ?? 60_000,
     },
     apps,
   };

@@ -31,6 +31,37 @@ export interface SourceHost {
   isTeamMember(org: string, teamSlug: string, login: string): Promise<boolean>;
 }
 
+export type DeploymentState = 'in_progress' | 'success' | 'failure' | 'inactive';
+
+export interface DeploymentRequest {
+  sha: string;
+  environment: string;
+  /** The pipeline's workflow ID: what makes a retried create find the first deployment. */
+  pipelineId: string;
+  description: string;
+  production: boolean;
+}
+
+export interface DeploymentStatusUpdate {
+  state: DeploymentState;
+  description: string;
+  logUrl?: string;
+  environmentUrl?: string;
+}
+
+/** GitHub deployments: what is deployed where, shown on the repository's page. */
+export interface DeploymentTracker {
+  /** The pipeline's deployment of the commit to the environment, created on the first call. */
+  ensureDeployment(repo: string, request: DeploymentRequest): Promise<number>;
+  /** Adds the status unless it is already the deployment's latest. */
+  setDeploymentState(repo: string, deploymentId: number, update: DeploymentStatusUpdate): Promise<void>;
+}
+
+/** Where people hear about pipelines that need them (Slack). */
+export interface Notifier {
+  notify(text: string): Promise<void>;
+}
+
 /** ECR. */
 export interface ImageRegistry {
   hasImage(repository: string, tag: string): Promise<boolean>;

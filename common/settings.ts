@@ -20,6 +20,10 @@ export interface WorkerSettings {
   charts: { remoteUrl: string; branch: string; workdir: string; author: { name: string; email: string } };
   polling: { initialIntervalMs: number; maxIntervalMs: number };
   workflowBundlePath?: string;
+  /** Optional: Slack incoming webhook for approvals needed, failures, rollbacks and supersedes. */
+  slackWebhookUrl?: string;
+  /** Optional: Temporal Web UI base URL, for links from GitHub deployments. */
+  webUiUrl?: string;
 }
 
 export const DEFAULT_CATALOGUE_PATH = 'config/apps.yaml';
@@ -91,6 +95,8 @@ export function loadWorkerSettings(env: Env = process.env): WorkerSettings {
       maxIntervalMs: c.number(env, 'DEPLOY_POLL_MAX_INTERVAL_MS', 30_000),
     },
     workflowBundlePath: env.DEPLOY_WORKFLOW_BUNDLE?.trim() || undefined,
+    slackWebhookUrl: env.SLACK_WEBHOOK_URL?.trim() ? c.url(env, 'SLACK_WEBHOOK_URL', 'a Slack incoming webhook') : undefined,
+    webUiUrl: env.DEPLOY_WEB_UI_URL?.trim() ? c.url(env, 'DEPLOY_WEB_UI_URL', 'Temporal Web UI, e.g. https://cloud.temporal.io') : undefined,
   };
   if (!/^[A-Za-z0-9_.-]{1,200}$/.test(settings.taskQueue)) c.problems.push(`DEPLOY_TASK_QUEUE "${settings.taskQueue}" must be letters, digits, ".", "_" or "-"`);
   if (!/^[A-Za-z0-9._/-]{1,200}$/.test(settings.charts.branch) || settings.charts.branch.startsWith('-')) {

@@ -4,16 +4,21 @@ import { createGitChartsRepository } from '../activities/adapters/charts-git';
 import { createEcrImageRegistry } from '../activities/adapters/ecr';
 import { createGitHubSourceHost } from '../activities/adapters/github';
 import { createReleaseAppClient } from '../activities/adapters/release-app';
+import { createSlackNotifier } from '../activities/adapters/slack';
 import { createHttpSmokeTester } from '../activities/adapters/smoke-http';
 import type { ActivityDependencies } from '../activities/pipeline-activities';
 import type { Catalogue } from '../common/catalogue';
 import type { WorkerSettings } from '../common/settings';
 
 /** The one production adapter for each outside system, wired from validated settings. */
-export function createProductionDependencies(settings: WorkerSettings, catalogue: Catalogue): ActivityDependencies {
+export function createProductionDependencies(settings: WorkerSettings, catalogue: Catalogue, namespace = 'default'): ActivityDependencies {
+  const github = createGitHubSourceHost({ token: settings.github.token, baseUrl: settings.github.apiUrl });
   return {
     catalogue,
-    sourceHost: createGitHubSourceHost({ token: settings.github.token, baseUrl: settings.github.apiUrl }),
+    sourceHost: github,
+    deployments: github,
+    notifier: settings.slackWebhookUrl ? createSlackNotifier({ webhookUrl: settings.slackWebhookUrl }) : undefined,
+    webUi: settings.webUiUrl ? { url: settings.webUiUrl, namespace } : undefined,
     // Region, credentials and endpoint come from the AWS SDK's own chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_ECR, …).
     registry: createEcrImageRegistry({ client: new ECRClient({}) }),
     charts: createGitChartsRepository({

@@ -1,6 +1,6 @@
 import { Octokit } from '@octokit/rest';
 import { validateRepo } from '../../common/names';
-import { RefNotFoundError, type CompareStatus, type SourceHost, type WorkflowRun } from '../../common/ports';
+import { RefNotFoundError, type CompareStatus, type DeploymentTracker, type SourceHost, type WorkflowRun } from '../../common/ports';
 import { describeNetworkError, displayUrl, httpFailure, redact, TransientHttpError } from './http-errors';
 
 export interface GitHubSourceHostOptions {
@@ -21,7 +21,7 @@ interface OctokitLikeError {
   cause?: unknown;
 }
 
-export function createGitHubSourceHost(options: GitHubSourceHostOptions): SourceHost {
+export function createGitHubSourceHost(options: GitHubSourceHostOptions): SourceHost & DeploymentTracker {
   const { token } = options;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const octokit = new Octokit({
@@ -146,6 +146,50 @@ export function createGitHubSourceHost(options: GitHubSourceHostOptions): Source
         const status = statusOf(err);
         if (status === 404 || status === 422) throw new RefNotFoundError(repo, sha);
         throw classify(err, `read commit ${sha} of ${repo}`);
+      }
+    },
+
+    async ensureDeployment(repo, request) {
+      const target = split(repo);
+      try {
+        const existing = await octokit.paginate(octokit.rest.repos.listDeployments, { ...target, sha: request.sha, environment: request.environment, per_page: 100 });
+        const ours = existing.find((d) => (d.payload as { pipeline?: string } | null)?.pipeline === request.pipelineId);
+        if (ours) return ours.id;
+        const { data } = await octokit.rest.repos.createDeployment({
+          ...target,
+          ref: request.sha,
+          environment: request.environment,
+          description: request.description,
+          payload: { pipeline: request.pipelineId },
+          production_environment: request.production,
+          transient_environment: false,
+          // The image was built and checked by CI already; GitHub must not merge or wait for checks.
+          auto_merge: false,
+          required_contexts: [],
+        });
+        if (!('id' in data)) throw new Error(`GitHub did not create a deployment of ${request.sha} to ${request.environment}: ${data.message ?? 'no reason given'}`);
+        return data.id;
+      } catch (err) {
+        throw classify(err, `record a deployment to ${request.environment} in ${repo}`);
+      }
+    },
+
+    async setDeploymentState(repo, deploymentId, update) {
+      const target = split(repo);
+      try {
+        const { data: statuses } = await octokit.rest.repos.listDeploymentStatuses({ ...target, deployment_id: deploymentId, per_page: 1 });
+        if (statuses[0]?.state === update.state) return;
+        await octokit.rest.repos.createDeploymentStatus({
+          ...target,
+          deployment_id: deploymentId,
+          state: update.state,
+          description: update.description.slice(0, 140),
+          ...(update.logUrl ? { log_url: update.logUrl } : {}),
+          ...(update.environmentUrl ? { environment_url: update.environmentUrl } : {}),
+          auto_inactive: true,
+        });
+      } catch (err) {
+        throw classify(err, `set deployment ${deploymentId} of ${repo} to ${update.state}`);
       }
     },
 
