@@ -9,6 +9,9 @@ import {
   type ArgoCd,
   type ChartsRepository,
   type CompareStatus,
+  type DeploymentState,
+  type DeploymentTracker,
+  type Notifier,
   type ImageRegistry,
   type ImageTagChange,
   type ReleaseApp,
@@ -30,6 +33,11 @@ export interface PollingSettings {
 export interface ActivityDependencies {
   catalogue: Catalogue;
   sourceHost: SourceHost;
+  deployments: DeploymentTracker;
+  /** Absent when no Slack webhook is configured. */
+  notifier?: Notifier;
+  /** For links to a pipeline's page. */
+  webUi?: { url: string; namespace: string };
   registry: ImageRegistry;
   charts: ChartsRepository;
   argoCd: ArgoCd;
@@ -118,7 +126,7 @@ function nextInterval(current: number, polling: PollingSettings): number {
 }
 
 export function createActivities(deps: ActivityDependencies) {
-  const { catalogue, sourceHost, registry, charts, argoCd, releaseApp, smokeTester, polling } = deps;
+  const { catalogue, sourceHost, registry, charts, argoCd, releaseApp, smokeTester, polling, deployments, notifier, webUi } = deps;
 
   function appConfig(name: string): AppConfig {
     validateAppName(name);
@@ -381,6 +389,35 @@ export function createActivities(deps: ActivityDependencies) {
           return done ? { revision: status.syncRevision!, health: status.healthStatus } : undefined;
         });
       });
+    },
+
+    /** GitHub shows what is deployed where; one deployment per pipeline and environment. */
+    async recordGitHubDeployment(request: { app: string; environment: string; sha: string; state: DeploymentState; description: string }): Promise<void> {
+      return classified(async () => {
+        const app = appConfig(request.app);
+        const env = environmentConfig(app, request.environment);
+        const { workflowExecution } = Context.current().info;
+        const pipelineId = workflowExecution?.workflowId ?? 'unknown';
+        const id = await deployments.ensureDeployment(app.repo, {
+          sha: request.sha,
+          environment: env.name,
+          pipelineId,
+          description: `Deploy pipeline ${pipelineId}`,
+          production: env.name === 'production',
+        });
+        await deployments.setDeploymentState(app.repo, id, {
+          state: request.state,
+          description: request.description,
+          environmentUrl: env.url,
+          logUrl: webUi ? `${webUi.url}/namespaces/${encodeURIComponent(webUi.namespace)}/workflows/${encodeURIComponent(pipelineId)}` : undefined,
+        });
+      });
+    },
+
+    /** Tells people (Slack) about what needs them or went wrong; nothing when no webhook is configured. */
+    async notifyPeople(request: { text: string }): Promise<void> {
+      if (!notifier) return;
+      return classified(() => notifier.notify(request.text));
     },
 
     /** Step 3.6: every check passes within its attempts, or the step fails with what was wrong. */

@@ -64,7 +64,8 @@ export interface ReleasePlan {
   /** GitHub login of the commit's author, for the self-approval rule. */
   authorLogin?: string;
   freezeRecheckIntervalMs: number;
-  stepRetry: { maximumAttempts: number; maximumIntervalMs: number };
+  /** The timeouts are absent from plans recorded before they existed: the workflow's defaults apply. */
+  stepRetry: { maximumAttempts: number; maximumIntervalMs: number; attemptTimeoutMs?: number; heartbeatTimeoutMs?: number };
 }
 
 export type EnvironmentState =

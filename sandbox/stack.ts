@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { stringify as stringifyYaml } from 'yaml';
@@ -10,8 +10,9 @@ import { AppEndpointsSimulator } from '../simulators/app-endpoints';
 import { ArgoCdSimulator } from '../simulators/argocd';
 import { createLocalChartsRepo, type LocalChartsRepo } from '../simulators/charts-repo';
 import { ensureRepository, pushSyntheticImage } from '../simulators/ecr-images';
-import { GitHubSimulator } from '../simulators/github';
-import { ReleaseAppSimulator } from '../simulators/release-app';
+import { GitHubSimulator, type SimCommit } from '../simulators/github';
+import { ReleaseAppSimulator, type ReleaseAppSimulatorOptions } from '../simulators/release-app';
+import { SlackSimulator } from '../simulators/slack';
 import { createProductionDependencies } from '../worker/adapters';
 
 /**
@@ -25,6 +26,10 @@ export interface StackEnvironmentSpec {
   approvers?: string[];
   syncTimeout?: string;
   smokeAttempts?: number;
+  /** May a commit's author approve its own deploy here (catalogue default: not in production). */
+  allowSelfApproval?: boolean;
+  /** Automatic deploys here wait for one of these (catalogue `deployWindows`, e.g. `{ from: '09:30:00', to: '17:00' }`). */
+  deployWindows?: Array<{ days?: string[]; from: string; to: string; timezone?: string }>;
 }
 
 export interface StackAppSpec {
@@ -35,6 +40,8 @@ export interface StackAppSpec {
   tagScheme?: 'sha' | 'short-sha' | 'release-tag';
   /** The tag every environment runs before the first pipeline. */
   initialTag?: string;
+  /** The main branch's commits, oldest first, e.g. from an earlier run of the sandbox; default: one new initial commit. */
+  history?: SimCommit[];
 }
 
 export interface StackOptions {
@@ -46,13 +53,24 @@ export interface StackOptions {
   buildDelayMs?: number;
   polling?: { initialIntervalMs: number; maxIntervalMs: number };
   smokeRetryInterval?: string;
+  /** How often a pipeline stopped by a freeze looks again (catalogue `defaults.freezeRecheckInterval`). */
+  freezeRecheckInterval?: string;
   ports?: { github?: number; argo?: number; release?: number; endpoints?: number };
+  /** Names the image repositories and the worker's charts clone; a restarted sandbox passes the same one. Default: random. */
+  id?: string;
+  /** Keep the charts repo an earlier stack left in dataDir, adding only missing image-tag files (the sandbox's restart). */
+  resume?: boolean;
+  /** Where the release app keeps its records, and where its page finds the pipelines awaiting approval. */
+  release?: Pick<ReleaseAppSimulatorOptions, 'storeFile' | 'awaitingApproval' | 'pipelineUrl' | 'deployCommand'>;
+  /** The catalogue's `defaults.stepRetry`, e.g. short limits and timeouts for fault and crash tests. */
+  stepRetry?: { maximumAttempts?: number; maximumInterval?: string; attemptTimeout?: string; heartbeatTimeout?: string };
 }
 
 export interface Stack {
   github: GitHubSimulator;
   argo: ArgoCdSimulator;
   release: ReleaseAppSimulator;
+  slack: SlackSimulator;
   endpoints: AppEndpointsSimulator;
   charts: LocalChartsRepo;
   ecr: ECRClient;
@@ -84,7 +102,7 @@ const DEFAULT_ENVIRONMENTS: Record<string, StackEnvironmentSpec> = {
 const ORG = 'alphagov';
 
 export async function startStack(options: StackOptions): Promise<Stack> {
-  const stackId = randomBytes(4).toString('hex');
+  const stackId = options.id ?? randomBytes(4).toString('hex');
   const tokens = { github: `ghs_${randomBytes(12).toString('hex')}`, argo: `argo-${randomBytes(12).toString('hex')}`, release: `rel-${randomBytes(12).toString('hex')}` };
   await mkdir(options.dataDir, { recursive: true });
   const appNames = Object.keys(options.apps);
@@ -102,7 +120,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         `# Managed by the deploy pipeline\n${stringifyYaml({ image_tag: options.apps[app]!.initialTag ?? 'initial', promote_deployment: true, automatic_deploys_enabled: true })}`;
     }
   }
-  const charts = await createLocalChartsRepo({ parentDir: join(options.dataDir, 'charts'), files: initialFiles });
+  const charts = options.resume ? await reopenChartsRepo(join(options.dataDir, 'charts'), initialFiles) : await createLocalChartsRepo({ parentDir: join(options.dataDir, 'charts'), files: initialFiles });
 
   const ecr = new ECRClient({});
   const failing = new Set<string>();
@@ -124,11 +142,21 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     pollIntervalMs: options.argo?.pollIntervalMs ?? 0,
     port: options.ports?.argo,
   });
-  const release = new ReleaseAppSimulator({ token: tokens.release, port: options.ports?.release });
+  const slack = new SlackSimulator();
+  const release = new ReleaseAppSimulator({
+    token: tokens.release,
+    port: options.ports?.release,
+    ...options.release,
+    applications: appNames.map((app) => ({
+      name: app,
+      repo: repoOf(app),
+      environments: environmentsOf(app).map(([name, spec]) => ({ name, continuousDeployment: spec.continuousDeployment ?? true })),
+    })),
+  });
   const endpoints = new AppEndpointsSimulator({ versionOf: (app, environment) => argo.currentTag(app, environment), port: options.ports?.endpoints });
   const started: { close(): Promise<void> }[] = [];
   try {
-    for (const sim of [github, argo, release, endpoints]) {
+    for (const sim of [github, argo, release, endpoints, slack]) {
       await sim.start();
       started.push(sim);
     }
@@ -139,11 +167,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
   for (const app of appNames) {
     github.addRepo(repoOf(app), { defaultBranch: 'main' });
-    github.addCommit(repoOf(app), { branch: 'main', message: 'Initial commit' });
+    const history = options.apps[app]!.history ?? [];
+    if (history.length === 0) github.addCommit(repoOf(app), { branch: 'main', message: 'Initial commit' });
+    for (const commit of history) {
+      github.addCommit(repoOf(app), { ...commit, date: new Date(commit.date), branch: 'main' });
+    }
     await ensureRepository(ecr, imageRepositoryOf(app));
   }
 
   const catalogueDocument = {
+    defaults: {
+      ...(options.stepRetry ? { stepRetry: options.stepRetry } : {}),
+      ...(options.freezeRecheckInterval ? { freezeRecheckInterval: options.freezeRecheckInterval } : {}),
+    },
     apps: Object.fromEntries(
       appNames.map((app) => {
         const spec = options.apps[app]!;
@@ -162,6 +198,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
                   continuousDeployment: envSpec.continuousDeployment ?? true,
                   argocdApplication: argoName(app, environment),
                   approvers: envSpec.approvers ?? [],
+                  ...(envSpec.allowSelfApproval !== undefined ? { allowSelfApproval: envSpec.allowSelfApproval } : {}),
+                  ...(envSpec.deployWindows ? { deployWindows: envSpec.deployWindows } : {}),
                   syncTimeout: envSpec.syncTimeout ?? '2m',
                   smokeAttempts: envSpec.smokeAttempts ?? 2,
                   smokeRetryInterval: options.smokeRetryInterval ?? '100ms',
@@ -186,6 +224,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     ARGOCD_TOKEN: tokens.argo,
     RELEASE_URL: release.url,
     RELEASE_TOKEN: tokens.release,
+    SLACK_WEBHOOK_URL: slack.webhookUrl,
+    DEPLOY_WEB_UI_URL: 'http://127.0.0.1:8233',
     CHARTS_REPO_URL: charts.bareDir,
     CHARTS_WORKDIR: join(options.dataDir, `charts-workdir-${stackId}`),
     DEPLOY_POLL_INTERVAL_MS: String(options.polling?.initialIntervalMs ?? 100),
@@ -198,6 +238,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     github,
     argo,
     release,
+    slack,
     endpoints,
     charts,
     ecr,
@@ -229,8 +270,20 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       else stalled.delete(app);
     },
     async close() {
-      await Promise.all([github, argo, release, endpoints].map((sim) => sim.close()));
+      await Promise.all([github, argo, release, endpoints, slack].map((sim) => sim.close()));
       ecr.destroy();
     },
   };
+}
+
+/** The charts repo of an earlier stack: its scratch clone is rebuilt, its history kept; missing files are added. */
+async function reopenChartsRepo(parentDir: string, files: Record<string, string>): Promise<LocalChartsRepo> {
+  await rm(join(parentDir, 'charts-work'), { recursive: true, force: true });
+  const charts = await createLocalChartsRepo({ parentDir });
+  const missing: Record<string, string> = {};
+  for (const [path, content] of Object.entries(files)) {
+    if ((await charts.readFile(path)) === undefined) missing[path] = content;
+  }
+  if (Object.keys(missing).length > 0) await charts.commitFiles(missing, 'Add image tags of new apps');
+  return charts;
 }

@@ -1,14 +1,43 @@
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { escapeHtml, hasToken, json, Simulator, type SimRequest, type SimResponse } from './http';
 
 /**
  * GOV.UK's Release app, as the pipeline uses it: `POST /deployments` records which version of a repo
- * went to which environment; `GET /` shows the latest version per repo and environment.
+ * went to which environment. Its page (`GET /`) lists, per app, the version each environment runs and the
+ * pipelines awaiting approval: the versions come from those records, the approvals from whoever
+ * `awaitingApproval` asks (the sandbox asks Temporal), never from bookkeeping of its own.
  */
+
+export interface ReleaseApplication {
+  name: string;
+  repo: string;
+  /** In promotion order. */
+  environments: Array<{ name: string; continuousDeployment: boolean }>;
+}
+
+export interface PendingApproval {
+  workflowId: string;
+  app?: string;
+  commit?: string;
+  environment?: string;
+  startedAt?: Date;
+}
 
 export interface ReleaseAppSimulatorOptions {
   token: string;
   host?: string;
   port?: number;
+  /** Keeps the records across restarts (one JSON object per line); in memory only without it. */
+  storeFile?: string;
+  /** The apps the page lists, in this order; without it, every repo that has a record. */
+  applications?: ReleaseApplication[];
+  /** Asked on every page view. */
+  awaitingApproval?: () => Promise<PendingApproval[]>;
+  /** Where a pipeline can be looked at, e.g. its page in Temporal Web UI. */
+  pipelineUrl?: (workflowId: string) => string;
+  /** How people run the deploy CLI where this page is read; default `deploy`. */
+  deployCommand?: string;
 }
 
 export interface ReleaseRecord {
@@ -21,10 +50,16 @@ export interface ReleaseRecord {
 }
 
 const REPO = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
+const FULL_SHA = /^[0-9a-f]{40}$/;
+/** The page is meant to be left open while pipelines run. */
+const REFRESH_SECONDS = 5;
 
 export class ReleaseAppSimulator extends Simulator {
   readonly deployments: ReleaseRecord[] = [];
   private readonly token: string;
+  private readonly options: ReleaseAppSimulatorOptions;
+  /** Appends happen one at a time so the file keeps the records' order. */
+  private storeQueue: Promise<void> = Promise.resolve();
 
   constructor(options: ReleaseAppSimulatorOptions) {
     super({
@@ -33,9 +68,10 @@ export class ReleaseAppSimulator extends Simulator {
       invalidJson: () => json(400, { message: 'request body is not valid JSON' }),
     });
     this.token = options.token;
+    this.options = options;
     this.server.route('POST', /^\/deployments\/?$/, (req) => this.record(req));
     this.server.route('GET', /^\/deployments\/?$/, (req) => this.list(req));
-    this.server.route('GET', /^\/$/, () => this.page());
+    this.server.route('GET', /^\/(?:applications\/?)?$/, () => this.page());
   }
 
   /** The newest record for (repo, environment). */
@@ -43,11 +79,37 @@ export class ReleaseAppSimulator extends Simulator {
     return [...this.deployments].reverse().find((d) => d.repo === repo && d.environment === environment);
   }
 
+  protected override async beforeStart(): Promise<void> {
+    const file = this.options.storeFile;
+    if (!file) return;
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    for (const [index, line] of text.split('\n').entries()) {
+      if (!line.trim()) continue;
+      try {
+        const stored = JSON.parse(line) as Omit<ReleaseRecord, 'createdAt'> & { createdAt: string };
+        this.deployments.push({ ...stored, createdAt: new Date(stored.createdAt) });
+      } catch {
+        // A line cut short by a crash mid-append is the only way to get here; the records before it stand.
+        throw new Error(`${file} line ${index + 1} is not a release record; fix or delete that line`);
+      }
+    }
+  }
+
+  protected override async afterClose(): Promise<void> {
+    await this.storeQueue;
+  }
+
   private unauthorized(req: SimRequest): SimResponse | undefined {
     return hasToken(req.headers, this.token) ? undefined : json(401, { message: 'Unauthorized: a valid bearer token is required' });
   }
 
-  private record(req: SimRequest): SimResponse {
+  private async record(req: SimRequest): Promise<SimResponse> {
     const denied = this.unauthorized(req);
     if (denied) return denied;
     const problem = validate(req.body);
@@ -71,7 +133,20 @@ export class ReleaseAppSimulator extends Simulator {
       idempotencyKey: key,
     };
     this.deployments.push(record);
+    // Answer only once the record is on disk: a 201 must survive a restart.
+    await this.store(record);
     return json(201, recordJson(record));
+  }
+
+  private store(record: ReleaseRecord): Promise<void> {
+    const file = this.options.storeFile;
+    if (!file) return Promise.resolve();
+    const next = this.storeQueue.then(async () => {
+      await mkdir(dirname(file), { recursive: true });
+      await appendFile(file, `${JSON.stringify(record)}\n`);
+    });
+    this.storeQueue = next.catch(() => undefined);
+    return next;
   }
 
   private list(req: SimRequest): SimResponse {
@@ -80,31 +155,106 @@ export class ReleaseAppSimulator extends Simulator {
     return json(200, this.deployments.map(recordJson));
   }
 
-  private page(): SimResponse {
-    const latest = new Map<string, Map<string, ReleaseRecord>>();
-    for (const record of this.deployments) {
-      const byEnvironment = latest.get(record.repo) ?? new Map<string, ReleaseRecord>();
-      byEnvironment.set(record.environment, record);
-      latest.set(record.repo, byEnvironment);
+  private applications(): ReleaseApplication[] {
+    if (this.options.applications) return this.options.applications;
+    const environments = [...new Set(this.deployments.map((d) => d.environment))].map((name) => ({ name, continuousDeployment: true }));
+    return [...new Set(this.deployments.map((d) => d.repo))].sort().map((repo) => ({ name: repo, repo, environments }));
+  }
+
+  private async page(): Promise<SimResponse> {
+    const applications = this.applications();
+    const sections = [deployedSection(applications, (repo, environment) => this.latest(repo, environment))];
+    if (this.options.awaitingApproval) {
+      const known = new Map(applications.map((app) => [app.name, app]));
+      try {
+        const pending = await this.options.awaitingApproval();
+        sections.push(approvalSection(pending, known, this.options.deployCommand ?? 'deploy', this.options.pipelineUrl));
+      } catch (err) {
+        sections.push(
+          `<h2>Awaiting approval</h2>\n<p class="problem">Could not ask Temporal which pipelines await approval: ${escapeHtml((err as Error).message ?? String(err))}</p>`,
+        );
+      }
     }
-    const environments = [...new Set(this.deployments.map((d) => d.environment))];
-    const header = ['Repository', ...environments].map((cell) => `<th>${escapeHtml(cell)}</th>`).join('');
-    const rows = [...latest.entries()]
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([repo, byEnvironment]) => {
-        const cells = environments.map((environment) => {
-          const record = byEnvironment.get(environment);
-          return record ? `<td title="${escapeHtml(record.createdAt.toISOString())}">${escapeHtml(record.version)}</td>` : '<td>–</td>';
-        });
-        return `<tr><th scope="row">${escapeHtml(repo)}</th>${cells.join('')}</tr>`;
-      })
-      .join('\n');
-    const body = rows
-      ? `<table>\n<thead><tr>${header}</tr></thead>\n<tbody>\n${rows}\n</tbody>\n</table>`
-      : '<p>Nothing has been deployed yet.</p>';
-    const html = `<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8"><title>Release</title></head>\n<body>\n<h1>Deployed versions</h1>\n${body}\n</body>\n</html>\n`;
+    const html = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="${REFRESH_SECONDS}">
+<title>Release</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #0b0c0c; }
+table { border-collapse: collapse; margin-bottom: 2rem; }
+th, td { border-bottom: 1px solid #b1b4b6; padding: 0.5rem 1rem 0.5rem 0; text-align: left; vertical-align: top; }
+code { font-size: 0.95em; }
+.when, .mode { color: #505a5f; font-size: 0.85em; }
+.problem { color: #d4351c; }
+</style>
+</head>
+<body>
+<h1>Release</h1>
+${sections.join('\n')}
+<p class="when">Refreshes every ${REFRESH_SECONDS} seconds.</p>
+</body>
+</html>
+`;
     return { status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: html };
   }
+}
+
+function deployedSection(applications: ReleaseApplication[], latest: (repo: string, environment: string) => ReleaseRecord | undefined): string {
+  if (applications.length === 0) return '<h2>Deployed versions</h2>\n<p>Nothing has been deployed yet.</p>';
+  const environments = [...new Set(applications.flatMap((app) => app.environments.map((e) => e.name)))];
+  const header = ['Application', ...environments, 'Deployment'].map((cell) => `<th scope="col">${escapeHtml(cell)}</th>`).join('');
+  const rows = applications.map((app) => {
+    const cells = environments.map((environment) => {
+      const record = app.environments.some((e) => e.name === environment) ? latest(app.repo, environment) : undefined;
+      const content = record
+        ? `${versionHtml(record.version)}<br><span class="when" title="${escapeHtml(record.createdAt.toISOString())}">${escapeHtml(formatTime(record.createdAt))}</span>`
+        : '–';
+      return `<td data-environment="${escapeHtml(environment)}">${content}</td>`;
+    });
+    const name = app.name === app.repo ? escapeHtml(app.repo) : `${escapeHtml(app.name)}<br><span class="mode">${escapeHtml(app.repo)}</span>`;
+    return `<tr data-app="${escapeHtml(app.name)}"><th scope="row">${name}</th>${cells.join('')}<td class="mode">${escapeHtml(deploymentMode(app))}</td></tr>`;
+  });
+  return `<h2>Deployed versions</h2>\n<table id="deployed">\n<thead><tr>${header}</tr></thead>\n<tbody>\n${rows.join('\n')}\n</tbody>\n</table>`;
+}
+
+function approvalSection(
+  pending: PendingApproval[],
+  known: Map<string, ReleaseApplication>,
+  deployCommand: string,
+  pipelineUrl?: (workflowId: string) => string,
+): string {
+  if (pending.length === 0) return '<h2>Awaiting approval</h2>\n<p id="awaiting-none">No pipeline is waiting for approval.</p>';
+  const rows = pending.map((p) => {
+    const link = pipelineUrl ? `<a href="${escapeHtml(pipelineUrl(p.workflowId))}">${escapeHtml(p.workflowId)}</a>` : escapeHtml(p.workflowId);
+    const app = p.app ? (known.get(p.app)?.name ?? p.app) : '?';
+    const approve = p.environment ? `${deployCommand} approve ${p.workflowId} --environment ${p.environment}` : '';
+    return (
+      `<tr data-workflow-id="${escapeHtml(p.workflowId)}"><th scope="row">${escapeHtml(app)}</th>` +
+      `<td>${p.commit ? versionHtml(p.commit) : '?'}</td><td>${escapeHtml(p.environment ?? '?')}</td>` +
+      `<td>${link}${p.startedAt ? `<br><span class="when">started ${escapeHtml(formatTime(p.startedAt))}</span>` : ''}</td>` +
+      `<td><code>${escapeHtml(approve)}</code></td></tr>`
+    );
+  });
+  const header = ['Application', 'Commit', 'Environment', 'Pipeline', 'Approve with'].map((cell) => `<th scope="col">${cell}</th>`).join('');
+  return `<h2>Awaiting approval</h2>\n<table id="awaiting">\n<thead><tr>${header}</tr></thead>\n<tbody>\n${rows.join('\n')}\n</tbody>\n</table>`;
+}
+
+/** A commit SHA is shown short, as people quote it; the full one stays at hand in the tooltip. */
+function versionHtml(version: string): string {
+  if (FULL_SHA.test(version)) return `<code title="${escapeHtml(version)}">${escapeHtml(version.slice(0, 7))}</code>`;
+  return `<code>${escapeHtml(version)}</code>`;
+}
+
+function deploymentMode(app: ReleaseApplication): string {
+  const manual = app.environments.slice(1).filter((e) => !e.continuousDeployment);
+  if (manual.length === 0) return 'Continuous deployment';
+  return `Needs approval for ${manual.map((e) => e.name).join(' and ')}`;
+}
+
+function formatTime(date: Date): string {
+  return date.toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' UTC');
 }
 
 function validate(body: unknown): string | undefined {

@@ -8,11 +8,12 @@ import { workflowBundlePath } from './support/temporal';
  * A failure here means running pipelines would break: guard the change with patched() instead.
  */
 const HISTORIES = join(__dirname, 'histories');
-const files = readdirSync(HISTORIES).filter((f) => f.endsWith('.json'));
+/** Histories recorded before a patched() change stay in a folder of their own until the patch is deprecated. */
+const files = readdirSync(HISTORIES, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json')).sort();
 
 describe('replaying stored histories with the current workflow code', () => {
   it('has a history for every pipeline shape and for the lane', () => {
-    const shapes = files.map((f) => f.replace(/\.json$/, ''));
+    const shapes = files.filter((f) => !f.includes('/')).map((f) => f.replace(/\.json$/, ''));
     for (const shape of ['cd-to-production', 'awaiting-approval', 'approved', 'rejected', 'expired', 'superseded', 'cancelled', 'rolled-back', 'manual', 'frozen-then-deployed', 'lane']) {
       expect(shapes).toContain(shape);
     }
@@ -21,6 +22,6 @@ describe('replaying stored histories with the current workflow code', () => {
   it.each(files)('replays %s without non-determinism', async (file) => {
     // The worker parses the proto3 JSON itself (parsing it here would meet jest's second copy of protobufjs).
     const history: unknown = JSON.parse(readFileSync(join(HISTORIES, file), 'utf8'));
-    await Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath() } }, history, file.replace(/\.json$/, ''));
+    await Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath() } }, history, file.replace(/\.json$/, '').replace('/', '-'));
   });
 });

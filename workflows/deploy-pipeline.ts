@@ -6,6 +6,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -54,13 +55,21 @@ import {
 import { renderDetails } from './details';
 
 const PERMANENT_FAILURES = Object.values(FailureTypes);
+/**
+ * Pipelines started before GitHub deployments and Slack messages existed replay without them; see
+ * "Shipping a workflow change safely" in the README. test/histories/ holds histories of both kinds.
+ */
+export const ANNOUNCE_PATCH = 'github-deployments-and-slack';
+/** The deploy window opens `waitMs` after the instant the pipeline asked, not after the answer came back. */
+export const WINDOW_FROM_ASKED_AT_PATCH = 'deploy-window-from-asked-at';
 /** Failures after our bump that mean "this release is bad here": the environment goes back to what it ran. */
 const ROLLBACK_CAUSES: string[] = [FailureTypes.SmokeTestFailed, FailureTypes.ArgoCdDegraded, FailureTypes.ArgoCdSyncFailed];
 
-function stepCalls(retry: { maximumAttempts: number; maximumIntervalMs: number }) {
+function stepCalls(retry: ReleasePlan['stepRetry']) {
   /** Calls to GitHub, ECR, git and the release app: transient faults retried with backoff, up to the catalogue's limit. */
   return proxyActivities<PipelineActivities>({
-    startToCloseTimeout: '2 minutes',
+    // Also how soon a step whose worker died is tried again.
+    startToCloseTimeout: retry.attemptTimeoutMs ?? '2 minutes',
     retry: {
       initialInterval: '1 second',
       backoffCoefficient: 2,
@@ -75,17 +84,19 @@ function stepCalls(retry: { maximumAttempts: number; maximumIntervalMs: number }
 const resolving = stepCalls({ maximumAttempts: 10, maximumIntervalMs: 30_000 });
 
 /** Long waits: they heartbeat, so a dead worker is noticed within the heartbeat timeout and the wait resumes elsewhere. */
-const waits = proxyActivities<PipelineActivities>({
-  // Each call sets its own bound from the catalogue (build and sync timeouts); this is the fallback.
-  scheduleToCloseTimeout: '1 hour',
-  heartbeatTimeout: '1 minute',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '30 seconds',
-    nonRetryableErrorTypes: PERMANENT_FAILURES,
-  },
-});
+function waitCalls(heartbeatTimeoutMs: number | undefined) {
+  return proxyActivities<PipelineActivities>({
+    // Each call sets its own bound from the catalogue (build and sync timeouts); this is the fallback.
+    scheduleToCloseTimeout: '1 hour',
+    heartbeatTimeout: heartbeatTimeoutMs ?? '1 minute',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      nonRetryableErrorTypes: PERMANENT_FAILURES,
+    },
+  });
+}
 
 interface PendingDecision {
   environment: string;
@@ -119,6 +130,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   };
   let plan: ReleasePlan | undefined;
   let calls = resolving;
+  let waits = waitCalls(undefined);
   let pending: PendingDecision | undefined;
   const granted = new Set<string>();
   let rolledBack = false;
@@ -146,6 +158,10 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     publish();
   }
 
+  function headline(): string {
+    return `${state.app} ${state.sha ? shortSha(state.sha) : state.ref} (${state.workflowId})`;
+  }
+
   function environmentPlan(name: string): EnvironmentPlan | undefined {
     return plan?.environments.find((e) => e.name === name);
   }
@@ -157,12 +173,16 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     } catch (err) {
       return (err as Error).message;
     }
+    // A decision stands: a second one names the first, also once the pipeline has moved on from that environment.
+    const decided = state.environments.find((e) => e.environment === request.environment);
+    if (decided?.approval) return `${request.environment} was already approved by ${decided.approval.by}`;
+    if (decided?.rejection) return `${request.environment} was already rejected by ${decided.rejection.by}: ${decided.rejection.comment}`;
     if (!pending) return `pipeline ${state.workflowId} is not awaiting approval (status ${state.status})`;
     if (request.environment !== pending.environment) {
       return `pipeline ${state.workflowId} is awaiting approval for ${pending.environment}, not ${request.environment}`;
     }
     if (pending.approved) return `${pending.environment} was already approved by ${pending.approved.approver}`;
-    if (pending.rejected) return `${pending.environment} was already rejected by ${pending.rejected.approver}`;
+    if (pending.rejected) return `${pending.environment} was already rejected by ${pending.rejected.approver}: ${pending.rejected.reason}`;
     const envPlan = environmentPlan(pending.environment);
     const author = plan?.authorLogin;
     if (envPlan && !envPlan.allowSelfApproval && author && author.toLowerCase() === request.approver.toLowerCase()) {
@@ -231,10 +251,36 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     if (pending?.environment === news.environment) pending.newer.push(news);
   });
 
+  const announces = patched(ANNOUNCE_PATCH);
+
+  /** Outside reports must never turn a pipeline's outcome into another: a failed one is logged. */
+  async function bestEffort(what: string, report: () => Promise<void>): Promise<void> {
+    if (!announces) return;
+    try {
+      await report();
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn(`could not ${what}`, { error: (err as Error).message });
+    }
+  }
+
+  function tellPeople(text: string): Promise<void> {
+    return bestEffort('notify people', () => calls.notifyPeople.executeWithOptions({ summary: 'Tell people on Slack' }, [{ text }]));
+  }
+
+  function reportDeployment(environment: string, deploymentState: 'in_progress' | 'success' | 'failure' | 'inactive', description: string): Promise<void> {
+    if (!plan) return Promise.resolve();
+    const request = { app: plan.app, environment, sha: plan.sha, state: deploymentState, description };
+    return bestEffort('record the GitHub deployment', () =>
+      calls.recordGitHubDeployment.executeWithOptions({ summary: `GitHub deployment ${environment}: ${deploymentState}` }, [request]),
+    );
+  }
+
   publish();
   try {
     plan = await resolving.resolveRelease.executeWithOptions({ summary: `Resolve ${input.app} ${input.ref}` }, [input]);
     calls = stepCalls(plan.stepRetry);
+    waits = waitCalls(plan.stepRetry.heartbeatTimeoutMs);
     state.sha = plan.sha;
     state.tag = plan.tag;
     state.environments = plan.environments.map((env) => ({ environment: env.name, state: 'PENDING', tag: plan!.tag }));
@@ -259,11 +305,15 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     if (err instanceof PipelineEnded) {
       state.failure = err.message;
       setStatus(err.status);
+      if (err.status === 'SUPERSEDED') await tellPeople(`${headline()} was superseded: ${err.message}`);
       return state;
     }
     if (isCancellation(err)) {
       if (current && !isFinished(current.state)) current.state = 'CANCELLED';
       setStatus('CANCELLED');
+      if (current?.chartsCommit && current.state === 'CANCELLED') {
+        await CancellationScope.nonCancellable(() => reportDeployment(current.environment, 'inactive', 'pipeline cancelled'));
+      }
       throw err;
     }
     const reason = describeFailure(err, plan, state.currentEnvironment);
@@ -273,6 +323,8 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
       current.error = reason.message;
     }
     setStatus(rolledBack ? 'ROLLED_BACK' : 'FAILED');
+    if (current?.chartsCommit) await reportDeployment(current.environment, 'failure', reason.message);
+    await tellPeople(`${headline()} ${rolledBack ? 'was rolled back' : 'failed'}: ${reason.message}`);
     throw ApplicationFailure.create({ type: reason.type, message: reason.message, nonRetryable: true });
   }
 
@@ -321,14 +373,19 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   }
 
   async function awaitDeployWindow(release: ReleasePlan, env: EnvironmentStatus): Promise<void> {
+    // The wait is counted from the instant we asked about: the activity itself takes time (and may be retried).
+    const askedAt = Date.now();
     const waitMs = await calls.msUntilDeployWindow.executeWithOptions({ summary: `Check the deploy window of ${env.environment}` }, [
-      { app: release.app, environment: env.environment, nowMs: Date.now() },
+      { app: release.app, environment: env.environment, nowMs: askedAt },
     ]);
     if (waitMs <= 0) return;
-    const opensAt = new Date(Date.now() + waitMs).toISOString();
+    // Pipelines that waited before this change count from after the activity, as they did then.
+    const opensAtMs = (patched(WINDOW_FROM_ASKED_AT_PATCH) ? askedAt : Date.now()) + waitMs;
+    const opensAt = new Date(opensAtMs).toISOString();
     env.waitingFor = `the deploy window for ${env.environment} opens at ${opensAt}`;
     setStatus('DEPLOYING', env, 'OUTSIDE_WINDOW');
-    await sleep(waitMs, { summary: `Wait for the ${env.environment} deploy window (${opensAt})` });
+    const remaining = opensAtMs - Date.now();
+    if (remaining > 0) await sleep(remaining, { summary: `Wait for the ${env.environment} deploy window (${opensAt})` });
   }
 
   async function takeLane(release: ReleasePlan, env: EnvironmentStatus): Promise<void> {
@@ -364,6 +421,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     env.chartsCommit = change.chartsCommit;
     env.previousTag = change.previousTag;
     publish();
+    await reportDeployment(envPlan.name, 'in_progress', `deploying ${release.tag}`);
     await calls.tagImage.executeWithOptions({ summary: `Tag image deployed-to-${envPlan.name}` }, [step]);
     await calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${where}` }, [step]);
 
@@ -379,6 +437,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     }
     env.finishedAt = new Date().toISOString();
     setStatus('DEPLOYING', env, 'DEPLOYED');
+    await reportDeployment(envPlan.name, 'success', `${release.tag} is Synced, Healthy and passed its smoke tests`);
     if (!automatic) {
       await tellLane(release, envPlan.name, (lane) =>
         lane.signal(setHoldSignal, {
@@ -438,6 +497,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     pending = { environment: env.environment, newer: [] };
     state.awaitingApprovalFor = env.environment;
     setStatus('AWAITING_APPROVAL', env, 'AWAITING_APPROVAL');
+    await tellPeople(`${headline()} waits for approval to deploy to ${env.environment}: deploy approve ${state.workflowId} --environment ${env.environment}`);
     await calls.signalLane.executeWithOptions({ summary: `Tell the ${env.environment} lane we wait for approval` }, [
       { app: release.app, environment: env.environment, signal: 'awaitingApproval', request: { pipelineId: state.workflowId, sha: release.sha, trigger: input.trigger } },
     ]);
