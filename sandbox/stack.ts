@@ -58,6 +58,8 @@ export interface StackOptions {
   ports?: { github?: number; argo?: number; release?: number; endpoints?: number };
   /** Names the image repositories and the worker's charts clone; a restarted sandbox passes the same one. Default: random. */
   id?: string;
+  /** Where the pipeline's links (GitHub deployments, Slack) point to; the sandbox's Web UI port may differ from the default. */
+  webUiUrl?: string;
   /** Keep the charts repo an earlier stack left in dataDir, adding only missing image-tag files (the sandbox's restart). */
   resume?: boolean;
   /** Where the release app keeps its records, and where its page finds the pipelines awaiting approval. */
@@ -225,7 +227,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     RELEASE_URL: release.url,
     RELEASE_TOKEN: tokens.release,
     SLACK_WEBHOOK_URL: slack.webhookUrl,
-    DEPLOY_WEB_UI_URL: 'http://127.0.0.1:8233',
+    DEPLOY_WEB_UI_URL: options.webUiUrl ?? 'http://127.0.0.1:8233',
     CHARTS_REPO_URL: charts.bareDir,
     CHARTS_WORKDIR: join(options.dataDir, `charts-workdir-${stackId}`),
     DEPLOY_POLL_INTERVAL_MS: String(options.polling?.initialIntervalMs ?? 100),
