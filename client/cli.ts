@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs, parseEnv } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { createGitHubSourceHost } from '../activities/adapters/github';
 import { CatalogueError, loadCatalogue, type Catalogue } from '../common/catalogue';
@@ -20,6 +20,8 @@ import {
   rejectPipeline,
   startPipeline,
 } from './pipelines';
+
+export const SANDBOX_ENV_FILE = '.data/sandbox/deploy.env';
 
 /** Exit codes CI can act on. */
 export const ExitCode = {
@@ -155,24 +157,56 @@ function statusTable(status: PipelineStatus): string[] {
   return lines;
 }
 
-/** Follows a pipeline, printing a line whenever its step changes, until it ends, waits for approval, or reaches `until`. */
+/** Follows a pipeline, printing a line whenever it or one of its environments changes state, until it ends, waits for approval, or reaches `until`. */
 async function follow(client: Client, workflowId: string, until: string | undefined, io: CliIo): Promise<{ status: PipelineStatus; code: number }> {
   const startedAt = Date.now();
-  let lastLine = '';
+  const seen = new Map<string, string>();
+  const printed = new Map<string, number>();
+  const say = (at: number, where: string, what: string): void => {
+    io.err(`[${`${(Math.max(0, at - startedAt) / 1000).toFixed(1)}s`.padStart(7)}] ${where.padEnd(12)} ${what}`);
+  };
   for (;;) {
     const status = await pipelineStatus(client, workflowId);
-    const env = status.environments.find((e) => e.environment === status.currentEnvironment);
-    const line = `${status.status}${env ? ` ${env.environment} ${env.state}` : ''}`;
-    if (line !== lastLine) {
-      io.err(`[${Math.round((Date.now() - startedAt) / 1000)}s] ${line}`);
-      lastLine = line;
+    for (const env of status.environments) {
+      // Transitions carry their own times, so steps shorter than the polling interval still get their line.
+      const transitions = env.transitions ?? [];
+      for (const transition of transitions.slice(printed.get(env.environment) ?? 0)) {
+        say(Date.parse(transition.at), env.environment, transition.state);
+        seen.set(env.environment, transition.state);
+      }
+      printed.set(env.environment, transitions.length);
+      // Final states (rolled back, superseded, …) and waiting reasons are not transitions of their own.
+      const current = env.state + (env.waitingFor ? ` (${env.waitingFor})` : '');
+      if (env.state !== 'PENDING' && seen.get(env.environment) !== current) {
+        say(Date.now(), env.environment, current);
+        seen.set(env.environment, current);
+      }
     }
+    if (seen.get('') !== status.status && !['DEPLOYING', 'WAITING_FOR_SYNC', 'SMOKE_TESTING', 'AWAITING_APPROVAL'].includes(status.status)) {
+      say(Date.now(), 'pipeline', status.status + (status.failure ? `: ${status.failure}` : ''));
+    }
+    seen.set('', status.status);
     const reached = until !== undefined && status.environments.some((e) => e.environment === until && e.state === 'DEPLOYED');
     if (reached || status.status === 'SUCCEEDED') return { status, code: ExitCode.Ok };
     if (FINAL_STATUSES.includes(status.status)) return { status, code: ExitCode.PipelineUnsuccessful };
     if (status.status === 'AWAITING_APPROVAL') return { status, code: ExitCode.AwaitingApproval };
-    await new Promise((resolve) => setTimeout(resolve, io.pollIntervalMs ?? 1000));
+    await new Promise((resolve) => setTimeout(resolve, io.pollIntervalMs ?? 300));
   }
+}
+
+/**
+ * The sandbox writes its connection settings (Temporal, task queue, catalogue, GitHub simulator) to a file;
+ * the CLI reads it only when it would talk to the default local Temporal anyway, so it never mixes sandbox
+ * settings into a real cluster's. Real environment variables win.
+ */
+export function withSandboxSettings(env: Env): Env {
+  if (env.TEMPORAL_ADDRESS || env.TEMPORAL_PROFILE || env.TEMPORAL_CONFIG_FILE) return env;
+  const file = env.DEPLOY_ENV_FILE || SANDBOX_ENV_FILE;
+  if (!existsSync(file)) return env;
+  const fromFile = parseEnv(readFileSync(file, 'utf8')) as Record<string, string>;
+  const merged: Env = { ...fromFile };
+  for (const [name, value] of Object.entries(env)) if (value !== undefined) merged[name] = value;
+  return merged;
 }
 
 async function run(command: string, values: Values, positionals: string[], session: Session, io: CliIo): Promise<number> {
@@ -284,6 +318,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     (command ? io.out : io.err)(USAGE);
     return command ? ExitCode.Ok : ExitCode.BadInput;
   }
+  io = { ...io, env: withSandboxSettings(io.env) };
   const session = new Session(io);
   try {
     return await run(command, parsed.values, positionals, session, io);

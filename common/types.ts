@@ -104,6 +104,8 @@ export interface EnvironmentStatus {
   rejection?: Decision;
   /** Why the environment is not moving: lane, hold, freeze or deploy window. */
   waitingFor?: string;
+  /** Every state it entered, with when, so a follower that looks now and then misses none. */
+  transitions?: { state: EnvironmentState; at: string }[];
   error?: string;
 }
 

@@ -4,3 +4,6 @@ export * from './argocd';
 export * from './release-app';
 export * from './app-endpoints';
 export * from './charts-repo';
+export * from './ecr';
+export * from './slack';
+export * from './ecr-images';

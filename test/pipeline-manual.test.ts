@@ -17,7 +17,10 @@ describe('a manual deploy of one ref to one environment', () => {
     expect(output).toMatchObject({ workflowId: `deploy-content-store-${sha}-staging-manual`, sha, started: true });
     expect(output.result).toMatchObject({ status: 'SUCCEEDED', trigger: 'manual', ref: 'hotfix-search', sha });
     expect(output.result.environments.map((e: { environment: string; state: string }) => [e.environment, e.state])).toEqual([['staging', 'DEPLOYED']]);
-    expect(run.err.some((line) => /^\[\d+s\] WAITING_FOR_SYNC staging WAITING_FOR_SYNC$/.test(line))).toBe(true);
+    // One line per change of the environment's state, in order, with the time since the start.
+    const stagingLines = run.err.filter((line) => /^\[\s*\d+\.\ds\] staging /.test(line)).map((line) => line.replace(/^\[[^\]]+\] staging\s+/, ''));
+    expect(stagingLines.filter((state) => !state.startsWith('WAITING_FOR_LANE'))).toEqual(['DEPLOYING', 'WAITING_FOR_SYNC', 'SMOKE_TESTING', 'DEPLOYED']);
+    expect(run.err[run.err.length - 1]).toMatch(/^\[\s*\d+\.\ds\] pipeline\s+SUCCEEDED$/);
 
     const tagFile = (env: string) => readFileAt(h.stack.charts.bareDir, 'main', `charts/app-config/image-tags/${env}/content-store`);
     expect(await tagFile('staging')).toContain(`image_tag: ${sha}`);

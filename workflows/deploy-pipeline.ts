@@ -149,6 +149,9 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   function setStatus(status: DeployStatus, environment?: EnvironmentStatus, environmentState?: EnvironmentState): void {
     state.status = status;
     if (environment && environmentState) {
+      if (environment.state !== environmentState) {
+        (environment.transitions ??= []).push({ state: environmentState, at: new Date().toISOString() });
+      }
       environment.state = environmentState;
       if (environmentState !== 'WAITING_FOR_LANE' && environmentState !== 'FROZEN' && environmentState !== 'OUTSIDE_WINDOW') {
         environment.waitingFor = undefined;
@@ -235,21 +238,38 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   setHandler(statusQuery, () => state);
   setHandler(approveUpdate, (request) => decide(request, 'approved'), { validator: validate });
   setHandler(rejectUpdate, (request) => decide(request, 'rejected'), { validator: validate });
-  setHandler(approveSignal, (request) => decideBySignal(request, 'approved'));
-  setHandler(rejectSignal, (request) => decideBySignal(request, 'rejected'));
-  setHandler(laneGrantedSignal, ({ environment }) => {
-    granted.add(environment);
+  setHandler(approveSignal, (request) => decideBySignal(request, 'approved'), {
+    description: 'Approve the promotion: {"environment": "staging", "approver": "<GitHub login>", "comment": "optional"}',
   });
-  setHandler(laneWaitingSignal, ({ environment, reason }) => {
-    const env = state.environments.find((e) => e.environment === environment);
-    if (env && env.state === 'WAITING_FOR_LANE') {
-      env.waitingFor = reason;
-      publish();
-    }
+  setHandler(rejectSignal, (request) => decideBySignal(request, 'rejected'), {
+    description: 'Reject the promotion: {"environment": "staging", "approver": "<GitHub login>", "reason": "why"}',
   });
-  setHandler(newerDeployedSignal, (news) => {
-    if (pending?.environment === news.environment) pending.newer.push(news);
-  });
+  const internal = { description: 'Internal: sent by the deploy lane. Do not send by hand.' };
+  setHandler(
+    laneGrantedSignal,
+    ({ environment }) => {
+      granted.add(environment);
+    },
+    internal,
+  );
+  setHandler(
+    laneWaitingSignal,
+    ({ environment, reason }) => {
+      const env = state.environments.find((e) => e.environment === environment);
+      if (env && env.state === 'WAITING_FOR_LANE') {
+        env.waitingFor = reason;
+        publish();
+      }
+    },
+    internal,
+  );
+  setHandler(
+    newerDeployedSignal,
+    (news) => {
+      if (pending?.environment === news.environment) pending.newer.push(news);
+    },
+    internal,
+  );
 
   const announces = patched(ANNOUNCE_PATCH);
 

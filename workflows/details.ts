@@ -6,6 +6,11 @@ export function staticSummary(app: string, sha: string, environments: string[]):
   return [`${app} ${shortSha(sha)}`, ...environments].join(' → ');
 }
 
+/** Full-SHA tags do not fit Web UI's details panel; seven characters name a commit well enough there. */
+function tagCell(tag: string | undefined): string {
+  return tag && /^[0-9a-f]{40}$/.test(tag) ? shortSha(tag) : cell(tag);
+}
+
 function cell(text: string | undefined): string {
   return (text ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
@@ -21,7 +26,7 @@ export function renderDetails(status: PipelineStatus): string {
   const head = `**${status.app}** ${status.sha ? shortSha(status.sha) : status.ref} (${status.trigger}) — **${status.status}**`;
   const rows = status.environments.map(
     (env) =>
-      `| ${cell(env.environment)} | ${env.state} | ${cell(env.tag)} | ${env.chartsCommit ? shortSha(env.chartsCommit) : ''} | ${cell(note(env))} |`,
+      `| ${cell(env.environment)} | ${env.state} | ${tagCell(env.tag)} | ${env.chartsCommit ? shortSha(env.chartsCommit) : ''} | ${cell(note(env))} |`,
   );
   const table = ['| Environment | State | Tag | Charts commit | Notes |', '|---|---|---|---|---|', ...rows].join('\n');
   const failure = status.failure ? `\n\n**${status.status === 'SUCCEEDED' ? 'Note' : 'Why'}:** ${cell(status.failure)}` : '';
