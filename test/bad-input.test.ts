@@ -84,8 +84,11 @@ describe('bad input: one clear error and no side effect', () => {
     expect(error).toBeInstanceOf(WorkflowFailedError);
     expect((error as WorkflowFailedError).cause?.message).toMatch(message);
     const history = await handle.fetchHistory();
+    // Resolving fails once, without retries; the only other step is telling people it failed.
+    const scheduled = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
+    expect(scheduled).toEqual(['resolveRelease', 'notifyPeople']);
     const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
-    expect(attempts).toEqual([1]);
+    expect(attempts).toEqual([1, 1]);
     await expectNoSideEffect();
   });
 });

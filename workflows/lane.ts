@@ -4,6 +4,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -32,6 +33,12 @@ export interface LaneInput {
   /** Carried over by continue-as-new. */
   state?: LaneState;
 }
+
+/**
+ * Lanes started before this change keep their old loop on replay (see "Shipping a workflow change safely"
+ * in the README): it could miss a release that arrived while it signalled a pipeline, and stall.
+ */
+export const LANE_WAKEUP_PATCH = 'lane-no-lost-wakeup';
 
 /** How long an idle lane with nothing to remember stays open before it completes. */
 const IDLE_MS = 10 * 60_000;
@@ -123,7 +130,11 @@ export async function DeployLane(input: LaneInput): Promise<void> {
   );
 
   const told = new Map<string, string>();
+  const noLostWakeup = patched(LANE_WAKEUP_PATCH);
   for (;;) {
+    // Reset before looking, not after: a signal handled while we await a signal to a pipeline below must
+    // bring us round again (a release arriving then would otherwise leave the lane free with pipelines queued).
+    if (noLostWakeup) changed = false;
     // Who deployed a newer release: every pipeline waiting for approval here decides if it is now superseded.
     for (const news of pendingNews.splice(0)) {
       for (const waiting of state.awaitingApproval.filter((r) => r.pipelineId !== news.pipelineId)) {
@@ -135,6 +146,8 @@ export async function DeployLane(input: LaneInput): Promise<void> {
       if (next) {
         state.queue = state.queue.filter((r) => r !== next);
         state.holder = next;
+        // Should it queue again (a freeze sends it back), it is told why it waits afresh.
+        if (noLostWakeup) told.delete(next.pipelineId);
         if (!(await tell(next.pipelineId, (h) => h.signal(laneGrantedSignal, { environment: state.environment })))) state.holder = undefined;
         continue;
       }
@@ -150,7 +163,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     if (workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof DeployLane>({ app: state.app, environment: state.environment, state });
     }
-    changed = false;
+    if (!noLostWakeup) changed = false;
     const idle = !state.holder && state.queue.length === 0 && !state.hold && state.awaitingApproval.length === 0;
     if (!idle) {
       await condition(() => changed);

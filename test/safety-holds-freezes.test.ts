@@ -1,0 +1,273 @@
+import { WorkflowFailedError } from '@temporalio/client';
+import { msUntilWindowOpens } from '../common/deploy-windows';
+import { shortSha } from '../common/names';
+import { readFileAt } from './support/charts-repo';
+import { startHarness, type PipelineHarness } from './support/pipeline';
+import { holdsOf, imageTagFile, syncsOf, tagHistory, windowOpeningIn } from './support/safety';
+import { DeployStatusAttribute } from '../workflows/definitions';
+
+async function failureOf(h: PipelineHarness, workflowId: string): Promise<string> {
+  try {
+    await h.handle(workflowId).result();
+  } catch (err) {
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    return (err as WorkflowFailedError).cause?.message ?? '';
+  }
+  throw new Error(`${workflowId} was expected to fail`);
+}
+
+const versions = (h: PipelineHarness, app: string, environment: string) =>
+  h.stack.release.deployments.filter((d) => d.repo === `alphagov/${app}` && d.environment === environment).map((d) => d.version);
+
+describe('rollback with a hold, and manual deploys holding automatic ones', () => {
+  let h: PipelineHarness;
+  beforeAll(async () => {
+    h = await startHarness({ apps: { frontend: {}, collections: {} } });
+  });
+  afterAll(async () => h?.close());
+
+  it('rolls staging back after a failed smoke test, holds it, and lets the next pipeline through only once the hold is cleared', async () => {
+    const bad = await h.stack.merge('frontend');
+    h.stack.endpoints.failChecks('frontend', 'staging', { status: 503 });
+    let first: string;
+    try {
+      ({ workflowId: first } = await h.startCi('frontend', bad));
+      const message = await failureOf(h, first);
+      expect(message).toMatch(/^smoke test failed for frontend [0-9a-f]{40} in staging: GET \S+\/frontend\/staging\/healthcheck returned 503, expected 200.* \(after 2 attempts\); rolled staging back to initial and put a hold on automatic deploys there$/);
+    } finally {
+      h.stack.endpoints.restore('frontend', 'staging');
+    }
+    const rolledBack = await h.status(first);
+    expect(rolledBack.status).toBe('ROLLED_BACK');
+    expect(rolledBack.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'ROLLED_BACK', 'PENDING']);
+    expect((await h.handle(first).describe()).typedSearchAttributes.get(DeployStatusAttribute)).toBe('ROLLED_BACK');
+
+    // The charts repo: our deploy, then a revert to the old tag; the file keeps its other keys.
+    const staging = await tagHistory(h.stack.charts.bareDir, imageTagFile('frontend', 'staging'));
+    expect(staging.map((c) => c.tag)).toEqual(['initial', bad, 'initial']);
+    expect(staging[1]!.subject).toBe(`Deploy frontend ${bad} to staging`);
+    expect(staging[2]!.subject).toMatch(/^Roll back /);
+    expect(staging[2]!.subject).toBe(`Roll back frontend to initial in staging: ${bad} failed`);
+    const stagingFile = await readFileAt(h.stack.charts.bareDir, 'main', imageTagFile('frontend', 'staging'));
+    expect(stagingFile).toMatch(/^# Managed by the deploy pipeline\nimage_tag: initial\npromote_deployment: true\nautomatic_deploys_enabled: true\n$/);
+    // Argo CD went back to the old tag, and it is running Healthy.
+    expect(h.stack.argo.currentTag('frontend', 'staging')).toBe('initial');
+    expect(syncsOf(h.stack.argo, 'frontend-staging').map((s) => [s.tag, s.phase, s.health])).toEqual([
+      [bad, 'Succeeded', 'Healthy'],
+      ['initial', 'Succeeded', 'Healthy'],
+    ]);
+    expect(versions(h, 'frontend', 'staging')).toEqual([bad, 'initial']);
+    // Production never saw the bad commit.
+    expect((await tagHistory(h.stack.charts.bareDir, imageTagFile('frontend', 'production'))).map((c) => c.tag)).toEqual(['initial']);
+
+    // The hold, as `deploy hold list` shows it.
+    const [hold] = await holdsOf(h, 'frontend', (holds) => holds.length > 0);
+    expect(hold).toMatchObject({ app: 'frontend', environment: 'staging', setBy: 'deploy pipeline', pipelineId: first });
+    expect(hold!.reason).toMatch(new RegExp(`^rolled back from ${bad}: smoke test failed for frontend ${bad} in staging: `));
+    const human = await h.cli(['hold', 'list', '--app', 'frontend']);
+    expect(human.code).toBe(0);
+    expect(human.out).toEqual([`frontend staging: ${hold!.reason} (set by deploy pipeline at ${hold!.setAt})`]);
+
+    // The next automatic pipeline deploys integration, then waits for the lane, naming the hold.
+    const good = await h.stack.merge('frontend');
+    const { workflowId: second } = await h.startCi('frontend', good);
+    const waiting = await h.waitForStatus(
+      second,
+      (s) => s.environments[1]?.state === 'WAITING_FOR_LANE' && /^hold on /.test(s.environments[1]?.waitingFor ?? ''),
+      'the next pipeline to wait on the staging hold',
+    );
+    expect(waiting.status).toBe('DEPLOYING');
+    expect(waiting.currentEnvironment).toBe('staging');
+    expect(waiting.environments[0]!.state).toBe('DEPLOYED');
+    expect(waiting.environments[1]!.waitingFor).toBe(
+      `hold on frontend in staging: ${hold!.reason} (set by deploy pipeline at ${hold!.setAt}); clear it with "deploy hold clear"`,
+    );
+    expect(await readFileAt(h.stack.charts.bareDir, 'main', imageTagFile('frontend', 'staging'))).toBe(stagingFile);
+    expect(versions(h, 'frontend', 'staging')).toEqual([bad, 'initial']);
+
+    const cleared = await h.cli(['hold', 'clear', '--app', 'frontend', '--environment', 'staging', '--approver', 'alice']);
+    expect(cleared).toMatchObject({ code: 0, out: [`cleared the hold on frontend in staging: ${hold!.reason}`] });
+    const result = await h.handle(second).result();
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'DEPLOYED', 'DEPLOYED']);
+    expect(h.stack.argo.currentTag('frontend', 'staging')).toBe(good);
+    expect(h.stack.argo.currentTag('frontend', 'production')).toBe(good);
+    expect(await holdsOf(h, 'frontend', (holds) => holds.length === 0)).toEqual([]);
+    expect((await h.cli(['hold', 'list', '--app', 'frontend'])).out).toEqual(['no holds']);
+  });
+
+  it('puts a hold on the environment of a manual deploy; automatic deploys wait there until it is cleared', async () => {
+    const hotfix = await h.stack.merge('collections');
+    const next = await h.stack.merge('collections');
+    const manual = await h.cli(['start', '--app', 'collections', '--ref', hotfix, '--environment', 'production', '--requested-by', 'alice', '--wait', '--json']);
+    expect(manual.code).toBe(0);
+    expect(JSON.parse(manual.out.join('\n')).result).toMatchObject({ status: 'SUCCEEDED', trigger: 'manual' });
+
+    const [hold] = await holdsOf(h, 'collections', (holds) => holds.length > 0);
+    expect(hold).toMatchObject({
+      app: 'collections',
+      environment: 'production',
+      reason: `manual deploy of ${hotfix} (${shortSha(hotfix)})`,
+      setBy: 'alice',
+      pipelineId: `deploy-collections-${hotfix}-production-manual`,
+    });
+
+    const { workflowId } = await h.startCi('collections', next);
+    const waiting = await h.waitForStatus(
+      workflowId,
+      (s) => s.environments[2]?.state === 'WAITING_FOR_LANE' && /^hold on /.test(s.environments[2]?.waitingFor ?? ''),
+      'the automatic pipeline to wait on the production hold',
+    );
+    expect(waiting.environments.slice(0, 2).map((e) => e.state)).toEqual(['DEPLOYED', 'DEPLOYED']);
+    expect(waiting.environments[2]!.waitingFor).toBe(
+      `hold on collections in production: manual deploy of ${hotfix} (${shortSha(hotfix)}) (set by alice at ${hold!.setAt}); clear it with "deploy hold clear"`,
+    );
+    expect(await readFileAt(h.stack.charts.bareDir, 'main', imageTagFile('collections', 'production'))).toContain(`image_tag: ${hotfix}`);
+
+    expect((await h.cli(['hold', 'clear', '--app', 'collections', '--environment', 'production', '--approver', 'bob'])).code).toBe(0);
+    expect((await h.handle(workflowId).result()).status).toBe('SUCCEEDED');
+    expect(h.stack.argo.currentTag('collections', 'production')).toBe(next);
+    expect(versions(h, 'collections', 'production')).toEqual([hotfix, next]);
+
+    const again = await h.cli(['hold', 'clear', '--app', 'collections', '--environment', 'production', '--approver', 'bob']);
+    expect(again.code).toBe(3);
+    expect(again.err).toEqual(['deploy: refused: there is no hold on collections in production']);
+  });
+});
+
+describe('a freeze in the charts file', () => {
+  let h: PipelineHarness;
+  beforeAll(async () => {
+    h = await startHarness({ apps: { 'search-api': {} }, freezeRecheckInterval: '1s' });
+  });
+  afterAll(async () => h?.close());
+
+  it('stops automatic deploys (FROZEN, with the reason) but not manual ones; lifting it lets the automatic one through', async () => {
+    const hotfix = await h.stack.merge('search-api');
+    const sha = await h.stack.merge('search-api');
+    const file = imageTagFile('search-api', 'staging');
+    await h.stack.charts.writeImageTag('search-api', 'staging', 'initial', { promote_deployment: true, automatic_deploys_enabled: false });
+
+    const { workflowId } = await h.startCi('search-api', sha);
+    const reason = `automatic deploys to staging are turned off (automatic_deploys_enabled: false in ${file})`;
+    const frozen = await h.waitForStatus(workflowId, (s) => s.environments[1]?.state === 'FROZEN', 'the pipeline to stop at the staging freeze');
+    expect(frozen.status).toBe('DEPLOYING');
+    expect(frozen.environments[0]!.state).toBe('DEPLOYED');
+    expect(frozen.environments[1]!.waitingFor).toBe(reason);
+    expect(frozen.environments[2]!.state).toBe('PENDING');
+    expect((await tagHistory(h.stack.charts.bareDir, file)).map((c) => [c.tag, c.automatic])).toEqual([
+      ['initial', true],
+      ['initial', false],
+    ]);
+    expect(versions(h, 'search-api', 'staging')).toEqual([]);
+
+    // A person deploys by hand into the frozen environment; the freeze stays in the file.
+    const manual = await h.cli(['start', '--app', 'search-api', '--ref', hotfix, '--environment', 'staging', '--requested-by', 'alice', '--wait']);
+    expect(manual.code).toBe(0);
+    expect(versions(h, 'search-api', 'staging')).toEqual([hotfix]);
+    expect((await tagHistory(h.stack.charts.bareDir, file)).at(-1)).toMatchObject({ tag: hotfix, automatic: false });
+    await holdsOf(h, 'search-api', (holds) => holds.some((hold) => hold.environment === 'staging'));
+    expect((await h.cli(['hold', 'clear', '--app', 'search-api', '--environment', 'staging', '--approver', 'alice'])).code).toBe(0);
+
+    // Still frozen: it keeps looking, and keeps stopping.
+    const stillFrozen = await h.waitForStatus(workflowId, (s) => s.environments[1]?.state === 'FROZEN', 'the pipeline to stop at the freeze again');
+    expect(stillFrozen.environments[1]!.waitingFor).toBe(reason);
+    expect(versions(h, 'search-api', 'staging')).toEqual([hotfix]);
+
+    await h.stack.charts.writeImageTag('search-api', 'staging', hotfix, { promote_deployment: true, automatic_deploys_enabled: true });
+    const result = await h.handle(workflowId).result();
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'DEPLOYED', 'DEPLOYED']);
+    expect((await tagHistory(h.stack.charts.bareDir, file)).map((c) => [c.tag, c.automatic])).toEqual([
+      ['initial', true],
+      ['initial', false],
+      [hotfix, false],
+      [hotfix, true],
+      [sha, true],
+    ]);
+    expect(versions(h, 'search-api', 'staging')).toEqual([hotfix, sha]);
+    expect(h.stack.argo.currentTag('search-api', 'staging')).toBe(sha);
+  });
+});
+
+describe('windowOpeningIn (the windows these tests use)', () => {
+  it.each([
+    ['within a minute', '2026-03-10T10:15:20.400Z', '10:15:24', '10:25:24', '2026-03-10T10:15:24.000Z'],
+    ['across a minute', '2026-03-10T10:15:57.400Z', '10:16:01', '10:26:01', '2026-03-10T10:16:01.000Z'],
+    ['across an hour', '2026-03-10T10:59:58.000Z', '11:00:01', '11:10:01', '2026-03-10T11:00:01.000Z'],
+    ['near the end of a day', '2026-03-10T23:50:00.000Z', '23:50:03', '23:59:59', '2026-03-10T23:50:03.000Z'],
+    ['onto the last second of a day', '2026-03-10T23:59:55.200Z', '00:00:00', '00:10:00', '2026-03-11T00:00:00.000Z'],
+    ['across midnight', '2026-03-10T23:59:58.500Z', '00:00:02', '00:10:02', '2026-03-11T00:00:02.000Z'],
+  ])('opens a few seconds later %s', (_, now, from, to, opensAt) => {
+    const nowMs = Date.parse(now);
+    const opening = windowOpeningIn(nowMs, 3000);
+    expect(opening.window).toMatchObject({ from, to, timezone: 'UTC' });
+    expect(opening.opensAt.toISOString()).toBe(opensAt);
+    // The catalogue's own arithmetic agrees: closed now, open from that instant.
+    expect(msUntilWindowOpens([opening.window], nowMs)).toBe(Date.parse(opensAt) - nowMs);
+    expect(msUntilWindowOpens([opening.window], Date.parse(opensAt))).toBe(0);
+    expect(msUntilWindowOpens([opening.window], Date.parse(opensAt) - 1)).toBe(1);
+  });
+});
+
+describe('deploy windows', () => {
+  let h: PipelineHarness;
+  let opening: ReturnType<typeof windowOpeningIn>;
+  let later: ReturnType<typeof windowOpeningIn>;
+  beforeAll(async () => {
+    // A window that opens a few seconds after the worker starts (starting it takes a few seconds on a busy
+    // machine, and the pipeline must reach the window first), and one that stays shut during the test.
+    opening = windowOpeningIn(Date.now(), 12_000);
+    later = windowOpeningIn(Date.now(), 3 * 3_600_000);
+    h = await startHarness({
+      apps: {
+        maslow: { environments: { integration: { deployWindows: [opening.window] }, staging: {}, production: {} } },
+        'content-tagger': { environments: { integration: { deployWindows: [later.window] }, staging: {}, production: {} } },
+      },
+    });
+  });
+  afterAll(async () => h?.close());
+
+  it('keeps an automatic deploy OUTSIDE_WINDOW until the window opens, then deploys', async () => {
+    const sha = await h.stack.merge('maslow');
+    const { workflowId } = await h.startCi('maslow', sha);
+    const waiting = await h.waitForStatus(
+      workflowId,
+      (s) => s.environments[0]?.state === 'OUTSIDE_WINDOW',
+      `the pipeline to wait for the deploy window (it must get there before ${opening.opensAt.toISOString()})`,
+      Math.max(opening.opensAt.getTime() - Date.now(), 1000),
+    );
+    expect(waiting.status).toBe('DEPLOYING');
+    expect(waiting.environments[0]!.waitingFor).toBe(`the deploy window for integration opens at ${opening.opensAt.toISOString()}`);
+    expect(Date.now()).toBeLessThan(opening.opensAt.getTime());
+    expect(versions(h, 'maslow', 'integration')).toEqual([]);
+
+    const result = await h.handle(workflowId).result();
+    expect(result.status).toBe('SUCCEEDED');
+    // Nothing happened in integration before the window opened.
+    const integration = result.environments[0]!;
+    expect(Date.parse(integration.startedAt!)).toBeGreaterThanOrEqual(opening.opensAt.getTime());
+    const record = h.stack.release.deployments.find((d) => d.repo === 'alphagov/maslow' && d.environment === 'integration')!;
+    expect(record.createdAt.getTime()).toBeGreaterThanOrEqual(opening.opensAt.getTime());
+    expect(syncsOf(h.stack.argo, 'maslow-integration')[0]!.startedAt.getTime()).toBeGreaterThanOrEqual(opening.opensAt.getTime());
+  });
+
+  it('lets a manual deploy through a closed window while the automatic one keeps waiting', async () => {
+    const sha = await h.stack.merge('content-tagger');
+    const { workflowId } = await h.startCi('content-tagger', sha);
+    const reason = `the deploy window for integration opens at ${later.opensAt.toISOString()}`;
+    await h.waitForStatus(workflowId, (s) => s.environments[0]?.state === 'OUTSIDE_WINDOW', 'the pipeline to wait for the deploy window');
+
+    const manual = await h.cli(['start', '--app', 'content-tagger', '--ref', sha, '--environment', 'integration', '--wait', '--json']);
+    expect(manual.code).toBe(0);
+    const manualResult = JSON.parse(manual.out.join('\n')).result;
+    expect(manualResult).toMatchObject({ status: 'SUCCEEDED', environments: [{ environment: 'integration', state: 'DEPLOYED' }] });
+    expect(manualResult.environments[0].waitingFor).toBeUndefined();
+    expect(versions(h, 'content-tagger', 'integration')).toEqual([sha]);
+
+    const automatic = await h.status(workflowId);
+    expect(automatic.environments[0]).toMatchObject({ state: 'OUTSIDE_WINDOW', waitingFor: reason });
+    expect((await h.cli(['cancel', workflowId])).code).toBe(0);
+    expect((await h.waitForStatus(workflowId, (s) => s.status === 'CANCELLED', 'the waiting pipeline to be cancelled')).environments[0]!.state).toBe('CANCELLED');
+  });
+});

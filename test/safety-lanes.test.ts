@@ -1,0 +1,184 @@
+import { shortSha } from '../common/names';
+import { FINAL_STATUSES, type PipelineStatus } from '../common/types';
+import { readFileAt } from './support/charts-repo';
+import { waitFor } from './support/env';
+import { startHarness, type PipelineHarness } from './support/pipeline';
+import { imageTagFile, mainLine, syncsOf, tagHistory } from './support/safety';
+import { acquireLaneSignal, DeployStatusAttribute, LANE_WORKFLOW_TYPE, laneStateQuery, laneWorkflowId, releaseLaneSignal } from '../workflows/definitions';
+
+const ENVIRONMENTS = ['integration', 'staging', 'production'];
+
+describe('lanes: one deploy per app and environment at a time, never backwards', () => {
+  let h: PipelineHarness;
+  beforeAll(async () => {
+    h = await startHarness({
+      apps: {
+        whitehall: {},
+        publisher: {
+          environments: {
+            integration: { continuousDeployment: true },
+            staging: { continuousDeployment: false },
+            production: { continuousDeployment: false },
+          },
+        },
+      },
+    });
+  });
+  afterAll(async () => h?.close());
+
+  it('three commits merged within a second: every environment ends on the newest, in order, one deploy at a time', async () => {
+    const shas = [await h.stack.merge('whitehall'), await h.stack.merge('whitehall'), await h.stack.merge('whitehall')];
+    const order = mainLine(h.stack, 'whitehall');
+    /** Position on the main branch, by the GitHub simulator's commit graph (the tag scheme is the SHA). */
+    const age = (tag: string | undefined): number => {
+      if (tag === 'initial') return -1;
+      const index = order.indexOf(tag ?? '');
+      if (index < 0) throw new Error(`${tag} is not a commit on whitehall's main branch`);
+      return index;
+    };
+    expect(shas.map(age)).toEqual([1, 2, 3]);
+    const dates = shas.map((sha) => Date.parse(h.stack.github.getCommitRecord('alphagov/whitehall', sha)!.date));
+    expect(dates[2]! - dates[0]!).toBeLessThanOrEqual(1000);
+    h.stack.endpoints.clearRequests();
+
+    // CI starts all three at once.
+    const started = await Promise.all(shas.map((sha) => h.startCi('whitehall', sha)));
+    // None fails: result() throws for a failed pipeline.
+    const results: PipelineStatus[] = await Promise.all(started.map((s) => h.handle(s.workflowId).result()));
+
+    const newest = results[2]!;
+    expect(newest.status).toBe('SUCCEEDED');
+    expect(newest.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'DEPLOYED', 'DEPLOYED']);
+    for (const [index, older] of results.slice(0, 2).entries()) {
+      expect(['SUPERSEDED', 'SUCCEEDED']).toContain(older.status);
+      expect((await h.handle(started[index]!.workflowId).describe()).typedSearchAttributes.get(DeployStatusAttribute)).toBe(older.status);
+      if (older.status === 'SUPERSEDED') {
+        // It stopped where a newer commit already ran, and says which.
+        const stopped = older.environments.find((e) => e.state === 'SUPERSEDED')!;
+        const match = /^(\w+) already runs ([0-9a-f]{40}), newer than ([0-9a-f]{7})$/.exec(older.failure ?? '');
+        expect(match).not.toBeNull();
+        expect(match![1]).toBe(stopped.environment);
+        expect(age(match![2])).toBeGreaterThan(age(shas[index]));
+        expect(match![3]).toBe(shortSha(shas[index]!));
+        // Nothing after it was touched.
+        const after = older.environments.slice(older.environments.indexOf(stopped) + 1);
+        expect(after.every((e) => e.state === 'PENDING')).toBe(true);
+      }
+    }
+
+    for (const env of ENVIRONMENTS) {
+      // Every environment ends on the newest commit.
+      expect(await readFileAt(h.stack.charts.bareDir, 'main', imageTagFile('whitehall', env))).toContain(`image_tag: ${shas[2]}`);
+      expect(h.stack.argo.currentTag('whitehall', env)).toBe(shas[2]);
+
+      // The charts history of the file never goes backwards.
+      const history = await tagHistory(h.stack.charts.bareDir, imageTagFile('whitehall', env));
+      expect(history[0]!.tag).toBe('initial');
+      const deploys = history.slice(1);
+      expect(deploys.length).toBeGreaterThanOrEqual(1);
+      for (const change of deploys) expect(change.subject).toBe(`Deploy whitehall ${change.tag} to ${env}`);
+      const ages = history.map((change) => age(change.tag));
+      for (let i = 1; i < ages.length; i++) expect(ages[i]).toBeGreaterThan(ages[i - 1]!);
+      expect(deploys.at(-1)!.tag).toBe(shas[2]);
+
+      // Argo CD synced each charts change once, each to the end, before the next one began: no sync was
+      // cut short by another deploy, and none started before the previous rollout was Healthy.
+      const syncs = syncsOf(h.stack.argo, `whitehall-${env}`);
+      expect(syncs.map((s) => s.tag)).toEqual(deploys.map((d) => d.tag));
+      for (const sync of syncs) expect(sync).toMatchObject({ phase: 'Succeeded', health: 'Healthy' });
+      for (let i = 1; i < syncs.length; i++) expect(syncs[i]!.startedAt.getTime()).toBeGreaterThanOrEqual(syncs[i - 1]!.settledAt!.getTime());
+
+      // No smoke test of this environment ran while a rollout there was under way.
+      const smokes = h.stack.endpoints.requests.filter((r) => r.path === `/whitehall/${env}/healthcheck`);
+      expect(smokes.length).toBeGreaterThanOrEqual(syncs.length);
+      for (const smoke of smokes) {
+        const during = syncs.find((s) => s.startedAt.getTime() < smoke.time.getTime() && smoke.time.getTime() < s.settledAt!.getTime());
+        expect(during).toBeUndefined();
+      }
+
+      // One release record per deploy, in the same order.
+      const records = h.stack.release.deployments.filter((d) => d.repo === 'alphagov/whitehall' && d.environment === env);
+      expect(records.map((r) => r.version)).toEqual(deploys.map((d) => d.tag));
+
+      // The pipelines' own view: the deploys of this environment did not overlap either.
+      const spans = results
+        .map((r) => r.environments.find((e) => e.environment === env)!)
+        .filter((e) => e.startedAt)
+        .map((e) => [Date.parse(e.startedAt!), Date.parse(e.finishedAt!)] as const)
+        .sort((a, b) => a[0] - b[0]);
+      expect(spans).toHaveLength(deploys.length);
+      for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
+    }
+  });
+
+  it('supersedes a pipeline awaiting approval when a newer commit is deployed there; approving it later is refused with that reason', async () => {
+    const older = await h.stack.merge('publisher');
+    const newer = await h.stack.merge('publisher');
+    const first = await h.startCi('publisher', older);
+    await h.waitForStatus(first.workflowId, (s) => s.awaitingApprovalFor === 'staging', 'the older pipeline to wait for staging approval');
+    const second = await h.startCi('publisher', newer);
+    await h.waitForStatus(second.workflowId, (s) => s.awaitingApprovalFor === 'staging', 'the newer pipeline to wait for staging approval');
+
+    const approved = await h.cli(['approve', second.workflowId, '--environment', 'staging', '--approver', 'alice']);
+    expect(approved).toMatchObject({ code: 0, out: [`approved staging for ${second.workflowId} as alice`] });
+
+    await h.waitForStatus(first.workflowId, (s) => FINAL_STATUSES.includes(s.status), 'the older pipeline to end');
+    const result = await h.handle(first.workflowId).result();
+    const reason = `superseded by ${shortSha(newer)} (${second.workflowId}), already deployed to staging`;
+    expect(result.status).toBe('SUPERSEDED');
+    expect(result.failure).toBe(reason);
+    expect(result.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'SUPERSEDED', 'PENDING']);
+    expect(result.environments[1]!.approval).toBeUndefined();
+    expect((await h.handle(first.workflowId).describe()).typedSearchAttributes.get(DeployStatusAttribute)).toBe('SUPERSEDED');
+
+    const newerStatus = await h.waitForStatus(second.workflowId, (s) => s.awaitingApprovalFor === 'production', 'the newer pipeline to reach production approval');
+    expect(newerStatus.environments[1]).toMatchObject({ state: 'DEPLOYED', approval: { by: 'alice' } });
+    const stagingFile = await readFileAt(h.stack.charts.bareDir, 'main', imageTagFile('publisher', 'staging'));
+    expect(stagingFile).toContain(`image_tag: ${newer}`);
+
+    const late = await h.cli(['approve', first.workflowId, '--environment', 'staging', '--approver', 'bob']);
+    expect(late.code).toBe(3);
+    expect(late.err).toEqual([`deploy: refused: pipeline ${first.workflowId} has already finished: SUPERSEDED (${reason})`]);
+    // The refusal changed nothing: staging never ran the older commit.
+    expect(await readFileAt(h.stack.charts.bareDir, 'main', imageTagFile('publisher', 'staging'))).toBe(stagingFile);
+    expect((await tagHistory(h.stack.charts.bareDir, imageTagFile('publisher', 'staging'))).map((c) => c.tag)).toEqual(['initial', newer]);
+    expect(h.stack.release.deployments.filter((d) => d.repo === 'alphagov/publisher' && d.environment === 'staging').map((d) => d.version)).toEqual([newer]);
+    expect((await h.status(first.workflowId)).status).toBe('SUPERSEDED');
+
+    await h.cli(['reject', second.workflowId, '--environment', 'production', '--approver', 'alice', '--reason', 'end of test']);
+    expect((await h.handle(second.workflowId).result()).status).toBe('REJECTED');
+  });
+
+  it('hands the lane on when the holder lets go while the lane is busy telling the queue why they wait', async () => {
+    const sha = 'a'.repeat(40);
+    const acquire = (app: string, pipelineId: string) =>
+      h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+        workflowId: laneWorkflowId(h.taskQueue, app, 'staging'),
+        taskQueue: h.taskQueue,
+        args: [{ app, environment: 'staging' }],
+        signal: acquireLaneSignal,
+        signalArgs: [{ pipelineId, sha, trigger: 'ci' as const }],
+      });
+    for (let round = 1; round <= 3; round++) {
+      // Any running workflow takes the lane's signals; two idle lanes stand in for the pipelines that get the lane.
+      const first = await acquire(`stand-in-a${round}`, 'nobody');
+      const second = await acquire(`stand-in-b${round}`, 'nobody');
+      const lane = await acquire(`contested${round}`, first.workflowId);
+      await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === first.workflowId, { description: 'the first to hold the lane' });
+      // Queued: pipelines that have gone (each costs the lane a round trip to find out), then the second.
+      for (const pipelineId of [1, 2, 3, 4, 5].map((n) => `deploy-gone-${round}-${n}`)) await lane.signal(acquireLaneSignal, { pipelineId, sha, trigger: 'ci' });
+      await lane.signal(acquireLaneSignal, { pipelineId: second.workflowId, sha, trigger: 'ci' });
+      await lane.signal(releaseLaneSignal, { pipelineId: first.workflowId });
+      const handedOn = await waitFor(
+        async () => {
+          const state = await lane.query(laneStateQuery);
+          return state.holder?.pipelineId === second.workflowId ? state : undefined;
+        },
+        { timeoutMs: 20_000, description: `round ${round}: the lane to pass to the second pipeline` },
+      ).catch(async (err: Error) => {
+        throw new Error(`${err.message}; lane state: ${JSON.stringify(await lane.query(laneStateQuery))}`);
+      });
+      expect(handedOn.queue).toEqual([]);
+    }
+  });
+});
