@@ -149,7 +149,8 @@ describe('Temporal Web UI and the release app page, in a browser', () => {
     await page.getByRole('menuitem', { name: 'Send a Signal' }).click();
     const dialog = page.getByRole('dialog', { name: 'Send a Signal' });
     await dialog.getByRole('button', { name: 'Select a signal' }).click();
-    await dialog.getByRole('option', { name: 'approve', exact: true }).click();
+    // The option's name includes the handler's description after the signal's name.
+    await dialog.getByRole('option', { name: /^approve\b/ }).click();
     await dialog.locator('.cm-content[contenteditable="true"]').click();
     await page.keyboard.insertText(JSON.stringify({ environment: 'staging', approver: APPROVER, comment: 'approved in Temporal Web UI' }));
     // The JSON editor reformats on blur, and the click on Submit that blurs it does not submit yet; a
