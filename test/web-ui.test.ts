@@ -118,10 +118,15 @@ describe('Temporal Web UI and the release app page, in a browser', () => {
     await page.getByRole('tab', { name: 'User Metadata' }).click();
     await page.getByText('Current Details').first().waitFor();
     const details = await frameText(page, 1);
-    expect(details.text).toContain(`content-publisher ${publisherSha} (ci) — AWAITING_APPROVAL`);
     const table = await details.frame.locator('table tr').allInnerTexts();
-    const states = Object.fromEntries(table.slice(1).map((row) => row.split('\t').map((cell) => cell.trim()).slice(0, 2)));
+    const rows = table.map((row) => row.split('\t').map((cell) => cell.trim()));
+    expect(rows[0]!.slice(0, 3)).toEqual(['ci pipeline', 'AWAITING_APPROVAL', publisherSha]);
+    const states = Object.fromEntries(rows.slice(1).map((row) => row.slice(0, 2)));
     expect(states).toEqual({ integration: 'DEPLOYED', staging: 'AWAITING_APPROVAL', production: 'PENDING' });
+    // The panel is short: every environment's row must be inside it, not cut off.
+    const panel = await page.locator('iframe[title="output"]').nth(1).boundingBox();
+    const lastRow = await details.frame.locator('table tr').last().boundingBox();
+    expect(lastRow!.y + lastRow!.height).toBeLessThanOrEqual(panel!.y + panel!.height);
 
     const events = (await page.locator('main').innerText()).replace(/\s+/g, ' ');
     const integration = `content-publisher ${publisherSha}[0-9a-f]{33} to integration`;

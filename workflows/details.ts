@@ -23,12 +23,11 @@ function note(env: EnvironmentStatus): string {
 
 /** Web UI's "current details": where the pipeline stands, as a short Markdown table. */
 export function renderDetails(status: PipelineStatus): string {
-  const head = `**${status.app}** ${status.sha ? shortSha(status.sha) : status.ref} (${status.trigger}) — **${status.status}**`;
+  // Web UI shows this in a short panel: the pipeline's own row is the table's head, so every environment fits.
+  const head = `| ${status.trigger} pipeline | ${status.status} | ${tagCell(status.tag ?? status.ref)} | charts commit | ${cell(status.failure) || 'notes'} |`;
   const rows = status.environments.map(
     (env) =>
       `| ${cell(env.environment)} | ${env.state} | ${tagCell(env.tag)} | ${env.chartsCommit ? shortSha(env.chartsCommit) : ''} | ${cell(note(env))} |`,
   );
-  const table = ['| Environment | State | Tag | Charts commit | Notes |', '|---|---|---|---|---|', ...rows].join('\n');
-  const failure = status.failure ? `\n\n**${status.status === 'SUCCEEDED' ? 'Note' : 'Why'}:** ${cell(status.failure)}` : '';
-  return `${head}\n\n${table}${failure}`;
+  return [head, '|---|---|---|---|---|', ...rows].join('\n');
 }
