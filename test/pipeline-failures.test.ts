@@ -1,17 +1,7 @@
-import { WorkflowFailedError } from '@temporalio/client';
 import { listCommits } from './support/charts-repo';
-import { startHarness, type PipelineHarness } from './support/pipeline';
+import { failureOf, startHarness, type PipelineHarness } from './support/pipeline';
 import { DeployStatusAttribute } from '../workflows/definitions';
 
-async function failureOf(h: PipelineHarness, workflowId: string): Promise<string> {
-  try {
-    await h.handle(workflowId).result();
-  } catch (err) {
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    return (err as WorkflowFailedError).cause?.message ?? '';
-  }
-  throw new Error(`${workflowId} was expected to fail`);
-}
 
 describe('images, Argo CD and smoke tests going wrong', () => {
   let h: PipelineHarness;

@@ -1,20 +1,10 @@
-import { WorkflowFailedError } from '@temporalio/client';
 import { msUntilWindowOpens } from '../common/deploy-windows';
 import { shortSha } from '../common/names';
 import { readFileAt } from './support/charts-repo';
-import { startHarness, type PipelineHarness } from './support/pipeline';
+import { failureOf, startHarness, type PipelineHarness } from './support/pipeline';
 import { holdsOf, imageTagFile, syncsOf, tagHistory, windowOpeningIn } from './support/safety';
 import { DeployStatusAttribute } from '../workflows/definitions';
 
-async function failureOf(h: PipelineHarness, workflowId: string): Promise<string> {
-  try {
-    await h.handle(workflowId).result();
-  } catch (err) {
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    return (err as WorkflowFailedError).cause?.message ?? '';
-  }
-  throw new Error(`${workflowId} was expected to fail`);
-}
 
 const versions = (h: PipelineHarness, app: string, environment: string) =>
   h.stack.release.deployments.filter((d) => d.repo === `alphagov/${app}` && d.environment === environment).map((d) => d.version);

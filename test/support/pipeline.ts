@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { runCli } from '../../client/cli';
 import { startPipeline, type StartedPipeline } from '../../client/pipelines';
@@ -84,4 +84,15 @@ export async function startHarness(options: Omit<StackOptions, 'dataDir'>): Prom
     await stack.close();
     throw err;
   }
+}
+
+/** The failure message of a pipeline that must fail. */
+export async function failureOf(h: PipelineHarness, workflowId: string): Promise<string> {
+  try {
+    await h.handle(workflowId).result();
+  } catch (err) {
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    return (err as WorkflowFailedError).cause?.message ?? '';
+  }
+  throw new Error(`${workflowId} was expected to fail`);
 }
