@@ -121,6 +121,26 @@ async function classified<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The workflow learns the catalogue's retry limit from resolveRelease itself, so it cannot put it on that step's
+ * retry policy (10 attempts); the step applies the limit itself: its last allowed attempt fails for good, with the
+ * same message.
+ */
+async function withinAttempts<T>(maximumAttempts: number, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (caught) {
+    const err = classify(caught);
+    if (Context.current().info.attempt < maximumAttempts) throw err;
+    if (err instanceof ApplicationFailure) {
+      if (err.nonRetryable) throw err;
+      throw ApplicationFailure.create({ type: err.type ?? undefined, message: err.message, details: err.details as unknown[] | undefined, nonRetryable: true });
+    }
+    if (err instanceof Error) throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
+    throw err;
+  }
+}
+
 function nextInterval(current: number, polling: PollingSettings): number {
   return Math.min(Math.ceil(current * 1.5), polling.maxIntervalMs);
 }
@@ -176,7 +196,7 @@ export function createActivities(deps: ActivityDependencies) {
   return {
     /** Step 1: validate the input against the catalogue and fix the commit, tag and environments. */
     async resolveRelease(input: PipelineInput): Promise<ReleasePlan> {
-      return classified(async () => {
+      return withinAttempts(catalogue.stepRetry.maximumAttempts, async () => {
         const app = appConfig(input.app);
         validateGitRef(input.ref);
         if (input.trigger !== 'ci' && input.trigger !== 'manual') {

@@ -4,7 +4,7 @@ import { parseArgs, parseEnv } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { createGitHubSourceHost } from '../activities/adapters/github';
 import { CatalogueError, loadCatalogue, type Catalogue } from '../common/catalogue';
-import { ciWorkflowId, isFullSha, shortSha, validateAppName, validateGitRef } from '../common/names';
+import { ciWorkflowId, isFullSha, shortSha, validateAppName, validateEnvironmentName, validateGitRef } from '../common/names';
 import { DEFAULT_CATALOGUE_PATH, taskQueueFrom, temporalConnectConfig, type Env } from '../common/settings';
 import { FINAL_STATUSES, type PipelineStatus } from '../common/types';
 import {
@@ -209,6 +209,17 @@ export function withSandboxSettings(env: Env): Env {
   return merged;
 }
 
+/** `--until` must name an environment the pipeline deploys, or --wait would follow it to its end instead. */
+function untilRefusal(until: string, appName: string | undefined, environment: string | undefined, catalogue: Catalogue | undefined): void {
+  validateEnvironmentName(until);
+  const app = appName ? catalogue?.apps.get(appName) : undefined;
+  if (!app) return;
+  const deployed = environment ? [environment] : app.environments.map((e) => e.name);
+  if (deployed.includes(until)) return;
+  if (environment) throw new BadInputError(`a manual deploy to ${environment} never reaches ${until}; --until names an environment it deploys`);
+  throw new BadInputError(`app "${app.name}" has no environment "${until}" to wait for (it has: ${deployed.join(', ')})`);
+}
+
 async function run(command: string, values: Values, positionals: string[], session: Session, io: CliIo): Promise<number> {
   const print = (human: string[], machine: unknown): void => {
     if (values.json) io.out(JSON.stringify(machine, null, 2));
@@ -220,6 +231,7 @@ async function run(command: string, values: Values, positionals: string[], sessi
       const token = io.env.GITHUB_TOKEN;
       const sourceHost = token ? createGitHubSourceHost({ token, baseUrl: io.env.GITHUB_API_URL || 'https://api.github.com' }) : undefined;
       if (values.until && !values.wait) throw new BadInputError('--until goes with --wait');
+      if (values.until) untilRefusal(values.until, values.app, values.environment, catalogue);
       const started = await startPipeline(
         { app: required(values, 'app'), ref: required(values, 'ref'), environment: values.environment, requestedBy: values['requested-by'] },
         { client: await session.client(), taskQueue: taskQueueFrom(io.env), catalogue, sourceHost },

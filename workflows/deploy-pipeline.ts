@@ -17,7 +17,7 @@ import {
 } from '@temporalio/workflow';
 import type { PipelineActivities } from '../activities/pipeline-activities';
 import { formatDuration } from '../common/duration';
-import { shortSha, validateApprover } from '../common/names';
+import { shortSha, validateAppName, validateApprover } from '../common/names';
 import type {
   ApprovalReceipt,
   ApproveRequest,
@@ -120,6 +120,8 @@ class PipelineEnded extends Error {
 }
 
 export async function DeployPipeline(input: PipelineInput): Promise<PipelineStatus> {
+  const refused = inputRefusal(input);
+  if (refused) throw ApplicationFailure.create({ type: FailureTypes.InvalidInput, message: refused, nonRetryable: true });
   const state: PipelineStatus = {
     workflowId: workflowInfo().workflowId,
     app: input.app,
@@ -170,7 +172,9 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   }
 
   /** Checks that need no I/O, so the update's validator can refuse at once. */
-  function refusal(request: { environment: string; approver: string }): string | undefined {
+  function refusal(request: { environment: string; approver: string }, decision: 'approved' | 'rejected'): string | undefined {
+    const malformed = decisionRefusal(request, decision);
+    if (malformed) return malformed;
     try {
       validateApprover(request.approver);
     } catch (err) {
@@ -212,7 +216,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   }
 
   async function decide(request: ApproveRequest | RejectRequest, decision: 'approved' | 'rejected'): Promise<ApprovalReceipt> {
-    const reason = refusal(request) ?? (await teamRefusal(request)) ?? refusal(request);
+    const reason = refusal(request, decision) ?? (await teamRefusal(request)) ?? refusal(request, decision);
     if (reason) throw ApplicationFailure.create({ type: FailureTypes.ApprovalRefused, message: reason, nonRetryable: true });
     const at = new Date().toISOString();
     if (decision === 'approved') pending!.approved = { ...(request as ApproveRequest), at };
@@ -220,8 +224,8 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     return { environment: request.environment, approver: request.approver, at, decision };
   }
 
-  function validate(request: { environment: string; approver: string }): void {
-    const reason = refusal(request);
+  function validate(request: { environment: string; approver: string }, decision: 'approved' | 'rejected'): void {
+    const reason = refusal(request, decision);
     if (reason) throw new Error(reason);
   }
 
@@ -236,8 +240,8 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   }
 
   setHandler(statusQuery, () => state);
-  setHandler(approveUpdate, (request) => decide(request, 'approved'), { validator: validate });
-  setHandler(rejectUpdate, (request) => decide(request, 'rejected'), { validator: validate });
+  setHandler(approveUpdate, (request) => decide(request, 'approved'), { validator: (request) => validate(request, 'approved') });
+  setHandler(rejectUpdate, (request) => decide(request, 'rejected'), { validator: (request) => validate(request, 'rejected') });
   setHandler(approveSignal, (request) => decideBySignal(request, 'approved'), {
     description: 'Approve the promotion: {"environment": "staging", "approver": "<GitHub login>", "comment": "optional"}',
   });
@@ -556,6 +560,46 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     if (outcome === 'superseded') env.state = 'SUPERSEDED';
     return outcome;
   }
+}
+
+/** Longest comment or rejection reason: they are kept in the pipeline's state and history. */
+const MAX_DECISION_TEXT = 1000;
+
+/**
+ * What the workflow checks before it uses its input at all: its shape, and the values it writes to search attributes
+ * (the server refuses oversized ones, which would fail every workflow task). resolveRelease checks the rest.
+ */
+function inputRefusal(input: unknown): string | undefined {
+  if (!input || typeof input !== 'object' || Array.isArray(input)) {
+    return `a pipeline's input is {"app", "ref", "trigger", "environment"?}, not ${JSON.stringify(input) ?? String(input)}`;
+  }
+  const { app, trigger } = input as Record<string, unknown>;
+  if (typeof app !== 'string' || app.length > 63) {
+    try {
+      validateAppName(app);
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  if (typeof trigger !== 'string' || trigger.length > 20) return `trigger must be "ci" or "manual", not ${JSON.stringify(trigger) ?? String(trigger)}`;
+  return undefined;
+}
+
+/** An approval or rejection as sent (the Web UI sends anything): an object, with a reason to reject, and texts of bounded length. */
+function decisionRefusal(request: unknown, decision: 'approved' | 'rejected'): string | undefined {
+  if (!request || typeof request !== 'object' || Array.isArray(request)) {
+    return 'an approval is {"environment", "approver", "comment"?} and a rejection {"environment", "approver", "reason"}';
+  }
+  const { comment, reason } = request as Record<string, unknown>;
+  if (decision === 'rejected' && (typeof reason !== 'string' || !reason.trim())) return 'a rejection gives a reason';
+  for (const [name, text] of [
+    ['comment', comment],
+    ['reason', reason],
+  ] as const) {
+    if (text !== undefined && text !== null && typeof text !== 'string') return `the ${name} must be text`;
+    if (typeof text === 'string' && text.length > MAX_DECISION_TEXT) return `the ${name} is longer than ${MAX_DECISION_TEXT} characters`;
+  }
+  return undefined;
 }
 
 function isFinished(state: EnvironmentState): boolean {
