@@ -28,6 +28,12 @@ export interface WorkerSettings {
 
 export const DEFAULT_CATALOGUE_PATH = 'config/apps.yaml';
 
+/**
+ * How waits for Argo CD and ECR poll: the first look again soon (a refreshed application is often synced within
+ * a second or two), then half as long again each time, up to the maximum. 16 looks in a 3-minute rollout.
+ */
+export const DEFAULT_POLLING = { initialIntervalMs: 250, maxIntervalMs: 30_000 };
+
 function problemsCollector() {
   const problems: string[] = [];
   return {
@@ -91,8 +97,8 @@ export function loadWorkerSettings(env: Env = process.env): WorkerSettings {
       },
     },
     polling: {
-      initialIntervalMs: c.number(env, 'DEPLOY_POLL_INTERVAL_MS', 2000),
-      maxIntervalMs: c.number(env, 'DEPLOY_POLL_MAX_INTERVAL_MS', 30_000),
+      initialIntervalMs: c.number(env, 'DEPLOY_POLL_INTERVAL_MS', DEFAULT_POLLING.initialIntervalMs),
+      maxIntervalMs: c.number(env, 'DEPLOY_POLL_MAX_INTERVAL_MS', DEFAULT_POLLING.maxIntervalMs),
     },
     workflowBundlePath: env.DEPLOY_WORKFLOW_BUNDLE?.trim() || undefined,
     slackWebhookUrl: env.SLACK_WEBHOOK_URL?.trim() ? c.url(env, 'SLACK_WEBHOOK_URL', 'a Slack incoming webhook') : undefined,

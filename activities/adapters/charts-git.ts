@@ -36,6 +36,9 @@ const HISTORY_SEARCH_LIMIT = 200;
 const SILENT_GIT_TIMEOUT_MS = 120_000;
 const PUSH_BACKOFF_BASE_MS = 50;
 const PUSH_BACKOFF_MAX_MS = 1_000;
+// simple-git waits 50 ms after a command that printed nothing, in case output is late. Every command here
+// therefore prints something on success (no --quiet; --verbose; `cat-file -t`; `merge-base` printing the base):
+// silent, a deploy's dozen git commands slept 0.5 s per environment, one after another in the serialised clone.
 
 /** A git command that exited non-zero; `exitCode` tells "no" (1) from "broken" (128) where git makes that distinction. */
 export class GitCommandError extends GitError {
@@ -182,17 +185,6 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
     }
   }
 
-  /** Runs a git command whose exit code is its answer. */
-  async function succeeds(args: string[]): Promise<boolean> {
-    try {
-      await run(args);
-      return true;
-    } catch (err) {
-      if (err instanceof GitCommandError && err.exitCode === 1) return false;
-      throw err;
-    }
-  }
-
   async function openWorkdir(): Promise<void> {
     if (workdirReady) return;
     await mkdir(workdir, { recursive: true });
@@ -201,7 +193,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
       config: [`user.name=${author.name}`, `user.email=${author.email}`, 'commit.gpgsign=false', 'core.autocrlf=false'],
       timeout: { block: SILENT_GIT_TIMEOUT_MS },
       errors(error, result) {
-        // Any non-zero exit is an error, even a silent one: `merge-base --is-ancestor` answers "no" with exit 1 alone.
+        // Any non-zero exit is an error, even a silent one: `merge-base` answers "no common ancestor" with exit 1 alone.
         if (typeof result.exitCode !== 'number' || result.exitCode <= 0) return error;
         const output = [...result.stdErr, ...result.stdOut].map((chunk) => chunk.toString('utf8').trim()).filter(Boolean).join('\n');
         return new GitCommandError(result.exitCode, maskCredentials(output) || 'no output');
@@ -223,7 +215,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
 
   /** Fetches the branch and returns the commit it points at on the remote. */
   async function fetchBranch(): Promise<string> {
-    await run(['fetch', '--quiet', '--no-tags', 'origin', `+refs/heads/${branch}:${remoteBranch}`]);
+    await run(['fetch', '--verbose', '--no-tags', 'origin', `+refs/heads/${branch}:${remoteBranch}`]);
     return (await run(['rev-parse', '--verify', '--quiet', `${remoteBranch}^{commit}`])).trim();
   }
 
@@ -268,13 +260,23 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
     await writeFile(target, content);
   }
 
+  /** `merge-base --is-ancestor`, but printing: the best common ancestor of A and B is A exactly when A is an ancestor of B. */
+  async function isAncestorOf(ancestor: string, descendant: string): Promise<boolean> {
+    try {
+      return (await run(['merge-base', ancestor, descendant])).trim() === ancestor;
+    } catch (err) {
+      if (err instanceof GitCommandError && err.exitCode === 1) return false;
+      throw err;
+    }
+  }
+
   async function landedOnRemote(commit: string, tip: string): Promise<boolean> {
-    return tip === commit || succeeds(['merge-base', '--is-ancestor', commit, tip]);
+    return tip === commit || isAncestorOf(commit, tip);
   }
 
   async function commitExists(sha: string): Promise<boolean> {
     try {
-      await run(['cat-file', '-e', `${sha}^{commit}`]);
+      await run(['cat-file', '-t', `${sha}^{commit}`]);
       return true;
     } catch (err) {
       if (err instanceof GitCommandError) return false;
@@ -307,15 +309,15 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
           const previousTag = text === undefined ? undefined : imageTagOf(parseTagFile(text, filePath), filePath);
           if (previousTag === tag) return { ...(await commitThatSet(base, filePath, tag)), changed: false };
 
-          await run(['checkout', '--quiet', '--force', '-B', branch, base]);
+          await run(['checkout', '--force', '-B', branch, base]);
           await writeWorktreeFile(filePath, withImageTag(text, tag, filePath));
-          await run(['add', '--', filePath]);
-          await run(['commit', '--quiet', '--no-verify', '-m', message]);
+          await run(['add', '--verbose', '--', filePath]);
+          await run(['commit', '--no-verify', '-m', message]);
           const commit = (await run(['rev-parse', '--verify', 'HEAD^{commit}'])).trim();
 
           await options.beforePush?.(attempt);
           try {
-            await run(['push', '--quiet', '--no-verify', 'origin', `${commit}:refs/heads/${branch}`]);
+            await run(['push', '--verbose', '--no-verify', 'origin', `${commit}:refs/heads/${branch}`]);
             return { chartsCommit: commit, previousTag, changed: true };
           } catch (pushError) {
             const tip = await fetchBranch();
@@ -344,7 +346,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
         await openWorkdir();
         await fetchBranch();
         if (!(await commitExists(ancestor)) || !(await commitExists(descendant))) return false;
-        return succeeds(['merge-base', '--is-ancestor', ancestor, descendant]);
+        return isAncestorOf(ancestor, descendant);
       });
     },
   };
