@@ -1,0 +1,240 @@
+/**
+ * `npm run bench [-- --quick] [-- --only 1,3] [-- --profile]`: the orchestration cost of deploy pipelines, each
+ * number against its baseline measured in the same run (DESIGN.md §8 "Overhead"). BENCHMARKS.md has the results.
+ *
+ * It starts its own Temporal dev server, ECR endpoint and simulators on 127.0.0.1, compiles the project into
+ * .cache/bench, runs the workers as child processes, and stops everything it started, also on failure.
+ * Progress goes to stderr; the results table (markdown) to stdout.
+ */
+import { cpus, totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
+import type { BenchContext } from './harness';
+import { buildProject, connectClient, progress, startEcr, startTemporal, stopAllChildren } from './infra';
+import { measureOverhead, type OverheadConfig, type OverheadResult } from './overhead';
+import { measureParked, type ParkedConfig, type ParkedResult } from './parked';
+import { measureRefresh, REAL, type RefreshConfig, type RefreshResult } from './refresh';
+import { measureStartup, type StartupConfig, type StartupResult } from './startup';
+import { mean, mib, ms, ratio } from './stats';
+import { measureThroughput, type ThroughputConfig, type ThroughputResult } from './throughput';
+
+interface Config {
+  overhead: OverheadConfig;
+  throughput: ThroughputConfig;
+  parked: ParkedConfig;
+  startup: StartupConfig;
+  refresh: RefreshConfig;
+}
+
+const FULL: Config = {
+  overhead: { warmup: 3, runs: 21 },
+  throughput: { apps: 20, pipelinesPerApp: 10, rounds: 3 },
+  parked: { pipelines: 5000, apps: 50, approvals: 100 },
+  startup: { runs: 7 },
+  refresh: { trials: 8 },
+};
+
+/** Proves the bench still works, in a few minutes; its numbers are too few to mean much. */
+const QUICK: Config = {
+  overhead: { warmup: 1, runs: 3 },
+  throughput: { apps: 4, pipelinesPerApp: 5, rounds: 1 },
+  parked: { pipelines: 300, apps: 10, approvals: 20 },
+  startup: { runs: 2 },
+  refresh: { trials: 2 },
+};
+
+const TARGETS = { overhead: 1.15, throughput: 1.25, parkedRssMiB: 300, approvalP95Ms: 250, startupMs: 1000, startupSpeedup: 2 };
+
+interface Args {
+  quick: boolean;
+  /** Keep the compiled project and bundles of the previous run (while working on the bench itself). */
+  reuseBuild: boolean;
+  only: Set<number>;
+  profile: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { quick: false, reuseBuild: false, profile: false, only: new Set([1, 2, 3, 4, 5]) };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--quick') args.quick = true;
+    else if (arg === '--profile') args.profile = true;
+    else if (arg === '--reuse-build') args.reuseBuild = true;
+    else if (arg === '--only' || arg.startsWith('--only=')) {
+      const list = arg === '--only' ? (argv[++i] ?? '') : arg.slice('--only='.length);
+      args.only = new Set(list.split(',').map(Number));
+      if ([...args.only].some((n) => !(n >= 1 && n <= 5))) throw new Error(`--only takes item numbers 1-5, e.g. --only 1,3 (got "${list}")`);
+    } else if (arg === '--help' || arg === '-h') {
+      console.log(
+        'usage: npm run bench -- [--quick] [--only 1,2,3,4,5] [--profile] [--reuse-build]\n' +
+          '  --quick    small counts and few runs: proves the bench works (CI)\n' +
+          '  --only     run only these items: 1 overhead, 2 throughput, 3 parked, 4 start-up, 5 refresh\n' +
+          '  --profile  write CPU profiles of the worker processes to .cache/bench/profiles (node --cpu-prof)\n' +
+          '  --reuse-build  keep the project compiled by the previous run (when changing only the bench)',
+      );
+      process.exit(0);
+    } else throw new Error(`unknown argument ${arg} (see --help)`);
+  }
+  return args;
+}
+
+interface Results {
+  overhead?: OverheadResult;
+  throughput?: ThroughputResult;
+  parked?: ParkedResult;
+  startup?: StartupResult;
+  refresh?: RefreshResult;
+}
+
+/** BENCH_CONFIG='{"parked":{"pipelines":1000}}' changes counts, for experiments; reported runs use the defaults. */
+function withOverrides(config: Config): Config {
+  const raw = process.env.BENCH_CONFIG;
+  if (!raw) return config;
+  const overrides = JSON.parse(raw) as Partial<Record<keyof Config, object>>;
+  const merged = { ...config } as Record<string, object>;
+  for (const [key, value] of Object.entries(overrides)) merged[key] = { ...merged[key], ...value };
+  progress(`BENCH_CONFIG: ${raw}`);
+  return merged as unknown as Config;
+}
+
+function verdict(ok: boolean): string {
+  return ok ? 'met' : '**missed**';
+}
+
+/** The SDK's default workflow cache size for this worker's heap (worker-options.js, reuseV8Context). */
+function defaultCacheSize(): number {
+  const heapMiB = getHeapStatistics().heap_size_limit / 2 ** 20;
+  return Math.max(Math.floor((Math.max(heapMiB - 200, 0) * 600) / 1024), 10);
+}
+
+function report(results: Results, args: Args, ecrLine: string, elapsedMs: number): string {
+  const lines: string[] = [];
+  const cpu = cpus();
+  lines.push(`Machine: ${cpu.length} vCPU (${cpu[0]?.model.trim() ?? 'unknown'}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, ${process.platform}.`);
+  lines.push(`Mode: ${args.quick ? '--quick (too few samples to judge targets)' : 'full'}; ${ecrLine}; took ${(elapsedMs / 60_000).toFixed(1)} min.`);
+  lines.push('Absolute times and sizes (marked *) depend on the machine; ratios compare runs interleaved on the same machine in the same run.');
+  lines.push('');
+  lines.push('| # | Measure | Product | Baseline (same run) | Ratio | Target | |');
+  lines.push('|---|---|---|---|---|---|---|');
+  const { overhead, throughput, parked, startup, refresh } = results;
+  if (overhead) {
+    lines.push(
+      `| 1 | One 3-environment CD pipeline, start → SUCCEEDED (median of ${overhead.runs}) | ${ms(overhead.medianPipelineMs)}* | bare workflow, ${overhead.activities} no-op activities: ${ms(overhead.medianBareMs)}* | ${ratio(overhead.ratio)} | ≤ ${TARGETS.overhead}× | ${verdict(overhead.ratio <= TARGETS.overhead)} |`,
+    );
+  }
+  if (throughput) {
+    const t = throughput;
+    lines.push(
+      `| 2 | ${t.pipelines} pipelines for ${t.apps} apps started at once, until all succeed (median of ${t.rounds}) | ${ms(t.pipeline.totalMs)}*; per pipeline p50 ${ms(t.pipeline.p50Ms)}*, p95 ${ms(t.pipeline.p95Ms)}* | ${t.pipelines} bare workflows: ${ms(t.bare.totalMs)}*; p50 ${ms(t.bare.p50Ms)}*, p95 ${ms(t.bare.p95Ms)}* | ${ratio(t.ratio)} | ≤ ${TARGETS.throughput}× | ${verdict(t.ratio <= TARGETS.throughput)} |`,
+    );
+  }
+  if (parked) {
+    const p = parked;
+    lines.push(
+      `| 3a | Worker RSS with ${p.pipelines} pipelines awaiting approval (${p.apps} apps; cache: ${p.cacheSize}) | ${mib(p.parkedRss)}* (peak ${mib(p.peakRss)}*) | | | ≤ ${TARGETS.parkedRssMiB} MiB | ${verdict(p.peakRss <= TARGETS.parkedRssMiB * 2 ** 20)} |`,
+    );
+    lines.push(
+      `| 3b | Approve → next activity started, ${p.approvals} approvals one at a time | p95 ${ms(p.p95Ms)}*, p50 ${ms(p.p50Ms)}* | | | p95 ≤ ${TARGETS.approvalP95Ms} ms | ${verdict(p.p95Ms <= TARGETS.approvalP95Ms)} |`,
+    );
+  }
+  if (startup) {
+    const s = startup;
+    lines.push(
+      `| 4 | Worker process start → first poll, prebundled (median of ${s.runs}) | ${ms(s.medianPrebundledMs)}* | bundling at start-up: ${ms(s.medianBundlingMs)}* | ${ratio(s.speedup)} faster | ≤ 1 s and ≥ ${TARGETS.startupSpeedup}× faster | ${verdict(s.medianPrebundledMs <= TARGETS.startupMs && s.speedup >= TARGETS.startupSpeedup)} |`,
+    );
+  }
+  if (refresh) {
+    const r = refresh;
+    lines.push(
+      `| 5 | One environment, deploy start → deployed, Argo CD polling every ${REAL.argoPollMs / 1000} s (time-scaled 1/${r.scale}, mean of ${r.trials}) | refresh request: ${ms(r.refreshRealMs)} | waiting for the poll: ${ms(r.pollRealMs)} | saves ${(r.savedRealMs / 60_000).toFixed(2)} min per environment | | |`,
+    );
+  }
+  lines.push('');
+  if (overhead) {
+    const o = overhead;
+    lines.push(`1. pipeline ms: ${o.pipelineMs.join(', ')}`);
+    lines.push(`   bare ms: ${o.bareMs.join(', ')}; pair ratios mean ${ratio(mean(o.pairRatios))}`);
+    lines.push(
+      `   outside activities (orchestration, lanes included): pipeline ${ms(o.medianPipelineOutsideMs)}, bare ${ms(o.medianBareOutsideMs)}, ratio ${ratio(o.outsideRatio)}`,
+    );
+    const inside = Object.entries(o.activityMs).sort(([, a], [, b]) => b - a);
+    lines.push(`   inside the pipeline's activities (median ms, all calls): ${inside.map(([type, t]) => `${type} ${Math.round(t)}`).join(', ')}`);
+  }
+  if (throughput) {
+    const t = throughput;
+    const p = t.profile;
+    const cpu = (c: Record<string, number>) => Object.entries(c).map(([name, s]) => `${name} ${s.toFixed(0)} s`).join(', ');
+    lines.push(`2. pipeline batches s: ${t.pipelineBatches.map((b) => (b.totalMs / 1000).toFixed(1)).join(', ')}; bare batches s: ${t.bareBatches.map((b) => (b.totalMs / 1000).toFixed(1)).join(', ')}`);
+    lines.push(
+      `   per pipeline (median ms): waiting for lanes ${Math.round(p.laneWaitMs)}, in git steps ${Math.round(p.gitStepsMs)}, in the Argo CD wait ${Math.round(p.argoWaitMs)}, in other activities ${Math.round(p.otherActivitiesMs)}, tasks queued ${Math.round(p.queuedMs)}, workflow tasks ${Math.round(p.workflowTaskMs)}`,
+    );
+    lines.push(`   CPU during a batch: pipelines: ${cpu(p.pipelineCpu)}; bare: ${cpu(p.bareCpu)}`);
+  }
+  if (parked) lines.push(`3. parking ${parked.pipelines} pipelines took ${ms(parked.parkMs)}; approvals ms: ${[...parked.approvalMs].sort((a, b) => a - b).join(', ')}`);
+  if (startup) lines.push(`4. prebundled ms: ${startup.prebundledMs.join(', ')}; bundling ms: ${startup.bundlingMs.join(', ')}`);
+  if (refresh) lines.push(`5. scaled ms, refresh: ${refresh.refreshMs.join(', ')}; poll: ${refresh.pollMs.join(', ')}`);
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const began = Date.now();
+  const args = parseArgs(process.argv.slice(2));
+  const config = withOverrides(args.quick ? QUICK : FULL);
+  const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
+  const interrupted = (signal: string) => {
+    progress(`${signal}: stopping everything the bench started`);
+    void stopAllChildren().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', () => interrupted('SIGINT'));
+  process.once('SIGTERM', () => interrupted('SIGTERM'));
+  // The AWS SDK's notice about future Node versions is not a result.
+  process.removeAllListeners('warning');
+  const results: Results = {};
+  try {
+    const build = await buildProject(args.reuseBuild);
+    progress('starting the Temporal dev server');
+    const temporal = await startTemporal();
+    stops.push({ name: 'the Temporal dev server', stop: () => temporal.child.stop() });
+    progress(`Temporal dev server at ${temporal.address} (${temporal.cliVersion.split('\n')[0]})`);
+    const ecr = await startEcr();
+    stops.push({ name: 'ECR', stop: () => ecr.stop() });
+    progress(`ECR: ${ecr.kind} at ${ecr.endpoint} (${ecr.why})`);
+    const client = await connectClient(temporal);
+    stops.push({ name: 'the client', stop: () => client.connection.close() });
+    const ctx: BenchContext = { temporal, client, build, ecr, profile: args.profile };
+
+    if (args.only.has(1)) {
+      progress('1/overhead: one pipeline against a bare workflow, interleaved');
+      results.overhead = await measureOverhead(ctx, config.overhead);
+    }
+    if (args.only.has(2)) {
+      progress('2/throughput: batches of pipelines against batches of bare workflows');
+      results.throughput = await measureThroughput(ctx, config.throughput);
+    }
+    if (args.only.has(3)) {
+      progress('3/parked: pipelines waiting for approval on a production worker process');
+      results.parked = await measureParked(ctx, config.parked, `SDK default, ${defaultCacheSize()} workflows here`);
+    }
+    if (args.only.has(4)) {
+      progress('4/start-up: production worker process, prebundled against bundling');
+      results.startup = await measureStartup(ctx, config.startup);
+    }
+    if (args.only.has(5)) {
+      progress('5/refresh: refresh request against Argo CD polling (time-scaled)');
+      results.refresh = await measureRefresh(ctx, config.refresh);
+    }
+    const ecrLine = `ECR: ${ecr.kind === 'simulator' ? "the sandbox's ECR simulator" : "moto's server"} (${ecr.why})`;
+    console.log(report(results, args, ecrLine, Date.now() - began));
+  } finally {
+    for (const { name, stop } of stops.reverse()) await stop().catch((err: unknown) => progress(`could not stop ${name} cleanly: ${(err as Error).message}`));
+    await stopAllChildren();
+    progress(`done in ${((Date.now() - began) / 60_000).toFixed(1)} min`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);
