@@ -1,3 +1,4 @@
+import { waitFor } from './support/env';
 import { startHarness, type PipelineHarness } from './support/pipeline';
 
 describe('GitHub deployments and Slack messages', () => {
@@ -35,6 +36,8 @@ describe('GitHub deployments and Slack messages', () => {
     const { workflowId } = await h.startCi('travel-advice', sha);
     await h.waitForStatus(workflowId, (s) => s.status === 'AWAITING_APPROVAL', 'staging approval');
     const mine = () => h.stack.slack.messages.filter((m) => m.text.includes(workflowId));
+    // The message follows the status: the pipeline shows AWAITING_APPROVAL first, then tells Slack.
+    await waitFor(() => mine().length > 0, { timeoutMs: 15_000, description: 'the approval message to reach Slack' });
     expect(mine().map((m) => m.text)).toEqual([
       `travel-advice ${sha.slice(0, 7)} (${workflowId}) waits for approval to deploy to staging: deploy approve ${workflowId} --environment staging`,
     ]);
