@@ -7,7 +7,7 @@
  * Progress goes to stderr; the results table (markdown) to stdout.
  */
 import { cpus, totalmem } from 'node:os';
-import { getHeapStatistics } from 'node:v8';
+import { DEFAULT_MAX_CACHED_WORKFLOWS } from '../common/settings';
 import type { BenchContext } from './harness';
 import { buildProject, connectClient, progress, startEcr, startTemporal, stopAllChildren } from './infra';
 import { measureOverhead, type OverheadConfig, type OverheadResult } from './overhead';
@@ -100,10 +100,10 @@ function verdict(ok: boolean): string {
   return ok ? 'met' : '**missed**';
 }
 
-/** The SDK's default workflow cache size for this worker's heap (worker-options.js, reuseV8Context). */
-function defaultCacheSize(): number {
-  const heapMiB = getHeapStatistics().heap_size_limit / 2 ** 20;
-  return Math.max(Math.floor((Math.max(heapMiB - 200, 0) * 600) / 1024), 10);
+/** The worker's workflow cache bound, as the worker processes get it. */
+function cacheSize(): string {
+  const overridden = (JSON.parse(process.env.BENCH_WORKER_ENV ?? '{}') as Record<string, string>).DEPLOY_MAX_CACHED_WORKFLOWS;
+  return overridden ? `${overridden} workflows (BENCH_WORKER_ENV)` : `${DEFAULT_MAX_CACHED_WORKFLOWS} workflows (DEPLOY_MAX_CACHED_WORKFLOWS default)`;
 }
 
 function report(results: Results, args: Args, ecrLine: string, elapsedMs: number): string {
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
     }
     if (args.only.has(3)) {
       progress('3/parked: pipelines waiting for approval on a production worker process');
-      results.parked = await measureParked(ctx, config.parked, `SDK default, ${defaultCacheSize()} workflows here`);
+      results.parked = await measureParked(ctx, config.parked, cacheSize());
     }
     if (args.only.has(4)) {
       progress('4/start-up: production worker process, prebundled against bundling');

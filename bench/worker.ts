@@ -34,7 +34,14 @@ async function main(): Promise<void> {
     const argoCd = dependencies.argoCd;
     dependencies = { ...dependencies, argoCd: { getApplication: (name) => argoCd.getApplication(name) } };
   }
-  const options = deployWorkerOptions({ connection, namespace, taskQueue: settings.taskQueue, dependencies, workflowBundlePath: bundle });
+  const options = deployWorkerOptions({
+    connection,
+    namespace,
+    taskQueue: settings.taskQueue,
+    dependencies,
+    workflowBundlePath: bundle,
+    maxCachedWorkflows: settings.maxCachedWorkflows,
+  });
   const worker = await Worker.create({ ...options, activities: { ...(options.activities ?? {}), ...benchActivities } });
   const stop = () => worker.shutdown();
   process.once('SIGTERM', stop);

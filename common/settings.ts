@@ -19,6 +19,8 @@ export interface WorkerSettings {
   releaseApp: { url: string; token: string };
   charts: { remoteUrl: string; branch: string; workdir: string; author: { name: string; email: string } };
   polling: { initialIntervalMs: number; maxIntervalMs: number };
+  /** Workflows kept in the worker's memory between their tasks; the rest are replayed from history when needed. */
+  maxCachedWorkflows: number;
   workflowBundlePath?: string;
   /** Optional: Slack incoming webhook for approvals needed, failures, rollbacks and supersedes. */
   slackWebhookUrl?: string;
@@ -33,6 +35,13 @@ export const DEFAULT_CATALOGUE_PATH = 'config/apps.yaml';
  * a second or two), then half as long again each time, up to the maximum. 16 looks in a 3-minute rollout.
  */
 export const DEFAULT_POLLING = { initialIntervalMs: 250, maxIntervalMs: 30_000 };
+
+/**
+ * A cached pipeline costs the worker about 0.6 MB; without a bound the SDK sizes the cache from the heap limit
+ * (over 2,000 workflows with a 4 GB heap), so thousands of pipelines waiting for approval would fill gigabytes.
+ * Those wait for days and replay in milliseconds when an approval comes; the cache is for pipelines at work.
+ */
+export const DEFAULT_MAX_CACHED_WORKFLOWS = 250;
 
 function problemsCollector() {
   const problems: string[] = [];
@@ -60,11 +69,11 @@ function problemsCollector() {
       }
       return value.replace(/\/+$/, '');
     },
-    number(env: Env, name: string, fallback: number): number {
+    number(env: Env, name: string, fallback: number, unit = ' of milliseconds'): number {
       const raw = env[name]?.trim();
       if (!raw) return fallback;
       const value = Number(raw);
-      if (!Number.isInteger(value) || value <= 0) problems.push(`${name} must be a positive whole number of milliseconds, not "${raw}"`);
+      if (!Number.isInteger(value) || value <= 0) problems.push(`${name} must be a positive whole number${unit}, not "${raw}"`);
       return value;
     },
   };
@@ -100,6 +109,7 @@ export function loadWorkerSettings(env: Env = process.env): WorkerSettings {
       initialIntervalMs: c.number(env, 'DEPLOY_POLL_INTERVAL_MS', DEFAULT_POLLING.initialIntervalMs),
       maxIntervalMs: c.number(env, 'DEPLOY_POLL_MAX_INTERVAL_MS', DEFAULT_POLLING.maxIntervalMs),
     },
+    maxCachedWorkflows: c.number(env, 'DEPLOY_MAX_CACHED_WORKFLOWS', DEFAULT_MAX_CACHED_WORKFLOWS, ''),
     workflowBundlePath: env.DEPLOY_WORKFLOW_BUNDLE?.trim() || undefined,
     slackWebhookUrl: env.SLACK_WEBHOOK_URL?.trim() ? c.url(env, 'SLACK_WEBHOOK_URL', 'a Slack incoming webhook') : undefined,
     webUiUrl: env.DEPLOY_WEB_UI_URL?.trim() ? c.url(env, 'DEPLOY_WEB_UI_URL', 'Temporal Web UI, e.g. https://cloud.temporal.io') : undefined,

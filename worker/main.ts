@@ -29,9 +29,11 @@ async function main(secrets: string[], useLogger: (logger: Logger) => void): Pro
     taskQueue: settings.taskQueue,
     dependencies: createProductionDependencies(settings, catalogue),
     workflowBundlePath,
+    maxCachedWorkflows: settings.maxCachedWorkflows,
   });
   logger.info('deploy worker polling', {
     taskQueue: settings.taskQueue,
+    maxCachedWorkflows: settings.maxCachedWorkflows,
     namespace: namespace ?? 'default',
     temporalAddress: connectionOptions.address,
     apps: catalogue.apps.size,
