@@ -213,10 +213,24 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
     workdirReady = true;
   }
 
+  // Calls wait their turn in the clone's queue. One that waited while another fetched, a fetch begun after the
+  // call was made, can use what that fetch saw: the remote as it was at some moment during the call. With many
+  // pipelines at once most reads then need no fetch of their own. A push of ours counts as such a look.
+  let looks = 0;
+  let lastLook: { look: number; tip: string } | undefined;
+
   /** Fetches the branch and returns the commit it points at on the remote. */
   async function fetchBranch(): Promise<string> {
+    const look = ++looks;
     await run(['fetch', '--verbose', '--no-tags', 'origin', `+refs/heads/${branch}:${remoteBranch}`]);
-    return (await run(['rev-parse', '--verify', '--quiet', `${remoteBranch}^{commit}`])).trim();
+    const tip = (await run(['rev-parse', '--verify', '--quiet', `${remoteBranch}^{commit}`])).trim();
+    lastLook = { look, tip };
+    return tip;
+  }
+
+  /** The remote branch's commit as seen by a look begun after `since` (the `looks` count when the call was made). */
+  async function tipSince(since: number): Promise<string> {
+    return lastLook && lastLook.look > since ? lastLook.tip : fetchBranch();
   }
 
   async function fileAt(commit: string, filePath: string): Promise<string | undefined> {
@@ -274,12 +288,13 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
     return tip === commit || isAncestorOf(commit, tip);
   }
 
-  async function commitExists(sha: string): Promise<boolean> {
+  /** Whether `ancestor` is in the history of `descendant`; undefined when this clone lacks either commit. */
+  async function knownAncestry(ancestor: string, descendant: string): Promise<boolean | undefined> {
     try {
-      await run(['cat-file', '-t', `${sha}^{commit}`]);
-      return true;
+      return (await run(['merge-base', ancestor, descendant])).trim() === ancestor;
     } catch (err) {
-      if (err instanceof GitCommandError) return false;
+      if (err instanceof GitCommandError && err.exitCode === 1) return false;
+      if (err instanceof GitCommandError) return undefined;
       throw err;
     }
   }
@@ -287,9 +302,10 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
   return {
     async readImageTag(app, environment) {
       const filePath = imageTagPath(catalogueView, app, environment);
+      const since = looks;
       return serialised(workdir, async (): Promise<ImageTagFile> => {
         await openWorkdir();
-        const tip = await fetchBranch();
+        const tip = await tipSince(since);
         const text = await fileAt(tip, filePath);
         if (text === undefined) return { path: filePath, exists: false, automaticDeploysEnabled: true };
         const doc = parseTagFile(text, filePath);
@@ -301,10 +317,12 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
       const filePath = imageTagPath(catalogueView, app, environment);
       validateImageTag(tag);
       validateCommitMessage(message);
+      const since = looks;
       return serialised(workdir, async (): Promise<ImageTagChange> => {
         await openWorkdir();
         for (let attempt = 1; ; attempt++) {
-          const base = await fetchBranch();
+          // A stale base only costs a rejected push and another attempt, which fetches.
+          const base = attempt === 1 ? await tipSince(since) : await fetchBranch();
           const text = await fileAt(base, filePath);
           const previousTag = text === undefined ? undefined : imageTagOf(parseTagFile(text, filePath), filePath);
           if (previousTag === tag) return { ...(await commitThatSet(base, filePath, tag)), changed: false };
@@ -318,6 +336,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
           await options.beforePush?.(attempt);
           try {
             await run(['push', '--verbose', '--no-verify', 'origin', `${commit}:refs/heads/${branch}`]);
+            lastLook = { look: ++looks, tip: commit };
             return { chartsCommit: commit, previousTag, changed: true };
           } catch (pushError) {
             const tip = await fetchBranch();
@@ -342,11 +361,14 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
           throw new InvalidNameError(`invalid commit ${JSON.stringify(sha)}: give a full 40-character lower-case SHA`);
         }
       }
+      const since = looks;
       return serialised(workdir, async () => {
         await openWorkdir();
-        await fetchBranch();
-        if (!(await commitExists(ancestor)) || !(await commitExists(descendant))) return false;
-        return isAncestorOf(ancestor, descendant);
+        // Ancestry never changes: when this clone has both commits, there is nothing to fetch.
+        const known = await knownAncestry(ancestor, descendant);
+        if (known !== undefined) return known;
+        await tipSince(since);
+        return (await knownAncestry(ancestor, descendant)) ?? false;
       });
     },
   };
