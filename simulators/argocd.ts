@@ -285,10 +285,18 @@ export class ArgoCdSimulator extends Simulator {
   private async observeTip(): Promise<void> {
     const tip = await this.tip();
     if (!tip) return;
+    // One `git diff` per earlier revision instead of reading every application's file at every new commit.
+    const changedSince = new Map<string, Promise<Set<string> | undefined>>();
     for (const state of this.apps.values()) {
       state.reconciledAt = new Date();
       if (state.observed?.revision === tip) continue;
-      const tag = await this.tagAt(tip, state.spec);
+      const before = state.observed;
+      let changed: Set<string> | undefined;
+      if (before) {
+        if (!changedSince.has(before.revision)) changedSince.set(before.revision, this.changedFiles(before.revision, tip));
+        changed = await changedSince.get(before.revision);
+      }
+      const tag = before && changed && !changed.has(this.tagFile(state.spec)) ? before.tag : await this.tagAt(tip, state.spec);
       state.observed = { revision: tip, tag };
       const syncing = state.operation?.phase === 'Running';
       const target = syncing ? state.operation?.tag : state.live.tag;
@@ -384,8 +392,22 @@ export class ArgoCdSimulator extends Simulator {
     }
   }
 
+  private tagFile(spec: ArgoApplicationSpec): string {
+    return this.options.chartsPath.replace(/\{app\}/g, spec.app).replace(/\{environment\}/g, spec.environment);
+  }
+
+  /** Paths that differ between two commits; undefined when git cannot tell (then every file is read). */
+  private async changedFiles(from: string, to: string): Promise<Set<string> | undefined> {
+    try {
+      const { stdout } = await this.git('diff', '--name-only', '--no-renames', from, to);
+      return new Set(stdout.split('\n').filter(Boolean));
+    } catch {
+      return undefined;
+    }
+  }
+
   private async tagAt(revision: string, spec: ArgoApplicationSpec): Promise<string | undefined> {
-    const file = this.options.chartsPath.replace(/\{app\}/g, spec.app).replace(/\{environment\}/g, spec.environment);
+    const file = this.tagFile(spec);
     let text: string;
     try {
       ({ stdout: text } = await this.git('cat-file', 'blob', `${revision}:${file}`));
