@@ -30,7 +30,8 @@ export function laneWorkflowId(taskQueue: string, app: string, environment: stri
 
 /** Pipeline → lane. */
 export const acquireLaneSignal = defineSignal<[LaneRequest]>('acquire');
-export const releaseLaneSignal = defineSignal<[{ pipelineId: string }]>('release');
+/** `deployed`: the releasing pipeline deployed here (pipelines older than SIDE_BY_SIDE_PATCH send `deployed` apart). */
+export const releaseLaneSignal = defineSignal<[{ pipelineId: string; deployed?: LaneDeployed }]>('release');
 export const awaitingApprovalSignal = defineSignal<[LaneRequest]>('awaitingApproval');
 export const stoppedAwaitingSignal = defineSignal<[{ pipelineId: string }]>('stoppedAwaiting');
 export const deployedSignal = defineSignal<[LaneDeployed]>('deployed');

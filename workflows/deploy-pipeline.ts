@@ -62,6 +62,13 @@ const PERMANENT_FAILURES = Object.values(FailureTypes);
 export const ANNOUNCE_PATCH = 'github-deployments-and-slack';
 /** The deploy window opens `waitMs` after the instant the pipeline asked, not after the answer came back. */
 export const WINDOW_FROM_ASKED_AT_PATCH = 'deploy-window-from-asked-at';
+/**
+ * Steps that do not depend on one another run side by side: after the bump, the GitHub deployment, the image tag
+ * and the release app; after the deploy, the GitHub status and the lane's release, which also carries the news of
+ * the deploy (it was a signal of its own). Each server round trip saved is a few tens of milliseconds per
+ * environment. Pipelines started before this change replay one step after another.
+ */
+export const SIDE_BY_SIDE_PATCH = 'side-steps-side-by-side';
 /** Failures after our bump that mean "this release is bad here": the environment goes back to what it ran. */
 const ROLLBACK_CAUSES: string[] = [FailureTypes.SmokeTestFailed, FailureTypes.ArgoCdDegraded, FailureTypes.ArgoCdSyncFailed];
 
@@ -422,11 +429,15 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     await condition(() => granted.has(env.environment));
   }
 
-  async function releaseLane(release: ReleasePlan, environment: string): Promise<void> {
+  /** Hands the lane back, with the news of our deploy when there is one. */
+  async function releaseLane(release: ReleasePlan, environment: string, deployed?: LaneDeployed): Promise<void> {
     if (!granted.delete(environment)) return;
     // Even a cancelled pipeline must hand the lane back.
     await CancellationScope.nonCancellable(() =>
-      getExternalWorkflowHandle(laneWorkflowId(workflowInfo().taskQueue, release.app, environment)).signal(releaseLaneSignal, { pipelineId: state.workflowId }),
+      getExternalWorkflowHandle(laneWorkflowId(workflowInfo().taskQueue, release.app, environment)).signal(releaseLaneSignal, {
+        pipelineId: state.workflowId,
+        ...(deployed ? { deployed } : {}),
+      }),
     );
   }
 
@@ -445,9 +456,14 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     env.chartsCommit = change.chartsCommit;
     env.previousTag = change.previousTag;
     publish();
-    await reportDeployment(envPlan.name, 'in_progress', `deploying ${release.tag}`);
-    await calls.tagImage.executeWithOptions({ summary: `Tag image deployed-to-${envPlan.name}` }, [step]);
-    await calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${where}` }, [step]);
+    const sideBySide = patched(SIDE_BY_SIDE_PATCH);
+    const afterBump = [
+      () => reportDeployment(envPlan.name, 'in_progress', `deploying ${release.tag}`),
+      () => calls.tagImage.executeWithOptions({ summary: `Tag image deployed-to-${envPlan.name}` }, [step]),
+      () => calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${where}` }, [step]),
+    ];
+    if (sideBySide) await allSettledThenThrow(afterBump.map((start) => start()));
+    else for (const start of afterBump) await start();
 
     try {
       setStatus('WAITING_FOR_SYNC', env, 'WAITING_FOR_SYNC');
@@ -461,18 +477,24 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     }
     env.finishedAt = new Date().toISOString();
     setStatus('DEPLOYING', env, 'DEPLOYED');
-    await reportDeployment(envPlan.name, 'success', `${release.tag} is Synced, Healthy and passed its smoke tests`);
-    if (!automatic) {
-      await tellLane(release, envPlan.name, (lane) =>
-        lane.signal(setHoldSignal, {
-          reason: `manual deploy of ${input.ref} (${shortSha(release.sha)})`,
-          setBy: input.requestedBy ?? 'manual deploy',
-          setAt: env.finishedAt!,
-          pipelineId: state.workflowId,
-        }),
-      );
-    }
-    await tellLane(release, envPlan.name, (lane) => lane.signal(deployedSignal, { pipelineId: state.workflowId, sha: release.sha }));
+    const reported = reportDeployment(envPlan.name, 'success', `${release.tag} is Synced, Healthy and passed its smoke tests`);
+    if (!sideBySide) await reported;
+    const toldLane = (async () => {
+      if (!automatic) {
+        await tellLane(release, envPlan.name, (lane) =>
+          lane.signal(setHoldSignal, {
+            reason: `manual deploy of ${input.ref} (${shortSha(release.sha)})`,
+            setBy: input.requestedBy ?? 'manual deploy',
+            setAt: env.finishedAt!,
+            pipelineId: state.workflowId,
+          }),
+        );
+      }
+      const deployed = { pipelineId: state.workflowId, sha: release.sha };
+      if (sideBySide) await releaseLane(release, envPlan.name, deployed);
+      else await tellLane(release, envPlan.name, (lane) => lane.signal(deployedSignal, deployed));
+    })();
+    await allSettledThenThrow([reported, toldLane]);
     return undefined;
   }
 
@@ -569,6 +591,13 @@ const MAX_DECISION_TEXT = 1000;
  * What the workflow checks before it uses its input at all: its shape, and the values it writes to search attributes
  * (the server refuses oversized ones, which would fail every workflow task). resolveRelease checks the rest.
  */
+/** Waits for every step begun side by side (none is left running unseen), then fails with the first failure. */
+async function allSettledThenThrow(steps: Promise<unknown>[]): Promise<void> {
+  const settled = await Promise.allSettled(steps);
+  const failed = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 function inputRefusal(input: unknown): string | undefined {
   if (!input || typeof input !== 'object' || Array.isArray(input)) {
     return `a pipeline's input is {"app", "ref", "trigger", "environment"?}, not ${JSON.stringify(input) ?? String(input)}`;

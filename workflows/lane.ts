@@ -90,7 +90,9 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     if (!known) state.queue.push(request);
     touch();
   });
-  setHandler(releaseLaneSignal, ({ pipelineId }) => {
+  const pendingNews: { pipelineId: string; sha: string }[] = [];
+  setHandler(releaseLaneSignal, ({ pipelineId, deployed }) => {
+    if (deployed) pendingNews.push(deployed);
     if (state.holder?.pipelineId === pipelineId) state.holder = undefined;
     state.queue = state.queue.filter((r) => r.pipelineId !== pipelineId);
     touch();
@@ -107,7 +109,6 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     state.hold = hold;
     touch();
   });
-  const pendingNews: { pipelineId: string; sha: string }[] = [];
   setHandler(deployedSignal, (deployed) => {
     pendingNews.push(deployed);
     touch();
