@@ -32,9 +32,10 @@ export const DEFAULT_CATALOGUE_PATH = 'config/apps.yaml';
 
 /**
  * How waits for Argo CD and ECR poll: the first look again soon (a refreshed application is often synced within
- * a second or two), then half as long again each time, up to the maximum. 16 looks in a 3-minute rollout.
+ * a second or two, and a quick look is a cheap read of Argo CD's cache), then half as long again each time, up to
+ * the maximum: about 20 looks in a 3-minute rollout. BENCHMARKS.md measures what the first interval costs.
  */
-export const DEFAULT_POLLING = { initialIntervalMs: 250, maxIntervalMs: 30_000 };
+export const DEFAULT_POLLING = { initialIntervalMs: 100, maxIntervalMs: 30_000 };
 
 /**
  * A cached pipeline costs the worker about 0.6 MB; without a bound the SDK sizes the cache from the heap limit
