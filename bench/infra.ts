@@ -391,13 +391,15 @@ export type { WorkerMessage };
 const CLOCK_TICKS_PER_SECOND = 100;
 
 /** CPU seconds a process has used (user + system), with those of its children that have ended (git, for one). */
-export function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number, part: 'all' | 'own' | 'children' = 'all'): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces) start at state, field 3.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((i) => Number(fields[i]));
-    return (utime! + stime! + cutime! + cstime!) / CLOCK_TICKS_PER_SECOND;
+    const own = utime! + stime!;
+    const children = cutime! + cstime!;
+    return (part === 'own' ? own : part === 'children' ? children : own + children) / CLOCK_TICKS_PER_SECOND;
   } catch {
     return Number.NaN;
   }

@@ -36,8 +36,8 @@ const FULL: Config = {
 /** Proves the bench still works, in a few minutes; its numbers are too few to mean much. */
 const QUICK: Config = {
   overhead: { warmup: 1, runs: 3 },
-  throughput: { apps: 4, pipelinesPerApp: 5, rounds: 1 },
-  parked: { pipelines: 300, apps: 10, approvals: 20 },
+  throughput: { apps: 3, pipelinesPerApp: 3, rounds: 1 },
+  parked: { pipelines: 120, apps: 6, approvals: 10 },
   startup: { runs: 2 },
   refresh: { trials: 2 },
 };

@@ -4,7 +4,7 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { activityCount, breakdown, debugTimeline, expectSucceeded, historyEvents, within, type Breakdown, openStack, serverTiming, startBenchWorker, startCiPipeline, uniqueName, type BenchContext, type ServerTiming } from './harness';
-import { cpuDuring, progress } from './infra';
+import { cpuDuring, cpuSeconds, progress } from './infra';
 import { median, percentile } from './stats';
 
 export interface ThroughputConfig {
@@ -103,6 +103,9 @@ export async function measureThroughput(ctx: BenchContext, config: ThroughputCon
     const pipelineCpu: Array<Record<string, number>> = [];
     const bareCpu: Array<Record<string, number>> = [];
     const pids = { worker: worker.pid, 'Temporal server': ctx.temporal.child.pid, 'bench (simulators, client)': process.pid };
+    const cpuParts = () =>
+      `bench ${cpuSeconds(process.pid, 'own')} s + its children (git) ${cpuSeconds(process.pid, 'children')} s; worker ${cpuSeconds(worker.pid, 'own')} s + its children (git) ${cpuSeconds(worker.pid, 'children')} s`;
+    if (process.env.BENCH_DEBUG === '1') progress(`2/throughput: CPU so far: ${cpuParts()}`);
     for (let round = 0; round < config.rounds; round++) {
       const order = round % 2 === 0 ? (['pipelines', 'bare'] as const) : (['bare', 'pipelines'] as const);
       for (const kind of order) {
@@ -124,6 +127,7 @@ export async function measureThroughput(ctx: BenchContext, config: ThroughputCon
         }
       }
     }
+    if (process.env.BENCH_DEBUG === '1') progress(`2/throughput: CPU so far: ${cpuParts()}`);
     const pipeline = medianBatch(pipelineBatches);
     const bare = medianBatch(bareBatches);
     const of = (pick: (b: Breakdown) => number) => median(breakdowns.map(pick));
