@@ -34,7 +34,7 @@ export interface ActivityDependencies {
   catalogue: Catalogue;
   sourceHost: SourceHost;
   deployments: DeploymentTracker;
-  /** Absent when no Slack webhook is configured. */
+  /** Absent when Slack is not configured. */
   notifier?: Notifier;
   /** For links to a pipeline's page. */
   webUi?: { url: string; namespace: string };
@@ -434,10 +434,16 @@ export function createActivities(deps: ActivityDependencies) {
       });
     },
 
-    /** Tells people (Slack) about what needs them or went wrong; nothing when no webhook is configured. */
+    /**
+     * Tells people (Slack) about what needs them or went wrong; nothing when Slack is not configured. The key comes
+     * from this step's own identity, which its retries share, so the workflow passes nothing new (running
+     * pipelines replay unchanged) and a retry after a crash finds the message the crashed attempt posted.
+     */
     async notifyPeople(request: { text: string }): Promise<void> {
       if (!notifier) return;
-      return classified(() => notifier.notify(request.text));
+      const { workflowExecution, activityId, attempt, scheduledTimestampMs } = Context.current().info;
+      const key = `${workflowExecution?.workflowId ?? '-'}/${workflowExecution?.runId ?? '-'}/${activityId}`;
+      return classified(() => notifier.notify({ text: request.text, key, firstAttempt: attempt === 1, firstScheduledAtMs: scheduledTimestampMs }));
     },
 
     /** Step 3.6: every check passes within its attempts, or the step fails with what was wrong. */

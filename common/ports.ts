@@ -57,9 +57,24 @@ export interface DeploymentTracker {
   setDeploymentState(repo: string, deploymentId: number, update: DeploymentStatusUpdate): Promise<void>;
 }
 
+/** One message for people, as one notifyPeople step sends it, however often that step is retried. */
+export interface Notice {
+  text: string;
+  /**
+   * The same for every attempt of one step and different for every other step (workflow ID, run ID and activity
+   * ID): what lets a retry find the message an earlier attempt posted.
+   */
+  key: string;
+  /** Nothing can have been posted before a step's first attempt, so it posts without looking. */
+  firstAttempt: boolean;
+  /** When the step's first attempt was scheduled (ms since the epoch): no earlier attempt posted before then. */
+  firstScheduledAtMs: number;
+}
+
 /** Where people hear about pipelines that need them (Slack). */
 export interface Notifier {
-  notify(text: string): Promise<void>;
+  /** Posts the notice; a notifier that can (Slack's Web API) posts it at most once per key, retries included. */
+  notify(notice: Notice): Promise<void>;
 }
 
 /** ECR. */

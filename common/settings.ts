@@ -22,11 +22,24 @@ export interface WorkerSettings {
   /** Workflows kept in the worker's memory between their tasks; the rest are replayed from history when needed. */
   maxCachedWorkflows: number;
   workflowBundlePath?: string;
-  /** Optional: Slack incoming webhook for approvals needed, failures, rollbacks and supersedes. */
-  slackWebhookUrl?: string;
+  /** Optional: where Slack hears about approvals needed, failures, rollbacks and supersedes. */
+  slack?: SlackSettings;
   /** Optional: Temporal Web UI base URL, for links from GitHub deployments. */
   webUiUrl?: string;
 }
+
+/**
+ * Slack, one of two ways: the Web API with a bot token posts each message exactly once; an incoming webhook takes
+ * no idempotency key, so a worker that dies between Slack's answer and the step's completion repeats a message.
+ */
+export type SlackSettings =
+  | { mode: 'bot'; botToken: string; channel: string; apiUrl: string }
+  | { mode: 'webhook'; webhookUrl: string };
+
+export const DEFAULT_SLACK_API_URL = 'https://slack.com/api';
+
+/** A conversation ID: C… (public channel), G… (private channel of old), D… (direct message). */
+const SLACK_CHANNEL_ID = /^[CGD][A-Z0-9]{6,20}$/;
 
 export const DEFAULT_CATALOGUE_PATH = 'config/apps.yaml';
 
@@ -80,6 +93,37 @@ function problemsCollector() {
   };
 }
 
+function slackSettings(env: Env, c: ReturnType<typeof problemsCollector>): SlackSettings | undefined {
+  const webhook = env.SLACK_WEBHOOK_URL?.trim();
+  const botToken = env.SLACK_BOT_TOKEN?.trim();
+  const channel = env.SLACK_CHANNEL?.trim();
+  if (webhook && botToken) {
+    c.problems.push(
+      'SLACK_WEBHOOK_URL and SLACK_BOT_TOKEN are both set: pick one (SLACK_BOT_TOKEN with SLACK_CHANNEL posts each message exactly once; the webhook may repeat a message after a worker crash)',
+    );
+    return undefined;
+  }
+  if (webhook) {
+    if (channel) c.problems.push('SLACK_CHANNEL is set with SLACK_WEBHOOK_URL: a webhook posts to its own channel; set SLACK_BOT_TOKEN instead of the webhook to choose one');
+    return { mode: 'webhook', webhookUrl: c.url(env, 'SLACK_WEBHOOK_URL', 'a Slack incoming webhook') };
+  }
+  if (!botToken && !channel) return undefined;
+  if (!botToken) {
+    c.problems.push('SLACK_BOT_TOKEN is not set, but SLACK_CHANNEL is (the Slack app\'s bot token, xoxb-…, that posts to that channel)');
+  } else if (!botToken.startsWith('xoxb-')) {
+    // Name the kind of token, never the token.
+    const kind = /^(xox[a-z]|xapp)-/.exec(botToken)?.[1];
+    c.problems.push(`SLACK_BOT_TOKEN must be a bot token, starting xoxb-${kind ? ` (this is a ${kind}- token)` : ''}: the Slack app's "Bot User OAuth Token"`);
+  }
+  if (!channel) {
+    c.problems.push('SLACK_CHANNEL is not set, but SLACK_BOT_TOKEN is (the ID of the channel the bot posts to, e.g. C0123ABCD)');
+  } else if (!SLACK_CHANNEL_ID.test(channel)) {
+    c.problems.push(`SLACK_CHANNEL must be a channel ID such as C0123ABCD (Slack shows it at the bottom of the channel's details), not "${channel}"`);
+  }
+  const apiUrl = c.url(env, 'SLACK_API_URL', 'the Slack Web API base URL', DEFAULT_SLACK_API_URL);
+  return { mode: 'bot', botToken: botToken ?? '', channel: channel ?? '', apiUrl };
+}
+
 export function loadWorkerSettings(env: Env = process.env): WorkerSettings {
   const c = problemsCollector();
   const settings: WorkerSettings = {
@@ -112,7 +156,7 @@ export function loadWorkerSettings(env: Env = process.env): WorkerSettings {
     },
     maxCachedWorkflows: c.number(env, 'DEPLOY_MAX_CACHED_WORKFLOWS', DEFAULT_MAX_CACHED_WORKFLOWS, ''),
     workflowBundlePath: env.DEPLOY_WORKFLOW_BUNDLE?.trim() || undefined,
-    slackWebhookUrl: env.SLACK_WEBHOOK_URL?.trim() ? c.url(env, 'SLACK_WEBHOOK_URL', 'a Slack incoming webhook') : undefined,
+    slack: slackSettings(env, c),
     webUiUrl: env.DEPLOY_WEB_UI_URL?.trim() ? c.url(env, 'DEPLOY_WEB_UI_URL', 'Temporal Web UI, e.g. https://cloud.temporal.io') : undefined,
   };
   if (!/^[A-Za-z0-9_.-]{1,200}$/.test(settings.taskQueue)) c.problems.push(`DEPLOY_TASK_QUEUE "${settings.taskQueue}" must be letters, digits, ".", "_" or "-"`);

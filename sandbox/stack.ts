@@ -12,7 +12,7 @@ import { createLocalChartsRepo, type LocalChartsRepo } from '../simulators/chart
 import { ensureRepository, pushSyntheticImage } from '../simulators/ecr-images';
 import { GitHubSimulator, type SimCommit } from '../simulators/github';
 import { ReleaseAppSimulator, type ReleaseAppSimulatorOptions } from '../simulators/release-app';
-import { SlackSimulator } from '../simulators/slack';
+import { SANDBOX_CHANNEL, SlackSimulator } from '../simulators/slack';
 import { createProductionDependencies } from '../worker/adapters';
 
 /**
@@ -103,9 +103,19 @@ const DEFAULT_ENVIRONMENTS: Record<string, StackEnvironmentSpec> = {
 
 const ORG = 'alphagov';
 
+function randomDigits(count: number): string {
+  return Array.from(randomBytes(count), (byte) => String(byte % 10)).join('');
+}
+
 export async function startStack(options: StackOptions): Promise<Stack> {
   const stackId = options.id ?? randomBytes(4).toString('hex');
-  const tokens = { github: `ghs_${randomBytes(12).toString('hex')}`, argo: `argo-${randomBytes(12).toString('hex')}`, release: `rel-${randomBytes(12).toString('hex')}` };
+  const tokens = {
+    github: `ghs_${randomBytes(12).toString('hex')}`,
+    argo: `argo-${randomBytes(12).toString('hex')}`,
+    release: `rel-${randomBytes(12).toString('hex')}`,
+    // Shaped as Slack's: xoxb-<team>-<bot>-<secret>.
+    slack: `xoxb-${randomDigits(10)}-${randomDigits(12)}-${randomBytes(12).toString('hex')}`,
+  };
   await mkdir(options.dataDir, { recursive: true });
   const appNames = Object.keys(options.apps);
   const environmentsOf = (app: string) => Object.entries(options.apps[app]!.environments ?? DEFAULT_ENVIRONMENTS);
@@ -144,7 +154,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     pollIntervalMs: options.argo?.pollIntervalMs ?? 0,
     port: options.ports?.argo,
   });
-  const slack = new SlackSimulator();
+  const slack = new SlackSimulator({ botToken: tokens.slack, channels: [SANDBOX_CHANNEL] });
   const release = new ReleaseAppSimulator({
     token: tokens.release,
     port: options.ports?.release,
@@ -226,7 +236,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     ARGOCD_TOKEN: tokens.argo,
     RELEASE_URL: release.url,
     RELEASE_TOKEN: tokens.release,
-    SLACK_WEBHOOK_URL: slack.webhookUrl,
+    // The Web API with a bot token: each message exactly once. A test of the webhook sets SLACK_WEBHOOK_URL
+    // (slack.webhookUrl) and empties these.
+    SLACK_BOT_TOKEN: tokens.slack,
+    SLACK_CHANNEL: SANDBOX_CHANNEL,
+    SLACK_API_URL: slack.apiUrl,
     DEPLOY_WEB_UI_URL: options.webUiUrl ?? 'http://127.0.0.1:8233',
     CHARTS_REPO_URL: charts.bareDir,
     CHARTS_WORKDIR: join(options.dataDir, `charts-workdir-${stackId}`),

@@ -41,6 +41,9 @@ describe('GitHub deployments and Slack messages', () => {
     expect(mine().map((m) => m.text)).toEqual([
       `travel-advice ${sha.slice(0, 7)} (${workflowId}) waits for approval to deploy to staging: deploy approve ${workflowId} --environment staging`,
     ]);
+    // Through the Web API with the sandbox's bot token, carrying the step's key (test/slack-crash.test.ts uses it).
+    const key = expect.stringMatching(new RegExp(`^${workflowId}/[0-9a-f-]+/\\d+$`));
+    expect(mine()[0]).toEqual(expect.objectContaining({ channel: h.stack.env.SLACK_CHANNEL, metadata: { event_type: 'deploy_pipeline_notice', event_payload: { key } } }));
 
     h.stack.endpoints.failChecks('travel-advice', 'staging', { status: 500 });
     try {
@@ -50,6 +53,7 @@ describe('GitHub deployments and Slack messages', () => {
       h.stack.endpoints.restore('travel-advice', 'staging');
     }
     expect(mine()).toHaveLength(2);
+    expect(new Set(mine().map((m) => m.metadata?.event_payload.key)).size).toBe(2);
     expect(mine()[1]!.text).toMatch(new RegExp(`^travel-advice ${sha.slice(0, 7)} \\(${workflowId}\\) was rolled back: smoke test failed`));
     const staging = h.stack.github.deployments.find((d) => d.sha === sha && d.environment === 'staging')!;
     expect(h.stack.github.deploymentStatuses.filter((s) => s.deploymentId === staging.id).map((s) => s.state)).toEqual(['in_progress', 'failure']);

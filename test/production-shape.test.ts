@@ -81,7 +81,7 @@ function requiredSettings(): string[] {
 const WORKER_ENV_FILES = ['common/settings.ts', 'worker/telemetry.ts'];
 /** Read by libraries through their own conventions: the SDK's environment configuration and the AWS SDK's chain. */
 const LIBRARY_ENV = /^(TEMPORAL_|AWS_)/;
-const SECRETS = ['GITHUB_TOKEN', 'ARGOCD_TOKEN', 'RELEASE_TOKEN', 'TEMPORAL_API_KEY', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'];
+const SECRETS = ['GITHUB_TOKEN', 'ARGOCD_TOKEN', 'RELEASE_TOKEN', 'SLACK_BOT_TOKEN', 'SLACK_WEBHOOK_URL', 'TEMPORAL_API_KEY', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'];
 
 function onPath(binary: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {

@@ -4,11 +4,12 @@ import { createGitChartsRepository } from '../activities/adapters/charts-git';
 import { createEcrImageRegistry } from '../activities/adapters/ecr';
 import { createGitHubSourceHost } from '../activities/adapters/github';
 import { createReleaseAppClient } from '../activities/adapters/release-app';
-import { createSlackNotifier } from '../activities/adapters/slack';
+import { createSlackWebApiNotifier, createSlackWebhookNotifier } from '../activities/adapters/slack';
 import { createHttpSmokeTester } from '../activities/adapters/smoke-http';
 import type { ActivityDependencies } from '../activities/pipeline-activities';
 import type { Catalogue } from '../common/catalogue';
-import type { WorkerSettings } from '../common/settings';
+import type { Notifier } from '../common/ports';
+import type { SlackSettings, WorkerSettings } from '../common/settings';
 
 /** The one production adapter for each outside system, wired from validated settings. */
 export function createProductionDependencies(settings: WorkerSettings, catalogue: Catalogue, namespace = 'default'): ActivityDependencies {
@@ -17,7 +18,7 @@ export function createProductionDependencies(settings: WorkerSettings, catalogue
     catalogue,
     sourceHost: github,
     deployments: github,
-    notifier: settings.slackWebhookUrl ? createSlackNotifier({ webhookUrl: settings.slackWebhookUrl }) : undefined,
+    notifier: slackNotifier(settings.slack),
     webUi: settings.webUiUrl ? { url: settings.webUiUrl, namespace } : undefined,
     // Region, credentials and endpoint come from the AWS SDK's own chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_ECR, …).
     registry: createEcrImageRegistry({ client: new ECRClient({}) }),
@@ -33,4 +34,11 @@ export function createProductionDependencies(settings: WorkerSettings, catalogue
     smokeTester: createHttpSmokeTester(),
     polling: settings.polling,
   };
+}
+
+/** The bot token's Web API posts each message once; the incoming webhook may repeat one after a worker crash. */
+function slackNotifier(slack: SlackSettings | undefined): Notifier | undefined {
+  if (!slack) return undefined;
+  if (slack.mode === 'webhook') return createSlackWebhookNotifier({ webhookUrl: slack.webhookUrl });
+  return createSlackWebApiNotifier({ token: slack.botToken, channel: slack.channel, apiUrl: slack.apiUrl });
 }

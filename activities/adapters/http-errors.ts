@@ -176,7 +176,7 @@ export interface SendRequestOptions {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   url: string | URL;
   headers?: Record<string, string>;
-  /** Sent as JSON. */
+  /** Sent as JSON (`content-type: application/json` unless the headers name another). */
   body?: unknown;
   timeoutMs: number;
   secrets: readonly (string | undefined)[];
@@ -195,7 +195,7 @@ export async function sendRequest(options: SendRequestOptions): Promise<SentRequ
   const { service, method, url, timeoutMs, secrets } = options;
   const doFetch = options.fetch ?? fetch;
   const headers: Record<string, string> = { accept: 'application/json', ...(options.headers ?? {}) };
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  if (options.body !== undefined && !Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
   const what = `${service} ${method} ${displayUrl(url)}`;
   let response: Response;
   let text: string;
