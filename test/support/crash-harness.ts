@@ -16,7 +16,8 @@ import { freePort, waitFor } from './env';
 import { workflowBundlePath } from './temporal';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const CRASH_WORKER = path.join(__dirname, 'crash-worker.ts');
+/** The test-only worker entry point with a crash point (crash-worker.ts). */
+export const CRASH_WORKER = path.join(__dirname, 'crash-worker.ts');
 const NAMESPACE = 'default';
 
 /** Processes still running, killed when the test process exits whatever happened. */
