@@ -1,7 +1,8 @@
 /**
  * DESIGN.md §4: secrets never appear in logs, workflow inputs or histories. The real worker process (worker/main.ts,
- * DEBUG logs) runs pipelines that succeed, wait for approval, build an image and fail on a wrong token (a 401 from
- * GitHub, Argo CD and the release app); then every place a secret could leak to is searched for every token value:
+ * DEBUG logs) runs pipelines that succeed, wait for approval (telling Slack through the Web API with the bot
+ * token), build an image and fail on a wrong token (a 401 from GitHub, Argo CD and the release app; Slack's
+ * invalid_auth, which a pipeline outlives); then every place a secret could leak to is searched for every token value:
  * each workflow's full history (payloads decoded), its search attributes, summaries and status, the workers' output,
  * the CLI's output and the failing pipelines' error messages.
  */
@@ -17,13 +18,17 @@ import { spawnWorker, stackWorkerEnv, WORKER_MAIN, type WorkerProcess } from './
 import { waitFor } from './support/env';
 import { connectClient, testAddress, testNamespace, uniqueTaskQueue } from './support/temporal';
 
+/** A wrong one of these fails the pipeline. */
 const TOKEN_NAMES = ['GITHUB_TOKEN', 'ARGOCD_TOKEN', 'RELEASE_TOKEN'] as const;
-type TokenName = (typeof TOKEN_NAMES)[number];
+/** Every secret the worker is given; a wrong Slack token only costs the message. */
+const SECRET_NAMES = [...TOKEN_NAMES, 'SLACK_BOT_TOKEN'] as const;
+type SecretName = (typeof SECRET_NAMES)[number];
 /** Wrong tokens are secrets too: a 401 must not echo what was sent. */
-const WRONG: Record<TokenName, string> = {
+const WRONG: Record<SecretName, string> = {
   GITHUB_TOKEN: 'ghs_WRONGgithubTOKENvalue0123456789',
   ARGOCD_TOKEN: 'argo-WRONGargocdTOKENvalue0123456789',
   RELEASE_TOKEN: 'rel-WRONGreleaseTOKENvalue0123456789',
+  SLACK_BOT_TOKEN: 'xoxb-9876543210-WRONGslackTOKENvalue0123456789',
 };
 
 /**
@@ -45,7 +50,7 @@ describe('secrets stay out of histories, search attributes, logs and errors', ()
   let client: Client;
   const workers: WorkerProcess[] = [];
   const goodQueue = uniqueTaskQueue('secrets');
-  const wrongQueues = Object.fromEntries(TOKEN_NAMES.map((name) => [name, uniqueTaskQueue(`secrets-wrong-${name.split('_')[0]!.toLowerCase()}`)])) as Record<TokenName, string>;
+  const wrongQueues = Object.fromEntries(SECRET_NAMES.map((name) => [name, uniqueTaskQueue(`secrets-wrong-${name.split('_')[0]!.toLowerCase()}`)])) as Record<SecretName, string>;
 
   function workerEnv(taskQueue: string, overrides: Record<string, string> = {}): Record<string, string> {
     const where = { address: testAddress(), namespace: testNamespace(), taskQueue, chartsWorkdir: path.join(dataDir, `charts-workdir-${taskQueue}`) };
@@ -65,7 +70,7 @@ describe('secrets stay out of histories, search attributes, logs and errors', ()
     client = await connectClient();
     const started = await Promise.allSettled([
       spawnWorker(WORKER_MAIN, workerEnv(goodQueue)),
-      ...TOKEN_NAMES.map((name) => spawnWorker(WORKER_MAIN, workerEnv(wrongQueues[name], { [name]: WRONG[name] }))),
+      ...SECRET_NAMES.map((name) => spawnWorker(WORKER_MAIN, workerEnv(wrongQueues[name], { [name]: WRONG[name] }))),
     ]);
     for (const outcome of started) if (outcome.status === 'fulfilled') workers.push(outcome.value);
     const failed = started.find((o): o is PromiseRejectedResult => o.status === 'rejected');
@@ -91,8 +96,9 @@ describe('secrets stay out of histories, search attributes, logs and errors', ()
       });
       return code;
     };
-    const secrets = TOKEN_NAMES.map((name) => stack.env[name]!);
-    expect(new Set(secrets).size).toBe(3);
+    const secrets = SECRET_NAMES.map((name) => stack.env[name]!);
+    expect(new Set(secrets).size).toBe(SECRET_NAMES.length);
+    expect(stack.env.SLACK_BOT_TOKEN).toMatch(/^xoxb-/);
 
     // Succeeds after an approval given through the CLI (an update), with a refused one sent as a signal before it.
     const approvalSha = await stack.merge('secret-approval', { authorLogin: 'someone' });
@@ -101,6 +107,8 @@ describe('secrets stay out of histories, search attributes, logs and errors', ()
     await client.workflow.getHandle(approvalId).signal('approve', { environment: 'production', approver: 'bob' });
     expect(await cli(['approve', approvalId, '--environment', 'staging', '--approver', 'alice', '--comment', 'looks fine'])).toBe(0);
     expect((await client.workflow.getHandle(approvalId).result()).status).toBe('SUCCEEDED');
+    // The approval message went to Slack with the bot token.
+    expect(stack.slack.channelMessages(stack.env.SLACK_CHANNEL!).filter((m) => m.text.includes(approvalId))).toHaveLength(1);
 
     // Builds its image first; then a manual deploy of a branch name.
     const buildSha = await stack.merge('secret-build', { buildImage: false });
@@ -129,6 +137,15 @@ describe('secrets stay out of histories, search attributes, logs and errors', ()
     expect(failures[0]).toMatch(/GitHub GET http:\/\/127\.0\.0\.1:\d+\/repos\/alphagov\/secret-build\/commits\/[0-9a-f]{40}\S* returned 401: Bad credentials/);
     expect(failures[1]).toMatch(/Argo CD GET http:\/\/127\.0\.0\.1:\d+\/api\/v1\/applications\/secret-approval-integration\S* returned 401/);
     expect(failures[2]).toMatch(/Release app POST http:\/\/127\.0\.0\.1:\d+\/deployments returned 401: Unauthorized/);
+
+    // A wrong Slack token: Slack answers invalid_auth, the message is lost and the pipeline waits for approval.
+    const slackSha = await stack.merge('secret-approval');
+    const slackFailed = await startPipeline({ app: 'secret-approval', ref: slackSha, requestedBy: 'ci' }, { client, taskQueue: wrongQueues.SLACK_BOT_TOKEN, catalogue: stack.catalogue });
+    failedIds.push(slackFailed.workflowId);
+    const slackWarning = (line: string) => line.includes('could not notify people') && line.includes(slackFailed.workflowId);
+    await waitFor(() => workers.some((w) => w.lines.some(slackWarning)), { timeoutMs: 30_000, description: 'the pipeline to go on without its Slack message' });
+    expect((await client.workflow.getHandle(slackFailed.workflowId).query(statusQuery)).status).toBe('AWAITING_APPROVAL');
+    await client.workflow.getHandle(slackFailed.workflowId).terminate('wrong Slack token seen');
 
     // Everything Temporal keeps about every workflow of these task queues: pipelines and lanes.
     const histories: string[] = [];
@@ -167,10 +184,12 @@ describe('secrets stay out of histories, search attributes, logs and errors', ()
     // The corpora hold what they should (so that an absence means something).
     const historyText = histories.join('\n');
     expect(historyText).toContain('returned 401');
+    expect(historyText).toContain('Slack chat.postMessage failed: invalid_auth');
     expect(historyText).toContain('looks fine');
     expect(attributes.join('\n')).toContain('SUCCEEDED');
     expect(logs.some((line) => line.includes('"level":"DEBUG"'))).toBe(true);
     expect(logs.some((line) => line.includes('returned 401'))).toBe(true);
+    expect(logs.some((line) => line.includes('Slack chat.postMessage failed: invalid_auth'))).toBe(true);
     expect(cliOutput.join('\n')).toContain('approved staging');
 
     const corpora: Record<string, string> = {
@@ -180,13 +199,17 @@ describe('secrets stay out of histories, search attributes, logs and errors', ()
       'CLI output': cliOutput.join('\n'),
       'error messages': failures.join('\n'),
     };
+    const named: Array<[string, string]> = [
+      ...SECRET_NAMES.map((name, index): [string, string] => [name, secrets[index]!]),
+      ...SECRET_NAMES.map((name): [string, string] => [`wrong ${name}`, WRONG[name]]),
+    ];
     const leaksIn = (places: Record<string, string>): string[] => {
       const leaks: string[] = [];
       for (const [where, text] of Object.entries(places)) {
-        for (const [index, secret] of [...secrets, ...Object.values(WRONG)].entries()) {
+        for (const [name, secret] of named) {
           // The token, and its random part alone (a prefix may have been cut off).
           const random = secret.replace(/^[a-z]+[-_]/, '');
-          if (text.includes(secret) || text.includes(random)) leaks.push(`${where}: ${index < 3 ? TOKEN_NAMES[index] : `wrong ${TOKEN_NAMES[index - 3]}`}`);
+          if (text.includes(secret) || text.includes(random)) leaks.push(`${where}: ${name}`);
         }
       }
       return leaks;
