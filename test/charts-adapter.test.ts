@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { simpleGit } from 'simple-git';
 import { createGitChartsRepository, type GitChartsRepositoryOptions } from '../activities/adapters/charts-git';
 import { InvalidNameError } from '../common/names';
 import type { ChartsRepository } from '../common/ports';
@@ -32,6 +33,12 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
+
+/** The files a commit changed against its parent. */
+async function changedFiles(sha: string): Promise<string[]> {
+  const out = await simpleGit(bare).raw(['diff', '--name-only', `${sha}^`, sha]);
+  return out.split('\n').filter(Boolean);
+}
 
 function adapter(workdirName = 'worker', options: Partial<GitChartsRepositoryOptions> = {}): ChartsRepository {
   return createGitChartsRepository({
@@ -187,6 +194,80 @@ describe('setImageTag', () => {
       'Deploy whitehall v2 to staging',
       'Initial charts',
     ]);
+  });
+
+  test('bumps asked for at once land as one commit each, in one push', async () => {
+    const pushes: number[] = [];
+    const charts = adapter('worker', { beforePush: async (attempt) => void pushes.push(attempt) });
+    const before = await headOf(bare);
+
+    const changes = await Promise.all([
+      charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging'),
+      charts.setImageTag('whitehall', 'production', 'v3', 'Deploy whitehall v3 to production'),
+      charts.setImageTag('whitehall', 'integration', 'v4', 'Deploy whitehall v4 to integration'),
+    ]);
+
+    expect(pushes).toEqual([1]);
+    expect(changes.map((c) => [c.previousTag, c.changed])).toEqual([
+      ['v1', true],
+      [undefined, true],
+      ['v1', true],
+    ]);
+    // A chain: each commit on the one before, each changing its own file only, the last one the branch's tip.
+    expect(await parentOf(bare, changes[0]!.chartsCommit)).toBe(before);
+    expect(await parentOf(bare, changes[1]!.chartsCommit)).toBe(changes[0]!.chartsCommit);
+    expect(await parentOf(bare, changes[2]!.chartsCommit)).toBe(changes[1]!.chartsCommit);
+    expect(await headOf(bare)).toBe(changes[2]!.chartsCommit);
+    expect(await changedFiles(changes[0]!.chartsCommit)).toEqual([STAGING]);
+    expect(await changedFiles(changes[1]!.chartsCommit)).toEqual([PRODUCTION]);
+    expect(await changedFiles(changes[2]!.chartsCommit)).toEqual([INTEGRATION]);
+
+    // Asked again (a retried activity), each finds its own commit and makes none.
+    const again = await Promise.all([
+      charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging'),
+      charts.setImageTag('whitehall', 'production', 'v3', 'Deploy whitehall v3 to production'),
+    ]);
+    expect(again).toEqual([
+      { chartsCommit: changes[0]!.chartsCommit, previousTag: 'v1', changed: false },
+      { chartsCommit: changes[1]!.chartsCommit, previousTag: undefined, changed: false },
+    ]);
+    expect(pushes).toEqual([1]);
+  });
+
+  test('in a batch, a file that cannot be read fails its own bump and the others land', async () => {
+    const writer = await competingWriter(bare, tmp);
+    await writer.push({ [PRODUCTION]: 'image_tag: [not, a, tag]\n' }, 'Break production by hand');
+    const charts = adapter();
+
+    const [staging, production] = await Promise.allSettled([
+      charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging'),
+      charts.setImageTag('whitehall', 'production', 'v2', 'Deploy whitehall v2 to production'),
+    ]);
+
+    expect(staging.status).toBe('fulfilled');
+    expect(production.status).toBe('rejected');
+    expect(String((production as PromiseRejectedResult).reason)).toMatch(/image_tag/);
+    expect((await listCommits(bare)).map((c) => c.subject)).toEqual(['Deploy whitehall v2 to staging', 'Break production by hand', 'Initial charts']);
+  });
+
+  test('a batch that loses the race to another writer lands whole on the new tip', async () => {
+    const writer = await competingWriter(bare, tmp);
+    const charts = adapter('worker', {
+      beforePush: async (attempt) => {
+        if (attempt <= 2) await writer.push();
+      },
+    });
+
+    const changes = await Promise.all([
+      charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging'),
+      charts.setImageTag('whitehall', 'production', 'v2', 'Deploy whitehall v2 to production'),
+    ]);
+
+    const subjects = (await listCommits(bare)).map((c) => c.subject);
+    expect(subjects.slice(0, 2)).toEqual(['Deploy whitehall v2 to production', 'Deploy whitehall v2 to staging']);
+    expect(subjects.filter((subject) => subject.startsWith('Deploy whitehall'))).toHaveLength(2);
+    expect(await headOf(bare)).toBe(changes[1]!.chartsCommit);
+    expect(await parentOf(bare, changes[1]!.chartsCommit)).toBe(changes[0]!.chartsCommit);
   });
 
   test.each([

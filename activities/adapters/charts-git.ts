@@ -55,6 +55,36 @@ function maskCredentials(text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
 }
 
+interface PendingBump {
+  filePath: string;
+  tag: string;
+  message: string;
+  /** The clone's `looks` count when the bump was asked for. */
+  since: number;
+  resolve: (change: ImageTagChange) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Facts about commits kept per clone: file contents and ancestry answers. */
+const FACT_CACHE_SIZE = 5_000;
+
+/** A Map that forgets its oldest entries beyond `limit`. */
+class BoundedCache<K, V> {
+  private readonly entries = new Map<K, V>();
+  constructor(private readonly limit: number) {}
+  has(key: K): boolean {
+    return this.entries.has(key);
+  }
+  get(key: K): V | undefined {
+    return this.entries.get(key);
+  }
+  set(key: K, value: V): void {
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    if (this.entries.size > this.limit) this.entries.delete(this.entries.keys().next().value as K);
+  }
+}
+
 // Several activities share one worker process; two git commands interleaving in one clone would corrupt it.
 const workdirQueues = new Map<string, Promise<void>>();
 
@@ -233,15 +263,25 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
     return lastLook && lastLook.look > since ? lastLook.tip : fetchBranch();
   }
 
+  // A commit never changes, so neither does a file in it nor its ancestry: what git said once holds for good.
+  const filesAt = new BoundedCache<string, string | undefined>(FACT_CACHE_SIZE);
+  const ancestries = new BoundedCache<string, boolean>(FACT_CACHE_SIZE);
+
   async function fileAt(commit: string, filePath: string): Promise<string | undefined> {
+    const key = `${commit}:${filePath}`;
+    if (filesAt.has(key)) return filesAt.get(key);
     const listing = await run(['ls-tree', '-z', commit, '--', filePath]);
-    if (!listing) return undefined;
-    const [meta = ''] = listing.split('\t');
-    const [mode, type, object] = meta.split(' ');
-    if (type !== 'blob' || mode === '120000' || !object) {
-      throw new Error(`${filePath} in the charts repository is not a regular file`);
+    let text: string | undefined;
+    if (listing) {
+      const [meta = ''] = listing.split('\t');
+      const [mode, type, object] = meta.split(' ');
+      if (type !== 'blob' || mode === '120000' || !object) {
+        throw new Error(`${filePath} in the charts repository is not a regular file`);
+      }
+      text = await run(['cat-file', 'blob', object]);
     }
-    return run(['cat-file', 'blob', object]);
+    filesAt.set(key, text);
+    return text;
   }
 
   async function imageTagAt(commit: string, filePath: string): Promise<string | undefined> {
@@ -290,12 +330,98 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
 
   /** Whether `ancestor` is in the history of `descendant`; undefined when this clone lacks either commit. */
   async function knownAncestry(ancestor: string, descendant: string): Promise<boolean | undefined> {
+    const key = `${ancestor}..${descendant}`;
+    let known = ancestries.get(key);
+    if (known !== undefined) return known;
     try {
-      return (await run(['merge-base', ancestor, descendant])).trim() === ancestor;
+      known = (await run(['merge-base', ancestor, descendant])).trim() === ancestor;
     } catch (err) {
-      if (err instanceof GitCommandError && err.exitCode === 1) return false;
-      if (err instanceof GitCommandError) return undefined;
-      throw err;
+      if (err instanceof GitCommandError && err.exitCode === 1) known = false;
+      else if (err instanceof GitCommandError) return undefined;
+      else throw err;
+    }
+    ancestries.set(key, known);
+    return known;
+  }
+
+  const pendingBumps: PendingBump[] = [];
+
+  /**
+   * Commits every bump waiting for the clone, one commit each on top of the last, and pushes them in one go.
+   * The charts branch takes one push at a time whatever we do; with many pipelines at once, one push (and one
+   * fetch) for many commits is what keeps the branch from being everyone's queue.
+   */
+  async function flushBumps(): Promise<void> {
+    const batch = pendingBumps.splice(0);
+    if (batch.length === 0) return;
+    try {
+      await openWorkdir();
+      await commitAndPush(batch);
+    } catch (err) {
+      for (const bump of batch) bump.reject(err);
+    }
+  }
+
+  async function commitAndPush(batch: PendingBump[]): Promise<void> {
+    let live = batch;
+    for (let attempt = 1; ; attempt++) {
+      // A stale base only costs a rejected push and another attempt, which fetches.
+      const base = attempt === 1 ? await tipSince(Math.min(...live.map((bump) => bump.since))) : await fetchBranch();
+      let head = base;
+      let checkedOut = false;
+      const outcomes: Array<{ bump: PendingBump; change: ImageTagChange }> = [];
+      const failed: PendingBump[] = [];
+      for (const bump of live) {
+        let text: string | undefined;
+        let previousTag: string | undefined;
+        let edited: string;
+        try {
+          text = await fileAt(head, bump.filePath);
+          previousTag = text === undefined ? undefined : imageTagOf(parseTagFile(text, bump.filePath), bump.filePath);
+          edited = withImageTag(text, bump.tag, bump.filePath);
+        } catch (err) {
+          // A file this bump cannot read fails this bump alone; nothing of it is in the worktree yet.
+          bump.reject(err);
+          failed.push(bump);
+          continue;
+        }
+        if (previousTag === bump.tag) {
+          outcomes.push({ bump, change: { ...(await commitThatSet(head, bump.filePath, bump.tag)), changed: false } });
+          continue;
+        }
+        if (!checkedOut) {
+          await run(['checkout', '--force', '-B', branch, base]);
+          checkedOut = true;
+        }
+        await writeWorktreeFile(bump.filePath, edited);
+        await run(['add', '--verbose', '--', bump.filePath]);
+        await run(['commit', '--no-verify', '-m', bump.message]);
+        head = (await run(['rev-parse', '--verify', 'HEAD^{commit}'])).trim();
+        outcomes.push({ bump, change: { chartsCommit: head, previousTag, changed: true } });
+      }
+      live = live.filter((bump) => !failed.includes(bump));
+      const settle = () => outcomes.forEach(({ bump, change }) => bump.resolve(change));
+      if (head === base) return settle();
+
+      await options.beforePush?.(attempt);
+      try {
+        await run(['push', '--verbose', '--no-verify', 'origin', `${head}:refs/heads/${branch}`]);
+        lastLook = { look: ++looks, tip: head };
+        return settle();
+      } catch (pushError) {
+        const tip = await fetchBranch();
+        // The push may have landed even though its answer was lost.
+        if (await landedOnRemote(head, tip)) return settle();
+        // The branch did not move, so no other writer is to blame: authentication, a hook, the network.
+        if (tip === base) throw pushError;
+        if (attempt >= maxPushAttempts) {
+          for (const bump of live) {
+            bump.reject(new Error(`could not push the image tag change to ${bump.filePath} on ${branch}: other commits landed first ${attempt} times in a row`));
+          }
+          return;
+        }
+        await sleep(pushBackoffMs(attempt));
+      }
     }
   }
 
@@ -317,41 +443,10 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
       const filePath = imageTagPath(catalogueView, app, environment);
       validateImageTag(tag);
       validateCommitMessage(message);
-      const since = looks;
-      return serialised(workdir, async (): Promise<ImageTagChange> => {
-        await openWorkdir();
-        for (let attempt = 1; ; attempt++) {
-          // A stale base only costs a rejected push and another attempt, which fetches.
-          const base = attempt === 1 ? await tipSince(since) : await fetchBranch();
-          const text = await fileAt(base, filePath);
-          const previousTag = text === undefined ? undefined : imageTagOf(parseTagFile(text, filePath), filePath);
-          if (previousTag === tag) return { ...(await commitThatSet(base, filePath, tag)), changed: false };
-
-          await run(['checkout', '--force', '-B', branch, base]);
-          await writeWorktreeFile(filePath, withImageTag(text, tag, filePath));
-          await run(['add', '--verbose', '--', filePath]);
-          await run(['commit', '--no-verify', '-m', message]);
-          const commit = (await run(['rev-parse', '--verify', 'HEAD^{commit}'])).trim();
-
-          await options.beforePush?.(attempt);
-          try {
-            await run(['push', '--verbose', '--no-verify', 'origin', `${commit}:refs/heads/${branch}`]);
-            lastLook = { look: ++looks, tip: commit };
-            return { chartsCommit: commit, previousTag, changed: true };
-          } catch (pushError) {
-            const tip = await fetchBranch();
-            // The push may have landed even though its answer was lost.
-            if (await landedOnRemote(commit, tip)) return { chartsCommit: commit, previousTag, changed: true };
-            // The branch did not move, so no other writer is to blame: authentication, a hook, the network.
-            if (tip === base) throw pushError;
-            if (attempt >= maxPushAttempts) {
-              throw new Error(
-                `could not push the image tag change to ${filePath} on ${branch}: other commits landed first ${attempt} times in a row`,
-              );
-            }
-            await sleep(pushBackoffMs(attempt));
-          }
-        }
+      return new Promise<ImageTagChange>((resolve, reject) => {
+        pendingBumps.push({ filePath, tag, message, since: looks, resolve, reject });
+        // The first flush to run takes every bump waiting by then; the flushes queued after it find none left.
+        void serialised(workdir, flushBumps);
       });
     },
 
