@@ -15,7 +15,7 @@ export interface BenchContext {
   client: Client;
   build: Build;
   ecr: Ecr;
-  /** Write a V8 CPU profile of every worker process (node --cpu-prof) into .cache/bench/profiles. */
+  /** Write V8 CPU profiles of every worker process, one per thread (node --cpu-prof), into .cache/bench/profiles/<worker>-<time>/. */
   profile: boolean;
 }
 
@@ -79,8 +79,10 @@ export function workerEnv(
 
 export function nodeArgs(ctx: BenchContext, name: string): string[] {
   if (!ctx.profile) return [];
-  mkdirSync(PROFILE_DIR, { recursive: true });
-  return ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`];
+  // One folder per worker process: node names each thread's profile itself (the workflow thread has its own).
+  const dir = join(PROFILE_DIR, `${name}-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  return ['--cpu-prof', '--cpu-prof-dir', dir];
 }
 
 /** The bench worker (bench/worker.ts, compiled): the product's worker plus the baseline, on one task queue. */

@@ -69,6 +69,12 @@ export const WINDOW_FROM_ASKED_AT_PATCH = 'deploy-window-from-asked-at';
  * environment. Pipelines started before this change replay one step after another.
  */
 export const SIDE_BY_SIDE_PATCH = 'side-steps-side-by-side';
+/**
+ * Search attributes are upserted only when one of them changes: every upsert is a write to the server's
+ * visibility store, and most steps change only the details. Pipelines started before this change upsert at
+ * every step, as they did.
+ */
+export const QUIET_UPSERTS_PATCH = 'upsert-search-attributes-on-change';
 /** Failures after our bump that mean "this release is bad here": the environment goes back to what it ran. */
 const ROLLBACK_CAUSES: string[] = [FailureTypes.SmokeTestFailed, FailureTypes.ArgoCdDegraded, FailureTypes.ArgoCdSyncFailed];
 
@@ -144,14 +150,20 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   const granted = new Set<string>();
   let rolledBack = false;
 
+  const quietUpserts = patched(QUIET_UPSERTS_PATCH);
+  let upserted: string | undefined;
+
   function publish(): void {
-    upsertSearchAttributes([
+    const attributes = [
       { key: DeployApp, value: state.app },
       { key: DeployTrigger, value: state.trigger },
       { key: DeployStatusAttribute, value: state.status },
       ...(state.sha ? [{ key: DeployCommit, value: state.sha }] : []),
       ...(state.currentEnvironment ? [{ key: DeployEnvironment, value: state.currentEnvironment }] : []),
-    ]);
+    ];
+    const values = JSON.stringify(attributes.map(({ key, value }) => [key.name, value]));
+    if (!quietUpserts || values !== upserted) upsertSearchAttributes(attributes);
+    upserted = values;
     setCurrentDetails(renderDetails(state));
   }
 
