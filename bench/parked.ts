@@ -40,6 +40,9 @@ export interface ParkedResult {
   cacheSize: string;
 }
 
+/** Pipelines started and not yet waiting for approval, at most. */
+const MAX_UNDER_WAY = 150;
+
 const ENVIRONMENTS = { integration: { continuousDeployment: true }, staging: { continuousDeployment: false } };
 
 export async function measureParked(ctx: BenchContext, config: ParkedConfig, cacheSize: string): Promise<ParkedResult> {
@@ -74,10 +77,29 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig, cac
     const ids = Array.from({ length: config.pipelines }, (_, i) => ({ app: apps[i % apps.length]!, workflowId: `parked-${taskQueue}-${i}` }));
     const started = Date.now();
     progress(`3/parked: starting ${config.pipelines} pipelines for ${apps.length} apps (worker pid ${worker.pid})`);
+    // Pipelines park over days in real life, not all in one minute: a worker with thousands of pipelines at
+    // work at once and a cache for a few hundred would replay histories all day. Keep the ones under way bounded.
+    const parkedQuery = `TaskQueue = "${taskQueue}" AND DeployStatus = "AWAITING_APPROVAL"`;
+    let startedCount = 0;
+    let parkedCount = 0;
+    let counting: Promise<void> | undefined;
+    const roomToStart = async () => {
+      while (startedCount - parkedCount >= MAX_UNDER_WAY) {
+        if (worker.exited) throw new Error(`the worker ${worker.exited}:\n${worker.logTail()}`);
+        counting ??= ctx.client.workflow
+          .count(parkedQuery)
+          .then(({ count }) => void (parkedCount = count))
+          .finally(() => void (counting = undefined));
+        await counting;
+        if (startedCount - parkedCount >= MAX_UNDER_WAY) await sleep(250);
+      }
+      startedCount++;
+    };
     await inBatches(
       ids,
       16,
       async ({ app, workflowId }) => {
+        await roomToStart();
         const sha = shaOf.get(app)!;
         const input: PipelineInput = { app, ref: sha, trigger: 'ci', requestedBy: 'ci' };
         // What startPipeline sends, with an ID of our own: one commit per app, many pipelines.

@@ -51,9 +51,10 @@ export const DEFAULT_CATALOGUE_PATH = 'config/apps.yaml';
 export const DEFAULT_POLLING = { initialIntervalMs: 100, maxIntervalMs: 30_000 };
 
 /**
- * A cached pipeline costs the worker about 0.6 MB; without a bound the SDK sizes the cache from the heap limit
- * (over 2,000 workflows with a 4 GB heap), so thousands of pipelines waiting for approval would fill gigabytes.
- * Those wait for days and replay in milliseconds when an approval comes; the cache is for pipelines at work.
+ * A cached pipeline costs the worker about 0.3 MB (BENCHMARKS.md); without a bound the SDK sizes the cache from
+ * the heap limit (over 2,000 workflows with a 4 GB heap), so thousands of pipelines waiting for approval would
+ * stay in memory. Those wait for days and replay in milliseconds when an approval comes; the cache is for
+ * pipelines at work, and should hold more than the pipelines under way at once, or they replay at every step.
  */
 export const DEFAULT_MAX_CACHED_WORKFLOWS = 250;
 
