@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { createArgoCdClient } from '../activities/adapters/argocd';
 import { createGitHubSourceHost } from '../activities/adapters/github';
 import { TransientHttpError } from '../activities/adapters/http-errors';
@@ -10,29 +9,10 @@ import { ArgoCdSimulator } from '../simulators/argocd';
 import { createLocalChartsRepo, type LocalChartsRepo } from '../simulators/charts-repo';
 import { GitHubSimulator } from '../simulators/github';
 import { ReleaseAppSimulator } from '../simulators/release-app';
+import { closedPort, errorFrom } from './support/env';
 
 const TOKEN = 'ghp_simulatedToken1234567890';
 const WRONG_TOKEN = 'ghp_wrongToken0987654321';
-
-/** Runs the call and returns what it threw, failing the test when it did not throw. */
-async function failureOf(call: () => Promise<unknown>): Promise<Error> {
-  try {
-    await call();
-  } catch (err) {
-    expect(err).toBeInstanceOf(Error);
-    return err as Error;
-  }
-  throw new Error('expected the call to fail');
-}
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function expectTransient(err: Error, pattern: RegExp): void {
   expect(err).not.toBeInstanceOf(PermanentHttpError);
@@ -79,7 +59,7 @@ describe('GitHub adapter against the GitHub simulator', () => {
     github.addCommit(repo);
     const badHost = createGitHubSourceHost({ token: WRONG_TOKEN, baseUrl: url });
     for (const call of [() => badHost.resolveRef(repo, 'main'), () => badHost.listWorkflowRuns(repo, 'build.yml'), () => badHost.compareCommits(repo, 'main', 'main')]) {
-      const err = await failureOf(call);
+      const err = await errorFrom(call);
       expect(err).toBeInstanceOf(PermanentHttpError);
       expect((err as PermanentHttpError).status).toBe(401);
       expect(err.message).toContain('Bad credentials');
@@ -92,10 +72,10 @@ describe('GitHub adapter against the GitHub simulator', () => {
   it('treats 5xx, 429 and exhausted rate limits as retryable, other 403s as permanent', async () => {
     github.addCommit(repo);
     github.injectFault({ pathPattern: '/commits/', status: 503 });
-    expectTransient(await failureOf(() => host.resolveRef(repo, 'main')), /returned 503/);
+    expectTransient(await errorFrom(() => host.resolveRef(repo, 'main')), /returned 503/);
 
     github.injectFault({ status: 502, body: '<html>Bad gateway</html>', headers: { 'content-type': 'text/html' } });
-    expectTransient(await failureOf(() => host.listWorkflowRuns(repo, 'build.yml')), /returned 502/);
+    expectTransient(await errorFrom(() => host.listWorkflowRuns(repo, 'build.yml')), /returned 502/);
 
     const reset = Math.floor(Date.now() / 1000) + 120;
     github.injectFault({
@@ -103,17 +83,17 @@ describe('GitHub adapter against the GitHub simulator', () => {
       headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset), 'x-ratelimit-limit': '5000' },
       body: { message: 'API rate limit exceeded for installation ID 1.' },
     });
-    const limited = await failureOf(() => host.compareCommits(repo, 'main', 'main'));
+    const limited = await errorFrom(() => host.compareCommits(repo, 'main', 'main'));
     expectTransient(limited, /403.*rate limit/i);
     expect((limited as TransientHttpError).retryAfterMs).toBeGreaterThan(100_000);
 
     github.injectFault({ status: 429, headers: { 'retry-after': '7' }, body: { message: 'Too many requests' } });
-    const tooMany = await failureOf(() => host.resolveRef(repo, 'main'));
+    const tooMany = await errorFrom(() => host.resolveRef(repo, 'main'));
     expectTransient(tooMany, /429/);
     expect((tooMany as TransientHttpError).retryAfterMs).toBe(7000);
 
     github.injectFault({ status: 403, body: { message: 'Resource not accessible by integration' } });
-    const forbidden = await failureOf(() => host.dispatchWorkflow(repo, 'build.yml', 'main', {}));
+    const forbidden = await errorFrom(() => host.dispatchWorkflow(repo, 'build.yml', 'main', {}));
     expect(forbidden).toBeInstanceOf(PermanentHttpError);
     expect(forbidden.message).toContain('Resource not accessible by integration');
 
@@ -123,14 +103,14 @@ describe('GitHub adapter against the GitHub simulator', () => {
   it('treats dropped connections and timeouts as retryable', async () => {
     github.addCommit(repo);
     github.injectFault({ dropConnection: true });
-    expectTransient(await failureOf(() => host.resolveRef(repo, 'main')), /GitHub GET .* failed: connection/);
+    expectTransient(await errorFrom(() => host.resolveRef(repo, 'main')), /GitHub GET .* failed: connection/);
 
     const impatient = createGitHubSourceHost({ token: TOKEN, baseUrl: url, timeoutMs: 200 });
     github.injectFault({ delayMs: 1000 });
-    expectTransient(await failureOf(() => impatient.resolveRef(repo, 'main')), /timed out after 200 ms/);
+    expectTransient(await errorFrom(() => impatient.resolveRef(repo, 'main')), /timed out after 200 ms/);
 
     const nowhere = createGitHubSourceHost({ token: TOKEN, baseUrl: `http://127.0.0.1:${await closedPort()}` });
-    expectTransient(await failureOf(() => nowhere.resolveRef(repo, 'main')), /connection refused/);
+    expectTransient(await errorFrom(() => nowhere.resolveRef(repo, 'main')), /connection refused/);
   });
 
   it('finds the newest matching tag for a commit across pages', async () => {
@@ -172,7 +152,7 @@ describe('GitHub adapter against the GitHub simulator', () => {
 
   it('refuses to dispatch at a SHA (GitHub wants a branch or tag) with a permanent error', async () => {
     const sha = github.addCommit(repo);
-    const err = await failureOf(() => host.dispatchWorkflow(repo, 'build-image.yml', sha, { gitRef: sha }));
+    const err = await errorFrom(() => host.dispatchWorkflow(repo, 'build-image.yml', sha, { gitRef: sha }));
     expect(err).toBeInstanceOf(PermanentHttpError);
     expect((err as PermanentHttpError).status).toBe(422);
     expect(err.message).toContain('No ref found');
@@ -188,7 +168,7 @@ describe('GitHub adapter against the GitHub simulator', () => {
     await expect(host.compareCommits(repo, b, b)).resolves.toBe('identical');
     await expect(host.compareCommits(repo, 'main', 'hotfix/x')).resolves.toBe('diverged');
     await expect(host.compareCommits(repo, side, 'main')).resolves.toBe('diverged');
-    const missing = await failureOf(() => host.compareCommits(repo, a, 'f'.repeat(40)));
+    const missing = await errorFrom(() => host.compareCommits(repo, a, 'f'.repeat(40)));
     expect(missing).toBeInstanceOf(PermanentHttpError);
     expect((missing as PermanentHttpError).status).toBe(404);
   });
@@ -262,13 +242,13 @@ describe('Argo CD adapter against the Argo CD simulator', () => {
 
   it('maps 404 and a bad token to PermanentHttpError, without the token in the message', async () => {
     const client = createArgoCdClient({ url, token: TOKEN });
-    const missing = await failureOf(() => client.getApplication('ghost'));
+    const missing = await errorFrom(() => client.getApplication('ghost'));
     expect(missing).toBeInstanceOf(PermanentHttpError);
     expect((missing as PermanentHttpError).status).toBe(404);
     expect(missing.message).toContain('applications.argoproj.io "ghost" not found');
 
     const intruder = createArgoCdClient({ url, token: WRONG_TOKEN });
-    const denied = await failureOf(() => intruder.getApplication(name, 'normal'));
+    const denied = await errorFrom(() => intruder.getApplication(name, 'normal'));
     expect(denied).toBeInstanceOf(PermanentHttpError);
     expect((denied as PermanentHttpError).status).toBe(401);
     expect(denied.message).toContain('invalid session');
@@ -278,18 +258,18 @@ describe('Argo CD adapter against the Argo CD simulator', () => {
   it('maps 5xx, dropped connections, refused connections and timeouts to retryable errors', async () => {
     const client = createArgoCdClient({ url, token: TOKEN, timeoutMs: 200 });
     argo.injectFault({ status: 503, body: { error: 'connection to repo server lost', code: 14, message: 'connection to repo server lost' } });
-    const unavailable = await failureOf(() => client.getApplication(name));
+    const unavailable = await errorFrom(() => client.getApplication(name));
     expectTransient(unavailable, /returned 503: connection to repo server lost/);
     expect((unavailable as TransientHttpError).status).toBe(503);
 
     argo.injectFault({ dropConnection: true });
-    expectTransient(await failureOf(() => client.getApplication(name)), /failed: connection/);
+    expectTransient(await errorFrom(() => client.getApplication(name)), /failed: connection/);
 
     argo.injectFault({ delayMs: 1000 });
-    expectTransient(await failureOf(() => client.getApplication(name, 'normal')), /timed out after 200 ms/);
+    expectTransient(await errorFrom(() => client.getApplication(name, 'normal')), /timed out after 200 ms/);
 
     const nowhere = createArgoCdClient({ url: `http://127.0.0.1:${await closedPort()}`, token: TOKEN });
-    expectTransient(await failureOf(() => nowhere.getApplication(name)), /connection refused/);
+    expectTransient(await errorFrom(() => nowhere.getApplication(name)), /connection refused/);
 
     await expect(client.getApplication(name)).resolves.toMatchObject({ syncStatus: 'Synced' });
   });
@@ -323,14 +303,14 @@ describe('Release app adapter against the Release app simulator', () => {
 
   it('maps 4xx to PermanentHttpError with the app message and no token', async () => {
     const intruder = createReleaseAppClient({ url, token: WRONG_TOKEN });
-    const denied = await failureOf(() => intruder.recordDeployment(deployment, 'k1'));
+    const denied = await errorFrom(() => intruder.recordDeployment(deployment, 'k1'));
     expect(denied).toBeInstanceOf(PermanentHttpError);
     expect((denied as PermanentHttpError).status).toBe(401);
     expect(denied.message).not.toContain(WRONG_TOKEN);
 
     const client = createReleaseAppClient({ url, token: TOKEN });
     release.injectFault({ method: 'POST', status: 400, body: { message: 'deployment.version must be a non-empty string' } });
-    const rejected = await failureOf(() => client.recordDeployment(deployment, 'k2'));
+    const rejected = await errorFrom(() => client.recordDeployment(deployment, 'k2'));
     expect(rejected).toBeInstanceOf(PermanentHttpError);
     expect(rejected.message).toContain('deployment.version must be a non-empty string');
     expect(release.deployments).toHaveLength(0);
@@ -340,11 +320,11 @@ describe('Release app adapter against the Release app simulator', () => {
     const client = createReleaseAppClient({ url, token: TOKEN, timeoutMs: 200 });
     for (const status of [500, 502, 503, 408, 429]) {
       release.injectFault({ status });
-      const err = await failureOf(() => client.recordDeployment(deployment, 'k'));
+      const err = await errorFrom(() => client.recordDeployment(deployment, 'k'));
       expectTransient(err, new RegExp(`returned ${status}`));
     }
     release.injectFault({ delayMs: 1000 });
-    expectTransient(await failureOf(() => client.recordDeployment(deployment, 'k')), /timed out after 200 ms/);
+    expectTransient(await errorFrom(() => client.recordDeployment(deployment, 'k')), /timed out after 200 ms/);
     await client.recordDeployment(deployment, 'k');
     expect(release.deployments).toHaveLength(1);
   });

@@ -4,7 +4,6 @@
  * errors, no token in any message), the simulator's wire format, the notifyPeople step's key, and the start-up
  * checks of the Slack settings. test/slack-crash.test.ts kills a worker right after a real post.
  */
-import { createServer } from 'node:net';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { TransientHttpError } from '../activities/adapters/http-errors';
 import { createSlackWebApiNotifier, createSlackWebhookNotifier, SLACK_CLOCK_SKEW_MS, SLACK_EVENT_TYPE } from '../activities/adapters/slack';
@@ -12,28 +11,11 @@ import { createActivities, type ActivityDependencies } from '../activities/pipel
 import { PermanentHttpError, type Notice } from '../common/ports';
 import { loadWorkerSettings, SettingsError, type Env } from '../common/settings';
 import { SlackSimulator } from '../simulators/slack';
+import { closedPort, errorFrom } from './support/env';
 
 const TOKEN = 'xoxb-1234567890-123456789012-slackTestTokenValue0123';
 const WRONG_TOKEN = 'xoxb-1234567890-123456789012-wrongSlackToken98765';
 const CHANNEL = 'C0123ABCD';
-
-async function failureOf(call: () => Promise<unknown>): Promise<Error> {
-  try {
-    await call();
-  } catch (err) {
-    expect(err).toBeInstanceOf(Error);
-    return err as Error;
-  }
-  throw new Error('expected the call to fail');
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function notice(key: string, overrides: Partial<Notice> = {}): Notice {
   return { text: `whitehall 1a2b3c4 waits for approval (${key})`, key, firstAttempt: true, firstScheduledAtMs: Date.now(), ...overrides };
@@ -123,7 +105,7 @@ describe('Slack Web API adapter against the Slack simulator', () => {
 
   it('maps Slack’s refusals to permanent errors that say what to fix, without the token', async () => {
     const refused = async (options: Parameters<typeof notifier>[0], firstAttempt = true) => {
-      const err = await failureOf(() => notifier(options).notify(notice('wf/run/x', { firstAttempt })));
+      const err = await errorFrom(() => notifier(options).notify(notice('wf/run/x', { firstAttempt })));
       expect(err).toBeInstanceOf(PermanentHttpError);
       expect(err.message).not.toContain(TOKEN);
       expect(err.message).not.toContain(WRONG_TOKEN);
@@ -147,32 +129,32 @@ describe('Slack Web API adapter against the Slack simulator', () => {
 
   it('maps rate limits, Slack’s own errors, 5xx, timeouts and refused connections to retryable errors', async () => {
     slack.injectFault({ pathPattern: '^/api/chat\\.postMessage', status: 429, headers: { 'retry-after': '7' }, body: { ok: false, error: 'ratelimited' } });
-    const limited = await failureOf(() => notifier().notify(notice('k')));
+    const limited = await errorFrom(() => notifier().notify(notice('k')));
     expect(limited).toBeInstanceOf(TransientHttpError);
     expect((limited as TransientHttpError).retryAfterMs).toBe(7000);
     expect(limited.message).toMatch(/returned 429: ratelimited \(rate limited; retry in 7 s\)/);
 
     slack.injectFault({ pathPattern: '^/api/conversations\\.history', status: 429, headers: { 'retry-after': '30' }, body: { ok: false, error: 'ratelimited' } });
-    const historyLimited = await failureOf(() => notifier().notify(notice('k', { firstAttempt: false })));
+    const historyLimited = await errorFrom(() => notifier().notify(notice('k', { firstAttempt: false })));
     expect((historyLimited as TransientHttpError).retryAfterMs).toBe(30_000);
 
     for (const error of ['ratelimited', 'internal_error', 'fatal_error', 'service_unavailable', 'request_timeout', 'something_new']) {
       slack.injectFault({ status: 200, body: { ok: false, error } });
-      const err = await failureOf(() => notifier().notify(notice('k')));
+      const err = await errorFrom(() => notifier().notify(notice('k')));
       expect({ error, transient: err instanceof TransientHttpError }).toEqual({ error, transient: true });
       expect(err.message).toBe(`Slack chat.postMessage failed: ${error}`);
     }
     for (const status of [500, 502, 503]) {
       slack.injectFault({ status, body: `upstream ${status} while using ${TOKEN}` });
-      const err = await failureOf(() => notifier().notify(notice('k')));
+      const err = await errorFrom(() => notifier().notify(notice('k')));
       expect(err).toBeInstanceOf(TransientHttpError);
       expect(err.message).toContain(`returned ${status}`);
       expect(err.message).not.toContain(TOKEN);
     }
     slack.injectFault({ delayMs: 1000 });
-    expect((await failureOf(() => notifier({ timeoutMs: 200 }).notify(notice('k')))).message).toMatch(/timed out after 200 ms/);
+    expect((await errorFrom(() => notifier({ timeoutMs: 200 }).notify(notice('k')))).message).toMatch(/timed out after 200 ms/);
     const nowhere = createSlackWebApiNotifier({ token: TOKEN, channel: CHANNEL, apiUrl: `http://127.0.0.1:${await closedPort()}/api` });
-    const refusedConnection = await failureOf(() => nowhere.notify(notice('k')));
+    const refusedConnection = await errorFrom(() => nowhere.notify(notice('k')));
     expect(refusedConnection).toBeInstanceOf(TransientHttpError);
     expect(refusedConnection.message).toMatch(/connection refused/);
     expect(slack.channelMessages(CHANNEL)).toHaveLength(0);

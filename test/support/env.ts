@@ -26,6 +26,26 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   throw new Error(`no free TCP port on ${host} between ${PICKED_PORTS.from} and ${PICKED_PORTS.to} after 200 tries`);
 }
 
+/** Runs the call and returns what it threw, failing the test when it did not throw. */
+export async function errorFrom(call: () => Promise<unknown>): Promise<Error> {
+  try {
+    await call();
+  } catch (err) {
+    expect(err).toBeInstanceOf(Error);
+    return err as Error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+/** A port nothing listens on. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 export interface WaitForOptions {
   /** Give up after this long (default 10 s). */
   timeoutMs?: number;
