@@ -1,7 +1,8 @@
 import { readFileAt } from './support/charts-repo';
 import { waitFor } from './support/env';
 import { startHarness, type PipelineHarness } from './support/pipeline';
-import { approveSignal, DeployStatusAttribute } from '../workflows/definitions';
+import { approvePipeline } from '../client/pipelines';
+import { approveSignal, DeployStatusAttribute, laneStateQuery, laneWorkflowId } from '../workflows/definitions';
 
 const NEEDS_APPROVAL = {
   environments: {
@@ -63,6 +64,32 @@ describe('an app without continuous deployment', () => {
     expect(result.status).toBe('SUCCEEDED');
     expect(result.environments[2]).toMatchObject({ state: 'DEPLOYED', approval: { by: 'bob' } });
     expect(h.stack.release.deployments.filter((d) => d.version === sha).map((d) => d.environment)).toEqual(['integration', 'staging', 'production']);
+  });
+
+  it('asks for the lane in the same workflow task as it takes the approval, and the lane no longer counts it as waiting', async () => {
+    const workflowId = await awaitingStaging('publisher');
+    const lane = h.client.workflow.getHandle(laneWorkflowId(h.taskQueue, 'publisher', 'staging'));
+    await waitFor(async () => (await lane.query(laneStateQuery)).awaitingApproval.some((r) => r.pipelineId === workflowId), {
+      description: 'the staging lane to know the pipeline waits for approval',
+    });
+    await approvePipeline(h.client, workflowId, { environment: 'staging', approver: 'alice' });
+    await h.waitForStatus(workflowId, (s) => s.awaitingApprovalFor === 'production', 'the pipeline to wait for production approval');
+
+    const { events } = await h.handle(workflowId).fetchHistory();
+    const accepted = events!.findIndex((e) => e.workflowExecutionUpdateAcceptedEventAttributes);
+    const askedForLane = events!.findIndex(
+      (e, i) => i > accepted && e.activityTaskScheduledEventAttributes?.activityType?.name === 'signalLane',
+    );
+    expect(accepted).toBeGreaterThan(0);
+    expect(askedForLane).toBeGreaterThan(accepted);
+    // No workflow task began between the approval and the request: no round trip spent waiting for the lane's signal.
+    expect(events!.slice(accepted, askedForLane).filter((e) => e.workflowTaskStartedEventAttributes)).toEqual([]);
+    const told = events!.slice(accepted, askedForLane).find((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes);
+    expect(told?.signalExternalWorkflowExecutionInitiatedEventAttributes?.signalName).toBe('stoppedAwaiting');
+
+    const laneState = await lane.query(laneStateQuery);
+    expect(laneState.awaitingApproval.map((r) => r.pipelineId)).not.toContain(workflowId);
+    await h.handle(workflowId).cancel();
   });
 
   it('refuses an approval for an environment that is not awaiting approval, at once and with the reason', async () => {

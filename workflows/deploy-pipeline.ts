@@ -75,6 +75,13 @@ export const SIDE_BY_SIDE_PATCH = 'side-steps-side-by-side';
  * every step, as they did.
  */
 export const QUIET_UPSERTS_PATCH = 'upsert-search-attributes-on-change';
+/**
+ * An approved pipeline asks for the lane in the same workflow task as it tells the lane it no longer waits for
+ * approval, instead of waiting for that signal to be delivered first: one server round trip less between an
+ * approval and the deploy. The lane handles the two in either order. Pipelines approved before this change
+ * replay as they ran.
+ */
+export const STRAIGHT_TO_LANE_PATCH = 'approval-straight-to-lane';
 /** Failures after our bump that mean "this release is bad here": the environment goes back to what it ran. */
 const ROLLBACK_CAUSES: string[] = [FailureTypes.SmokeTestFailed, FailureTypes.ArgoCdDegraded, FailureTypes.ArgoCdSyncFailed];
 
@@ -148,6 +155,8 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   let waits = waitCalls(undefined);
   let pending: PendingDecision | undefined;
   const granted = new Set<string>();
+  /** After an approval: the lane is told we stopped waiting while we ask it for the lane (see STRAIGHT_TO_LANE_PATCH). */
+  let laneToldStoppedAwaiting: Promise<void> | undefined;
   let rolledBack = false;
 
   const quietUpserts = patched(QUIET_UPSERTS_PATCH);
@@ -438,6 +447,9 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     await calls.signalLane.executeWithOptions({ summary: `Ask for the ${env.environment} lane` }, [
       { app: release.app, environment: env.environment, signal: 'acquire', request },
     ]);
+    const told = laneToldStoppedAwaiting;
+    laneToldStoppedAwaiting = undefined;
+    await told;
     await condition(() => granted.has(env.environment));
   }
 
@@ -587,7 +599,14 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
       state.awaitingApprovalFor = undefined;
       if (approved) env.approval = { by: approved.approver, at: approved.at, comment: approved.comment };
       if (rejected) env.rejection = { by: rejected.approver, at: rejected.at, comment: rejected.reason };
-      await tellLane(release, env.environment, (lane) => lane.signal(stoppedAwaitingSignal, { pipelineId: state.workflowId }));
+      const told = tellLane(release, env.environment, (lane) => lane.signal(stoppedAwaitingSignal, { pipelineId: state.workflowId }));
+      if (approved && patched(STRAIGHT_TO_LANE_PATCH)) {
+        // Handled now so that a failure is not an unhandled rejection; takeLane awaits it.
+        told.catch(() => undefined);
+        laneToldStoppedAwaiting = told;
+      } else {
+        await told;
+      }
     }
     if (outcome === 'rejected') env.state = 'REJECTED';
     if (outcome === 'expired') env.state = 'EXPIRED';
