@@ -24,8 +24,10 @@ COPY --from=build /app/dist ./dist
 # unprivileged user. The CLI is runnable from the image too: `docker run … dist/client/cli.js status …`.
 RUN mkdir -p /app/.data && chown 1000:1000 /app/.data && chmod +x dist/client/cli.js
 
+# MALLOC_ARENA_MAX: see worker/process-env.ts (fewer malloc arenas, a smaller worker).
 ENV DEPLOY_METRICS_ADDRESS=0.0.0.0:9464 \
-    CHARTS_WORKDIR=/app/.data/charts-workdir
+    CHARTS_WORKDIR=/app/.data/charts-workdir \
+    MALLOC_ARENA_MAX=2
 EXPOSE 9464
 
 # The stock `node` user, by number, so that orchestrators can verify runAsNonRoot.

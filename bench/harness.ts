@@ -8,6 +8,7 @@ import { startPipeline } from '../client/pipelines';
 import type { PipelineStatus } from '../common/types';
 import { startStack, type Stack, type StackOptions } from '../sandbox/stack';
 import type { DeployPipeline } from '../workflows/deploy-pipeline';
+import { WORKER_PROCESS_ENV } from '../worker/process-env';
 import { PROFILE_DIR, progress, startChild, WORK_DIR, type Build, type Child, type Ecr, type Temporal, type WorkerMessage } from './infra';
 
 export interface BenchContext {
@@ -61,6 +62,7 @@ export function workerEnv(
     DEPLOY_TASK_QUEUE: taskQueue,
     CHARTS_WORKDIR: join(bench.dataDir, `charts-workdir-${taskQueue}`),
     DEPLOY_LOG_LEVEL: 'WARN',
+    ...WORKER_PROCESS_ENV,
     ...extra.env,
   };
   delete env.DEPLOY_POLL_INTERVAL_MS;
@@ -90,11 +92,15 @@ export async function startBenchWorker(
   ctx: BenchContext,
   bench: BenchStack,
   taskQueue: string,
-  options: { name: string; argoRefresh?: boolean; polling?: { initialIntervalMs: number; maxIntervalMs: number } },
+  options: { name: string; argoRefresh?: boolean; polling?: { initialIntervalMs: number; maxIntervalMs: number }; maxCachedWorkflows?: number },
 ): Promise<Child> {
   const env = workerEnv(ctx, bench, taskQueue, {
     polling: options.polling,
-    env: { BENCH_WORKFLOW_BUNDLE: ctx.build.benchBundle, ...(options.argoRefresh === false ? { BENCH_ARGO_REFRESH: 'off' } : {}) },
+    env: {
+      BENCH_WORKFLOW_BUNDLE: ctx.build.benchBundle,
+      ...(options.argoRefresh === false ? { BENCH_ARGO_REFRESH: 'off' } : {}),
+      ...(options.maxCachedWorkflows ? { DEPLOY_MAX_CACHED_WORKFLOWS: String(options.maxCachedWorkflows) } : {}),
+    },
   });
   const child = startChild(`worker ${options.name}`, process.execPath, [...nodeArgs(ctx, options.name), ctx.build.benchWorker], {
     env,

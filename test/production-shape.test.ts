@@ -12,6 +12,7 @@ import { SearchAttributeType } from '@temporalio/common';
 import { parse as parseYaml } from 'yaml';
 import { loadWorkerSettings, SettingsError } from '../common/settings';
 import { DEFAULT_BUNDLE_PATH } from '../worker/bundle-workflows';
+import { WORKER_PROCESS_ENV } from '../worker/process-env';
 import { DEFAULT_METRICS_PORT } from '../worker/telemetry';
 import { DEFAULT_TASK_QUEUE, SEARCH_ATTRIBUTES } from '../workflows/definitions';
 import { connectClient, testAddress } from './support/temporal';
@@ -292,6 +293,8 @@ describe('Dockerfile', () => {
     expect(args(runtime, 'HEALTHCHECK')).toHaveLength(1);
     expect(args(runtime, 'EXPOSE')).toEqual([String(DEFAULT_METRICS_PORT)]);
     expect(args(runtime, 'ENV').join(' ')).toContain(`DEPLOY_METRICS_ADDRESS=0.0.0.0:${DEFAULT_METRICS_PORT}`);
+    // The process environment the benchmark measured the worker with.
+    for (const [name, value] of Object.entries(WORKER_PROCESS_ENV)) expect(args(runtime, 'ENV').join(' ').split(/\s+/)).toContain(`${name}=${value}`);
     expect(run).toContain(`chmod +x ${packageJson.bin.deploy}`);
     // Writable by the worker: its charts clone (CHARTS_WORKDIR in docker-compose.yml) lives there.
     expect(run).toMatch(/mkdir -p \/app\/\.data && chown 1000:1000 \/app\/\.data/);
