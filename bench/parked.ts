@@ -40,8 +40,11 @@ export interface ParkedResult {
   cacheSize: string;
 }
 
-/** Pipelines started and not yet waiting for approval, at most. */
-const MAX_UNDER_WAY = 150;
+/**
+ * Pipelines started and not yet waiting for approval, at most: with their lanes (two per app) they fit in the
+ * default workflow cache, as pipelines at work should.
+ */
+const MAX_UNDER_WAY = 40;
 
 const ENVIRONMENTS = { integration: { continuousDeployment: true }, staging: { continuousDeployment: false } };
 
@@ -144,6 +147,7 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig, cac
     const step = Math.max(1, Math.floor(ids.length / config.approvals));
     const chosen = Array.from({ length: Math.min(config.approvals, ids.length) }, (_, i) => ids[i * step + (i % Math.min(step, apps.length))]!);
     const approvalMs: number[] = [];
+    let slowest: string | undefined;
     for (const { workflowId } of chosen) {
       const handle = ctx.client.workflow.getHandle(workflowId);
       const before = (await historyEvents(handle)).length;
@@ -157,8 +161,10 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig, cac
         else await sleep(25);
       }
       approvalMs.push(startedAt - t0);
+      if (startedAt - t0 >= Math.max(...approvalMs)) slowest = workflowId;
       if (approvalMs.length % 25 === 0) progress(`3/parked: ${approvalMs.length}/${config.approvals} approvals; p95 so far ${percentile(approvalMs, 95)} ms`);
     }
+    if (slowest) await debugTimeline(ctx.client.workflow.getHandle(slowest), 'parked-slowest-approval');
     const memory = residentMemory(worker.pid);
     peak = Math.max(peak, memory?.peak ?? 0);
     return {

@@ -35,6 +35,8 @@ export interface ThroughputProfile {
 
 export interface ThroughputResult {
   pipelines: number;
+  /** The worker's workflow cache bound (DEPLOY_MAX_CACHED_WORKFLOWS). */
+  cachedWorkflows: number;
   apps: number;
   activities: number;
   rounds: number;
@@ -66,7 +68,10 @@ export async function measureThroughput(ctx: BenchContext, config: ThroughputCon
     buildDelayMs: 0,
   });
   const taskQueue = uniqueName('bench-throughput');
-  const worker = await startBenchWorker(ctx, bench, taskQueue, { name: 'throughput' });
+  // Sized for the load, as an operator would: every pipeline of a batch is under way at once, with its app's
+  // three lanes. A smaller cache (the default) would replay pipelines at every step, and measure that instead.
+  const cachedWorkflows = config.apps * config.pipelinesPerApp + config.apps * 3;
+  const worker = await startBenchWorker(ctx, bench, taskQueue, { name: 'throughput', maxCachedWorkflows: cachedWorkflows });
   let batch = 0;
   try {
     // Commits on branches of their own: CI pipelines of one app started at once would otherwise supersede each
@@ -144,7 +149,7 @@ export async function measureThroughput(ctx: BenchContext, config: ThroughputCon
       pipelineCpu: cpuMedian(pipelineCpu),
       bareCpu: cpuMedian(bareCpu),
     };
-    return { pipelines: count, apps: apps.length, activities, rounds: config.rounds, pipelineBatches, bareBatches, ratio: pipeline.totalMs / bare.totalMs, pipeline, bare, profile };
+    return { pipelines: count, cachedWorkflows, apps: apps.length, activities, rounds: config.rounds, pipelineBatches, bareBatches, ratio: pipeline.totalMs / bare.totalMs, pipeline, bare, profile };
   } finally {
     await worker.stop();
     await bench.close();

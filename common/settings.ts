@@ -51,12 +51,13 @@ export const DEFAULT_CATALOGUE_PATH = 'config/apps.yaml';
 export const DEFAULT_POLLING = { initialIntervalMs: 100, maxIntervalMs: 30_000 };
 
 /**
- * A cached pipeline costs the worker about 0.3 MB (BENCHMARKS.md); without a bound the SDK sizes the cache from
- * the heap limit (over 2,000 workflows with a 4 GB heap), so thousands of pipelines waiting for approval would
- * stay in memory. Those wait for days and replay in milliseconds when an approval comes; the cache is for
- * pipelines at work, and should hold more than the pipelines under way at once, or they replay at every step.
+ * A cached workflow costs the worker about 1 MB, counting the SDK's core as well as the workflow thread
+ * (BENCHMARKS.md); without a bound the SDK sizes the cache from the heap limit (over 2,000 workflows with a 4 GB
+ * heap), so thousands of pipelines waiting for approval would stay in memory. Those wait for days and replay in
+ * milliseconds when an approval comes; the cache is for pipelines at work and their lanes, and should hold more
+ * than those under way at once, or they replay at every step. A worker expecting more raises it.
  */
-export const DEFAULT_MAX_CACHED_WORKFLOWS = 250;
+export const DEFAULT_MAX_CACHED_WORKFLOWS = 100;
 
 function problemsCollector() {
   const problems: string[] = [];
