@@ -4,12 +4,12 @@
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { BatchGetImageCommand, ECRClient } from '@aws-sdk/client-ecr';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { freePort } from '../sandbox/ports';
 import { ensureRepository, pushSyntheticImage } from '../simulators/ecr-images';
 import { EcrSimulator } from '../simulators/ecr';
 import { SEARCH_ATTRIBUTES } from '../workflows/definitions';
@@ -35,18 +35,6 @@ export function progress(message: string): void {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms));
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolvePort(port) : reject(new Error('no free port'))));
-    });
-  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -255,7 +243,7 @@ function runPathScript(command: string, args: string[], what: string): string {
 export async function startTemporal(): Promise<Temporal> {
   const cli = runPathScript(process.execPath, [join(ROOT, 'scripts', 'ensure-temporal-cli.mjs')], 'no temporal CLI');
   const cliVersion = execFileSync(cli, ['--version'], { encoding: 'utf8' }).trim();
-  const [port, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+  const [port, httpPort, metricsPort] = [await freePort(HOST), await freePort(HOST), await freePort(HOST)];
   const namespace = 'default';
   const args = [
     'server',
@@ -342,7 +330,7 @@ async function startMoto(): Promise<{ endpoint: string; stop(): Promise<void> } 
   } catch (err) {
     return (err as Error).message;
   }
-  const port = await freePort();
+  const port = await freePort(HOST);
   const endpoint = `http://${HOST}:${port}`;
   const child = startChild("moto's server", server, ['-H', HOST, '-p', String(port)], { logName: 'moto' });
   const deadline = Date.now() + 60_000;
@@ -364,7 +352,7 @@ async function startMoto(): Promise<{ endpoint: string; stop(): Promise<void> } 
 
 export async function startEcr(): Promise<Ecr> {
   Object.assign(process.env, AWS_ENV);
-  const simulator = new EcrSimulator({ host: HOST, port: await freePort() });
+  const simulator = new EcrSimulator({ host: HOST, port: await freePort(HOST) });
   await simulator.start();
   const simulatorEndpoint = simulator.url.replace(/\/$/, '');
   const latencies: Ecr['latencies'] = { simulator: await ecrLatency(simulatorEndpoint) };
