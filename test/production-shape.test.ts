@@ -10,7 +10,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { SearchAttributeType } from '@temporalio/common';
 import { parse as parseYaml } from 'yaml';
-import { loadWorkerSettings, SettingsError } from '../common/settings';
+import { DEFAULT_SLACK_API_URL, loadWorkerSettings, SettingsError } from '../common/settings';
 import { DEFAULT_BUNDLE_PATH } from '../worker/bundle-workflows';
 import { WORKER_PROCESS_ENV } from '../worker/process-env';
 import { DEFAULT_METRICS_PORT } from '../worker/telemetry';
@@ -143,7 +143,7 @@ describe('docker-compose.yml', () => {
     expect(scriptOf('temporal-admin-tools')).toContain('--type Keyword');
   });
 
-  it('runs the worker built from the Dockerfile with the code defaults: task queue, metrics port', () => {
+  it('runs the worker built from the Dockerfile with the code defaults: task queue, Slack API, metrics port', () => {
     const worker = service('deploy-worker');
     expect(worker.build?.context).toBe('.');
     expect(worker.build?.dockerfile ?? 'Dockerfile').toBe('Dockerfile');
@@ -152,6 +152,7 @@ describe('docker-compose.yml', () => {
     expect(composeDefault(env.get('DEPLOY_TASK_QUEUE'))).toBe(DEFAULT_TASK_QUEUE);
     expect(loadWorkerSettings({ GITHUB_TOKEN: 't', ARGOCD_URL: 'http://a', ARGOCD_TOKEN: 't', RELEASE_URL: 'http://r', RELEASE_TOKEN: 't', CHARTS_REPO_URL: 'x' }).taskQueue).toBe(DEFAULT_TASK_QUEUE);
 
+    expect(composeDefault(env.get('SLACK_API_URL'))).toBe(DEFAULT_SLACK_API_URL);
     expect(env.get('DEPLOY_METRICS_ADDRESS')).toBe(`0.0.0.0:${DEFAULT_METRICS_PORT}`);
     expect(worker.ports?.some((port) => port.endsWith(`:${DEFAULT_METRICS_PORT}`))).toBe(true);
   });
