@@ -164,6 +164,8 @@ export type FailureType = (typeof FailureTypes)[keyof typeof FailureTypes];
 /** A pipeline's request to deploy one app to one environment. */
 export interface LaneRequest {
   pipelineId: string;
+  /** The pipeline's run: a pipeline ID is reused when a commit is deployed again (pipelines older than the lane's holder checks leave it out). */
+  runId?: string;
   sha: string;
   trigger: Trigger;
 }

@@ -1,3 +1,4 @@
+import type { WorkflowHandle } from '@temporalio/client';
 import { shortSha } from '../common/names';
 import { FINAL_STATUSES, type PipelineStatus } from '../common/types';
 import { readFileAt } from './support/charts-repo';
@@ -180,5 +181,83 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       });
       expect(handedOn.queue).toEqual([]);
     }
+  });
+
+  describe('a holder that ended without handing the lane back (terminated)', () => {
+    const sha = 'b'.repeat(40);
+    const lane = (app: string, holderCheckIntervalMs?: number) => ({
+      workflowId: laneWorkflowId(h.taskQueue, app, 'staging'),
+      taskQueue: h.taskQueue,
+      args: [{ app, environment: 'staging', ...(holderCheckIntervalMs ? { holderCheckIntervalMs } : {}) }],
+    });
+    /** Any running workflow takes the lane's signals: idle lanes stand in for pipelines. */
+    const standIn = (name: string) =>
+      h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, { ...lane(name), signal: acquireLaneSignal, signalArgs: [{ pipelineId: 'nobody', sha, trigger: 'ci' as const }] });
+    const holderOf = (handle: WorkflowHandle, expected: string, description: string) =>
+      waitFor(
+        async () => {
+          const state = await handle.query(laneStateQuery);
+          return state.holder?.pipelineId === expected ? state : undefined;
+        },
+        { timeoutMs: 20_000, description },
+      ).catch(async (err: Error) => {
+        throw new Error(`${err.message}; lane state: ${JSON.stringify(await handle.query(laneStateQuery))}`);
+      });
+
+    it('frees the lane when the next pipeline queues behind it', async () => {
+      const gone = await standIn('stand-in-terminated');
+      const next = await standIn('stand-in-next');
+      const contested = await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+        ...lane('orphaned'),
+        signal: acquireLaneSignal,
+        signalArgs: [{ pipelineId: gone.workflowId, sha, trigger: 'ci' as const }],
+      });
+      await holderOf(contested, gone.workflowId, 'the first stand-in to hold the lane');
+      await gone.terminate('a person terminated the pipeline in Web UI');
+
+      await contested.signal(acquireLaneSignal, { pipelineId: next.workflowId, sha, trigger: 'ci' });
+      const handedOn = await holderOf(contested, next.workflowId, 'the lane to pass over the terminated holder');
+      expect(handedOn.queue).toEqual([]);
+    });
+
+    it('frees the lane for a new run of the same pipeline ID (a commit deployed again)', async () => {
+      const first = await standIn('stand-in-rerun');
+      const firstRun = (await first.describe()).runId;
+      const contested = await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+        ...lane('rerun'),
+        signal: acquireLaneSignal,
+        signalArgs: [{ pipelineId: first.workflowId, runId: firstRun, sha, trigger: 'ci' as const }],
+      });
+      expect((await holderOf(contested, first.workflowId, 'the first run to hold the lane')).holder?.runId).toBe(firstRun);
+      await first.terminate('ended without handing the lane back');
+
+      const again = await standIn('stand-in-rerun');
+      const secondRun = (await again.describe()).runId;
+      expect(secondRun).not.toBe(firstRun);
+      await contested.signal(acquireLaneSignal, { pipelineId: first.workflowId, runId: secondRun, sha, trigger: 'ci' });
+      await waitFor(async () => (await contested.query(laneStateQuery)).holder?.runId === secondRun, {
+        timeoutMs: 20_000,
+        description: 'the new run to hold the lane',
+      });
+      expect((await contested.query(laneStateQuery)).queue).toEqual([]);
+    });
+
+    it('looks again while pipelines wait, and frees the lane when the holder ends later', async () => {
+      const holder = await standIn('stand-in-later');
+      const waiting = await standIn('stand-in-waiting');
+      const contested = await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+        ...lane('checked-again', 500),
+        signal: acquireLaneSignal,
+        signalArgs: [{ pipelineId: holder.workflowId, sha, trigger: 'ci' as const }],
+      });
+      await holderOf(contested, holder.workflowId, 'the first stand-in to hold the lane');
+      await contested.signal(acquireLaneSignal, { pipelineId: waiting.workflowId, sha, trigger: 'ci' });
+      // The holder runs: the one waiting keeps waiting through several checks.
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect((await contested.query(laneStateQuery)).holder?.pipelineId).toBe(holder.workflowId);
+
+      await holder.terminate('ended while another waited');
+      await holderOf(contested, waiting.workflowId, 'the lane to notice its holder ended');
+    });
   });
 });

@@ -28,6 +28,13 @@ export function laneWorkflowId(taskQueue: string, app: string, environment: stri
   return `lane-${taskQueue}-${app}-${environment}`;
 }
 
+/**
+ * A lane whose holder ended without handing it back (terminated, say) frees itself once someone waits for it:
+ * it checks that the holder still runs when a pipeline queues behind it and every minute while any waits. Pipelines send their run ID with their request, so a pipeline ID deployed again is known for a new
+ * run. Lanes and pipelines started before this change go on as they ran.
+ */
+export const HOLDER_CHECKS_PATCH = 'lane-holder-checks';
+
 /** Pipeline → lane. */
 export const acquireLaneSignal = defineSignal<[LaneRequest]>('acquire');
 /** `deployed`: the releasing pipeline deployed here (pipelines older than SIDE_BY_SIDE_PATCH send `deployed` apart). */
@@ -44,3 +51,5 @@ export const laneStateQuery = defineQuery<LaneState>('laneState');
 export const laneGrantedSignal = defineSignal<[{ environment: string }]>('laneGranted');
 export const laneWaitingSignal = defineSignal<[{ environment: string; reason: string }]>('laneWaiting');
 export const newerDeployedSignal = defineSignal<[{ environment: string } & LaneDeployed]>('newerDeployed');
+/** Asks nothing: the lane learns its holder has ended when this cannot be delivered. */
+export const laneHolderCheckSignal = defineSignal<[{ environment: string }]>('laneHolderCheck');

@@ -41,7 +41,9 @@ import {
   deployedSignal,
   DeployStatusAttribute,
   DeployTrigger,
+  HOLDER_CHECKS_PATCH,
   laneGrantedSignal,
+  laneHolderCheckSignal,
   laneWaitingSignal,
   laneWorkflowId,
   newerDeployedSignal,
@@ -295,6 +297,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     },
     internal,
   );
+  setHandler(laneHolderCheckSignal, () => undefined, internal);
   setHandler(
     newerDeployedSignal,
     (news) => {
@@ -443,7 +446,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   async function takeLane(release: ReleasePlan, env: EnvironmentStatus): Promise<void> {
     env.waitingFor = 'waiting for the lane';
     setStatus('DEPLOYING', env, 'WAITING_FOR_LANE');
-    const request = { pipelineId: state.workflowId, sha: release.sha, trigger: input.trigger };
+    const request = { pipelineId: state.workflowId, ...(patched(HOLDER_CHECKS_PATCH) ? { runId: workflowInfo().runId } : {}), sha: release.sha, trigger: input.trigger };
     await calls.signalLane.executeWithOptions({ summary: `Ask for the ${env.environment} lane` }, [
       { app: release.app, environment: env.environment, signal: 'acquire', request },
     ]);

@@ -18,7 +18,9 @@ import {
   DeployApp,
   DeployEnvironment,
   deployedSignal,
+  HOLDER_CHECKS_PATCH,
   laneGrantedSignal,
+  laneHolderCheckSignal,
   laneStateQuery,
   laneWaitingSignal,
   newerDeployedSignal,
@@ -32,6 +34,8 @@ export interface LaneInput {
   environment: string;
   /** Carried over by continue-as-new. */
   state?: LaneState;
+  /** How often a lane with pipelines waiting checks that its holder still runs (default one minute). */
+  holderCheckIntervalMs?: number;
 }
 
 /**
@@ -42,6 +46,7 @@ export const LANE_WAKEUP_PATCH = 'lane-no-lost-wakeup';
 
 /** How long an idle lane with nothing to remember stays open before it completes. */
 const IDLE_MS = 10 * 60_000;
+const DEFAULT_HOLDER_CHECK_INTERVAL_MS = 60_000;
 
 /**
  * One lane per (app, environment): it lets one pipeline at a time deploy there, keeps the hold that
@@ -60,9 +65,9 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     { key: DeployEnvironment, value: state.environment },
   ]);
 
-  async function tell<T>(pipelineId: string, send: (handle: ReturnType<typeof getExternalWorkflowHandle>) => Promise<T>): Promise<boolean> {
+  async function tell<T>(pipelineId: string, send: (handle: ReturnType<typeof getExternalWorkflowHandle>) => Promise<T>, runId?: string): Promise<boolean> {
     try {
-      await send(getExternalWorkflowHandle(pipelineId));
+      await send(getExternalWorkflowHandle(pipelineId, runId));
       return true;
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -86,6 +91,12 @@ export async function DeployLane(input: LaneInput): Promise<void> {
 
   setHandler(laneStateQuery, () => state);
   setHandler(acquireLaneSignal, (request) => {
+    // One pipeline ID has one open run at most: a request from another run means the holder's run has ended.
+    if (state.holder?.pipelineId === request.pipelineId && request.runId && state.holder.runId && request.runId !== state.holder.runId) {
+      log.warn('a new run of the lane holder asks for the lane; the run holding it has ended', { holder: state.holder, request });
+      state.holder = undefined;
+    }
+    state.queue = state.queue.filter((r) => r.pipelineId !== request.pipelineId || !request.runId || r.runId === request.runId);
     const known = state.holder?.pipelineId === request.pipelineId || state.queue.some((r) => r.pipelineId === request.pipelineId);
     if (!known) state.queue.push(request);
     touch();
@@ -130,8 +141,20 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     },
   );
 
+  /** Whether the holder still runs: a signal to a run that has ended cannot be delivered. */
+  async function holderRuns(holder: LaneRequest): Promise<boolean> {
+    const delivered = await tell(holder.pipelineId, (h) => h.signal(laneHolderCheckSignal, { environment: state.environment }), holder.runId);
+    if (delivered) return true;
+    log.warn('the pipeline holding the lane has ended without handing it back; the lane is free', { holder });
+    if (state.holder === holder) state.holder = undefined;
+    return false;
+  }
+
   const told = new Map<string, string>();
   const noLostWakeup = patched(LANE_WAKEUP_PATCH);
+  const holderChecks = patched(HOLDER_CHECKS_PATCH);
+  const holderCheckIntervalMs = input.holderCheckIntervalMs ?? DEFAULT_HOLDER_CHECK_INTERVAL_MS;
+  let holderCheckDue = false;
   for (;;) {
     // Reset before looking, not after: a signal handled while we await a signal to a pipeline below must
     // bring us round again (a release arriving then would otherwise leave the lane free with pipelines queued).
@@ -139,7 +162,9 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     // Who deployed a newer release: every pipeline waiting for approval here decides if it is now superseded.
     for (const news of pendingNews.splice(0)) {
       for (const waiting of state.awaitingApproval.filter((r) => r.pipelineId !== news.pipelineId)) {
-        await tell(waiting.pipelineId, (h) => h.signal(newerDeployedSignal, { environment: state.environment, ...news }));
+        const delivered = await tell(waiting.pipelineId, (h) => h.signal(newerDeployedSignal, { environment: state.environment, ...news }));
+        // It ended without saying so (terminated): nothing waits, and the lane may go idle.
+        if (!delivered && holderChecks) state.awaitingApproval = state.awaitingApproval.filter((r) => r !== waiting);
       }
     }
     if (!state.holder) {
@@ -149,9 +174,12 @@ export async function DeployLane(input: LaneInput): Promise<void> {
         state.holder = next;
         // Should it queue again (a freeze sends it back), it is told why it waits afresh.
         if (noLostWakeup) told.delete(next.pipelineId);
-        if (!(await tell(next.pipelineId, (h) => h.signal(laneGrantedSignal, { environment: state.environment })))) state.holder = undefined;
+        if (!(await tell(next.pipelineId, (h) => h.signal(laneGrantedSignal, { environment: state.environment }), next.runId))) state.holder = undefined;
         continue;
       }
+    } else if (holderChecks && (holderCheckDue || state.queue.some((r) => !told.has(r.pipelineId)))) {
+      holderCheckDue = false;
+      if (!(await holderRuns(state.holder))) continue;
     }
     for (const request of state.queue) {
       const reason = waitingReason(request);
@@ -162,12 +190,13 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     }
 
     if (workflowInfo().continueAsNewSuggested) {
-      await continueAsNew<typeof DeployLane>({ app: state.app, environment: state.environment, state });
+      await continueAsNew<typeof DeployLane>({ app: state.app, environment: state.environment, state, ...(input.holderCheckIntervalMs ? { holderCheckIntervalMs: input.holderCheckIntervalMs } : {}) });
     }
     if (!noLostWakeup) changed = false;
     const idle = !state.holder && state.queue.length === 0 && !state.hold && state.awaitingApproval.length === 0;
     if (!idle) {
-      await condition(() => changed);
+      if (holderChecks && state.holder && state.queue.length > 0) holderCheckDue = !(await condition(() => changed, holderCheckIntervalMs));
+      else await condition(() => changed);
     } else if (!(await condition(() => changed, IDLE_MS))) {
       return;
     }
