@@ -80,11 +80,13 @@ export function workerEnv(
 }
 
 export function nodeArgs(ctx: BenchContext, name: string): string[] {
-  if (!ctx.profile) return [];
+  // An experiment's node flags (BENCH_WORKER_NODE_FLAGS, which, unlike NODE_OPTIONS, takes any V8 flag).
+  const flags = (process.env.BENCH_WORKER_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  if (!ctx.profile) return flags;
   // One folder per worker process: node names each thread's profile itself (the workflow thread has its own).
   const dir = join(PROFILE_DIR, `${name}-${Date.now()}`);
   mkdirSync(dir, { recursive: true });
-  return ['--cpu-prof', '--cpu-prof-dir', dir];
+  return [...flags, '--cpu-prof', '--cpu-prof-dir', dir];
 }
 
 /** The bench worker (bench/worker.ts, compiled): the product's worker plus the baseline, on one task queue. */

@@ -169,7 +169,7 @@ function report(results: Results, args: Args, ecrLine: string, elapsedMs: number
     );
     lines.push(`   CPU during a batch: pipelines: ${cpu(p.pipelineCpu)}; bare: ${cpu(p.bareCpu)}`);
   }
-  if (parked) lines.push(`3. parking ${parked.pipelines} pipelines took ${ms(parked.parkMs)}; approvals ms: ${[...parked.approvalMs].sort((a, b) => a - b).join(', ')}`);
+  if (parked) lines.push(`3. parking ${parked.pipelines} pipelines took ${ms(parked.parkMs)} (at most ${parked.underWay} under way at once); approvals ms: ${[...parked.approvalMs].sort((a, b) => a - b).join(', ')}`);
   if (startup) lines.push(`4. prebundled ms: ${startup.prebundledMs.join(', ')}; bundling ms: ${startup.bundlingMs.join(', ')}`);
   if (refresh) lines.push(`5. scaled ms, refresh: ${refresh.refreshMs.join(', ')}; poll: ${refresh.pollMs.join(', ')}`);
   return lines.join('\n');
@@ -202,25 +202,16 @@ async function main(): Promise<void> {
     stops.push({ name: 'the client', stop: () => client.connection.close() });
     const ctx: BenchContext = { temporal, client, build, ecr, profile: args.profile };
 
-    if (args.only.has(1)) {
-      progress('1/overhead: one pipeline against a bare workflow, interleaved');
-      results.overhead = await measureOverhead(ctx, config.overhead);
-    }
-    if (args.only.has(2)) {
-      progress('2/throughput: batches of pipelines against batches of bare workflows');
-      results.throughput = await measureThroughput(ctx, config.throughput);
-    }
-    if (args.only.has(3)) {
-      progress('3/parked: pipelines waiting for approval on a production worker process');
-      results.parked = await measureParked(ctx, config.parked, cacheSize());
-    }
-    if (args.only.has(4)) {
-      progress('4/start-up: production worker process, prebundled against bundling');
-      results.startup = await measureStartup(ctx, config.startup);
-    }
-    if (args.only.has(5)) {
-      progress('5/refresh: refresh request against Argo CD polling (time-scaled)');
-      results.refresh = await measureRefresh(ctx, config.refresh);
+    const items: Array<{ item: number; what: string; measure: () => Promise<void> }> = [
+      { item: 1, what: 'overhead: one pipeline against a bare workflow, interleaved', measure: async () => void (results.overhead = await measureOverhead(ctx, config.overhead)) },
+      { item: 2, what: 'throughput: batches of pipelines against batches of bare workflows', measure: async () => void (results.throughput = await measureThroughput(ctx, config.throughput)) },
+      { item: 3, what: 'parked: pipelines waiting for approval on a production worker process', measure: async () => void (results.parked = await measureParked(ctx, config.parked, cacheSize())) },
+      { item: 4, what: 'start-up: production worker process, prebundled against bundling', measure: async () => void (results.startup = await measureStartup(ctx, config.startup)) },
+      { item: 5, what: 'refresh: refresh request against Argo CD polling (time-scaled)', measure: async () => void (results.refresh = await measureRefresh(ctx, config.refresh)) },
+    ];
+    for (const { item, what, measure } of items.filter(({ item }) => args.only.has(item))) {
+      progress(`${item}/${what}`);
+      await measure();
     }
     const ecrLine = `ECR: ${ecr.kind === 'simulator' ? "the sandbox's ECR simulator" : "moto's server"} (${ecr.why})`;
     console.log(report(results, args, ecrLine, Date.now() - began));

@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { approvePipeline } from '../client/pipelines';
+import { DEFAULT_MAX_CACHED_WORKFLOWS } from '../common/settings';
 import { DeployApp, DeployCommit, DeployStatusAttribute, DeployTrigger, WORKFLOW_TYPE } from '../workflows/definitions';
 import { staticSummary } from '../workflows/details';
 import type { DeployPipeline } from '../workflows/deploy-pipeline';
@@ -29,6 +30,8 @@ export interface ParkedResult {
   apps: number;
   /** How long starting them and their reaching AWAITING_APPROVAL took. */
   parkMs: number;
+  /** Pipelines started and not yet parked, at most. */
+  underWay: number;
   /** Resident memory once all are parked and the worker is quiet. */
   parkedRss: number;
   /** Highest resident memory the kernel saw (VmHWM) over the whole measurement. */
@@ -41,10 +44,11 @@ export interface ParkedResult {
 }
 
 /**
- * Pipelines started and not yet waiting for approval, at most: with their lanes (two per app) they fit in the
- * default workflow cache, as pipelines at work should.
+ * Pipelines started and not yet waiting for approval, at most: with the lanes they keep busy (two per app) they
+ * fit in the default workflow cache, as the workflows at work should. Beyond it, pipelines and lanes replay at
+ * every step, and parking slows as the lanes' histories grow.
  */
-const MAX_UNDER_WAY = 40;
+const maxUnderWay = (apps: number) => Math.max(10, DEFAULT_MAX_CACHED_WORKFLOWS - 2 * apps - 20);
 
 const ENVIRONMENTS = { integration: { continuousDeployment: true }, staging: { continuousDeployment: false } };
 
@@ -82,19 +86,20 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig, cac
     progress(`3/parked: starting ${config.pipelines} pipelines for ${apps.length} apps (worker pid ${worker.pid})`);
     // Pipelines park over days in real life, not all in one minute: a worker with thousands of pipelines at
     // work at once and a cache for a few hundred would replay histories all day. Keep the ones under way bounded.
+    const underWay = maxUnderWay(apps.length);
     const parkedQuery = `TaskQueue = "${taskQueue}" AND DeployStatus = "AWAITING_APPROVAL"`;
     let startedCount = 0;
     let parkedCount = 0;
     let counting: Promise<void> | undefined;
     const roomToStart = async () => {
-      while (startedCount - parkedCount >= MAX_UNDER_WAY) {
+      while (startedCount - parkedCount >= underWay) {
         if (worker.exited) throw new Error(`the worker ${worker.exited}:\n${worker.logTail()}`);
         counting ??= ctx.client.workflow
           .count(parkedQuery)
           .then(({ count }) => void (parkedCount = count))
           .finally(() => void (counting = undefined));
         await counting;
-        if (startedCount - parkedCount >= MAX_UNDER_WAY) await sleep(250);
+        if (startedCount - parkedCount >= underWay) await sleep(250);
       }
       startedCount++;
     };
@@ -171,6 +176,7 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig, cac
       pipelines: config.pipelines,
       apps: apps.length,
       parkMs,
+      underWay,
       parkedRss,
       peakRss: peak,
       approvals: approvalMs.length,

@@ -57,7 +57,7 @@ export const DEFAULT_POLLING = { initialIntervalMs: 100, maxIntervalMs: 30_000 }
  * milliseconds when an approval comes; the cache is for pipelines at work and their lanes, and should hold more
  * than those under way at once, or they replay at every step. A worker expecting more raises it.
  */
-export const DEFAULT_MAX_CACHED_WORKFLOWS = 100;
+export const DEFAULT_MAX_CACHED_WORKFLOWS = 150;
 
 function problemsCollector() {
   const problems: string[] = [];
