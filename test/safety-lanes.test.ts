@@ -5,7 +5,7 @@ import { readFileAt } from './support/charts-repo';
 import { waitFor } from './support/env';
 import { startHarness, type PipelineHarness } from './support/pipeline';
 import { imageTagFile, mainLine, syncsOf, tagHistory } from './support/safety';
-import { acquireLaneSignal, DeployStatusAttribute, LANE_WORKFLOW_TYPE, laneStateQuery, laneWorkflowId, releaseLaneSignal } from '../workflows/definitions';
+import { acquireLaneSignal, awaitingApprovalSignal, DeployStatusAttribute, LANE_WORKFLOW_TYPE, laneStateQuery, laneWorkflowId, releaseLaneSignal } from '../workflows/definitions';
 
 const ENVIRONMENTS = ['integration', 'staging', 'production'];
 
@@ -259,5 +259,38 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       await holder.terminate('ended while another waited');
       await holderOf(contested, waiting.workflowId, 'the lane to notice its holder ended');
     });
+  });
+
+  it('continues as new once its history passes 500 events, keeping what it knows', async () => {
+    const sha = 'c'.repeat(40);
+    const lane = await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+      workflowId: laneWorkflowId(h.taskQueue, 'busy-app', 'staging'),
+      taskQueue: h.taskQueue,
+      args: [{ app: 'busy-app', environment: 'staging' }],
+      signal: awaitingApprovalSignal,
+      signalArgs: [{ pipelineId: 'waiting-0', sha, trigger: 'ci' as const }],
+    });
+    const firstRun = (await lane.describe()).runId;
+    // Pipelines waiting for approval here, one signal each: every one lengthens the lane's history.
+    for (let i = 1; i < 600; i++) await lane.signal(awaitingApprovalSignal, { pipelineId: `waiting-${i}`, sha, trigger: 'ci' });
+    const continued = await waitFor(
+      async () => {
+        const description = await h.client.workflow.getHandle(lane.workflowId).describe();
+        return description.runId !== firstRun && description.status.name === 'RUNNING' ? description : undefined;
+      },
+      { timeoutMs: 30_000, description: 'the lane to continue as new' },
+    );
+    const { events } = await h.client.workflow.getHandle(lane.workflowId, firstRun).fetchHistory();
+    expect(events!.length).toBeGreaterThan(500);
+    expect(events!.length).toBeLessThan(700);
+    expect(events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+    const state = await waitFor(
+      async () => {
+        const now = await h.client.workflow.getHandle(lane.workflowId, continued.runId).query(laneStateQuery);
+        return now.awaitingApproval.length === 600 ? now : undefined;
+      },
+      { timeoutMs: 30_000, description: 'every waiting pipeline in the new run' },
+    );
+    expect(new Set(state.awaitingApproval.map((r) => r.pipelineId)).size).toBe(600);
   });
 });

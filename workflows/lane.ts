@@ -49,6 +49,15 @@ const IDLE_MS = 10 * 60_000;
 const DEFAULT_HOLDER_CHECK_INTERVAL_MS = 60_000;
 
 /**
+ * A lane continues as new once its history passes this many events, long before the server would suggest it:
+ * a busy app's lane hears of every pipeline, and a lane out of the worker's cache replays its whole history for
+ * its next signal (the parked-pipelines benchmark slowed to a crawl on it). Lanes started before this change
+ * go on as they ran.
+ */
+export const SHORT_HISTORIES_PATCH = 'lane-short-histories';
+const MAX_LANE_HISTORY = 500;
+
+/**
  * One lane per (app, environment): it lets one pipeline at a time deploy there, keeps the hold that
  * stops automatic deploys after a rollback or a manual deploy, and tells pipelines waiting for
  * approval to deploy here when a newer release got here first. Pipelines reach it by signal-with-start.
@@ -153,6 +162,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
   const told = new Map<string, string>();
   const noLostWakeup = patched(LANE_WAKEUP_PATCH);
   const holderChecks = patched(HOLDER_CHECKS_PATCH);
+  const shortHistories = patched(SHORT_HISTORIES_PATCH);
   const holderCheckIntervalMs = input.holderCheckIntervalMs ?? DEFAULT_HOLDER_CHECK_INTERVAL_MS;
   let holderCheckDue = false;
   for (;;) {
@@ -189,7 +199,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
       }
     }
 
-    if (workflowInfo().continueAsNewSuggested) {
+    if (workflowInfo().continueAsNewSuggested || (shortHistories && workflowInfo().historyLength > MAX_LANE_HISTORY)) {
       await continueAsNew<typeof DeployLane>({ app: state.app, environment: state.environment, state, ...(input.holderCheckIntervalMs ? { holderCheckIntervalMs: input.holderCheckIntervalMs } : {}) });
     }
     if (!noLostWakeup) changed = false;
