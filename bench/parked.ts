@@ -152,7 +152,7 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig, cac
     const step = Math.max(1, Math.floor(ids.length / config.approvals));
     const chosen = Array.from({ length: Math.min(config.approvals, ids.length) }, (_, i) => ids[i * step + (i % Math.min(step, apps.length))]!);
     const approvalMs: number[] = [];
-    let slowest: string | undefined;
+    let slowest: { workflowId: string; ms: number } | undefined;
     for (const { workflowId } of chosen) {
       const handle = ctx.client.workflow.getHandle(workflowId);
       const before = (await historyEvents(handle)).length;
@@ -166,10 +166,10 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig, cac
         else await sleep(25);
       }
       approvalMs.push(startedAt - t0);
-      if (startedAt - t0 >= Math.max(...approvalMs)) slowest = workflowId;
+      if (!slowest || startedAt - t0 >= slowest.ms) slowest = { workflowId, ms: startedAt - t0 };
       if (approvalMs.length % 25 === 0) progress(`3/parked: ${approvalMs.length}/${config.approvals} approvals; p95 so far ${percentile(approvalMs, 95)} ms`);
     }
-    if (slowest) await debugTimeline(ctx.client.workflow.getHandle(slowest), 'parked-slowest-approval');
+    if (slowest) await debugTimeline(ctx.client.workflow.getHandle(slowest.workflowId), 'parked-slowest-approval');
     const memory = residentMemory(worker.pid);
     peak = Math.max(peak, memory?.peak ?? 0);
     return {

@@ -25,4 +25,3 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   }
   throw new Error(`no free TCP port on ${host} between ${PICKED_PORTS.from} and ${PICKED_PORTS.to} after 200 tries`);
 }
-

@@ -30,8 +30,9 @@ export function laneWorkflowId(taskQueue: string, app: string, environment: stri
 
 /**
  * A lane whose holder ended without handing it back (terminated, say) frees itself once someone waits for it:
- * it checks that the holder still runs when a pipeline queues behind it and every minute while any waits. Pipelines send their run ID with their request, so a pipeline ID deployed again is known for a new
- * run. Lanes and pipelines started before this change go on as they ran.
+ * it checks that the holder still runs when a pipeline queues behind it and every minute while any waits.
+ * Pipelines send their run ID with their request, so a pipeline ID deployed again is known for a new run. Lanes
+ * and pipelines started before this change go on as they ran.
  */
 export const HOLDER_CHECKS_PATCH = 'lane-holder-checks';
 

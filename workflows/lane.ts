@@ -200,7 +200,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     }
 
     if (workflowInfo().continueAsNewSuggested || (shortHistories && workflowInfo().historyLength > MAX_LANE_HISTORY)) {
-      await continueAsNew<typeof DeployLane>({ app: state.app, environment: state.environment, state, ...(input.holderCheckIntervalMs ? { holderCheckIntervalMs: input.holderCheckIntervalMs } : {}) });
+      await continueAsNew<typeof DeployLane>({ ...input, state });
     }
     if (!noLostWakeup) changed = false;
     const idle = !state.holder && state.queue.length === 0 && !state.hold && state.awaitingApproval.length === 0;
