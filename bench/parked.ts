@@ -10,7 +10,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { approvePipeline } from '../client/pipelines';
-import { DEFAULT_MAX_CACHED_WORKFLOWS } from '../common/settings';
 import { DeployApp, DeployCommit, DeployStatusAttribute, DeployTrigger, WORKFLOW_TYPE } from '../workflows/definitions';
 import { staticSummary } from '../workflows/details';
 import type { DeployPipeline } from '../workflows/deploy-pipeline';
@@ -40,19 +39,25 @@ export interface ParkedResult {
   approvalMs: number[];
   p50Ms: number;
   p95Ms: number;
-  cacheSize: string;
+  cache: WorkerCache;
+}
+
+/** The parked worker's workflow cache bound, and where it comes from. */
+export interface WorkerCache {
+  workflows: number;
+  source: string;
 }
 
 /**
  * Pipelines started and not yet waiting for approval, at most: with the lanes they keep busy (two per app) they
- * fit in the default workflow cache, as the workflows at work should. Beyond it, pipelines and lanes replay at
+ * fit in the worker's workflow cache, as the workflows at work should. Beyond it, pipelines and lanes replay at
  * every step, and parking slows as the lanes' histories grow.
  */
-const maxUnderWay = (apps: number) => Math.max(10, DEFAULT_MAX_CACHED_WORKFLOWS - 2 * apps - 20);
+const maxUnderWay = (apps: number, cachedWorkflows: number) => Math.max(10, cachedWorkflows - 2 * apps - 20);
 
 const ENVIRONMENTS = { integration: { continuousDeployment: true }, staging: { continuousDeployment: false } };
 
-export async function measureParked(ctx: BenchContext, config: ParkedConfig, cacheSize: string): Promise<ParkedResult> {
+export async function measureParked(ctx: BenchContext, config: ParkedConfig, cache: WorkerCache): Promise<ParkedResult> {
   const apps = Array.from({ length: config.apps }, (_, i) => `parked${String(i + 1).padStart(3, '0')}`);
   const shaOf = new Map(apps.map((app) => [app, randomBytes(20).toString('hex')]));
   const date = new Date(Date.now() - 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -86,7 +91,7 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig, cac
     progress(`3/parked: starting ${config.pipelines} pipelines for ${apps.length} apps (worker pid ${worker.pid})`);
     // Pipelines park over days in real life, not all in one minute: a worker with thousands of pipelines at
     // work at once and a cache for a few hundred would replay histories all day. Keep the ones under way bounded.
-    const underWay = maxUnderWay(apps.length);
+    const underWay = maxUnderWay(apps.length, cache.workflows);
     const parkedQuery = `TaskQueue = "${taskQueue}" AND DeployStatus = "AWAITING_APPROVAL"`;
     let startedCount = 0;
     let parkedCount = 0;
@@ -183,7 +188,7 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig, cac
       approvalMs,
       p50Ms: percentile(approvalMs, 50),
       p95Ms: percentile(approvalMs, 95),
-      cacheSize,
+      cache,
     };
   } finally {
     clearInterval(sampler);
