@@ -8,7 +8,7 @@ import { startPipeline } from '../client/pipelines';
 import type { PipelineStatus } from '../common/types';
 import { startStack, type Stack, type StackOptions } from '../sandbox/stack';
 import type { DeployPipeline } from '../workflows/deploy-pipeline';
-import { WORKER_PROCESS_ENV } from '../worker/process-env';
+import { WORKER_NODE_FLAGS, WORKER_PROCESS_ENV } from '../worker/process-env';
 import { PROFILE_DIR, progress, startChild, WORK_DIR, type Build, type Child, type Ecr, type Temporal, type WorkerMessage } from './infra';
 
 export interface BenchContext {
@@ -80,8 +80,9 @@ export function workerEnv(
 }
 
 export function nodeArgs(ctx: BenchContext, name: string): string[] {
-  // An experiment's node flags (BENCH_WORKER_NODE_FLAGS, which, unlike NODE_OPTIONS, takes any V8 flag).
-  const flags = (process.env.BENCH_WORKER_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  // The production worker's node flags, then an experiment's (BENCH_WORKER_NODE_FLAGS, which, unlike NODE_OPTIONS,
+  // takes any V8 flag).
+  const flags = [...WORKER_NODE_FLAGS, ...(process.env.BENCH_WORKER_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)];
   if (!ctx.profile) return flags;
   // One folder per worker process: node names each thread's profile itself (the workflow thread has its own).
   const dir = join(PROFILE_DIR, `${name}-${Date.now()}`);

@@ -12,7 +12,7 @@ import { SearchAttributeType } from '@temporalio/common';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_SLACK_API_URL, loadWorkerSettings, SettingsError } from '../common/settings';
 import { DEFAULT_BUNDLE_PATH } from '../worker/bundle-workflows';
-import { WORKER_PROCESS_ENV } from '../worker/process-env';
+import { WORKER_NODE_FLAGS, WORKER_PROCESS_ENV } from '../worker/process-env';
 import { DEFAULT_METRICS_PORT } from '../worker/telemetry';
 import { DEFAULT_TASK_QUEUE, SEARCH_ATTRIBUTES } from '../workflows/definitions';
 import { connectClient, testAddress } from './support/temporal';
@@ -296,6 +296,8 @@ describe('Dockerfile', () => {
     expect(args(runtime, 'ENV').join(' ')).toContain(`DEPLOY_METRICS_ADDRESS=0.0.0.0:${DEFAULT_METRICS_PORT}`);
     // The process environment the benchmark measured the worker with.
     for (const [name, value] of Object.entries(WORKER_PROCESS_ENV)) expect(args(runtime, 'ENV').join(' ').split(/\s+/)).toContain(`${name}=${value}`);
+    const command = JSON.parse(args(runtime, 'CMD').at(-1)!) as string[];
+    expect(command.slice(1, 1 + WORKER_NODE_FLAGS.length)).toEqual(WORKER_NODE_FLAGS);
     expect(run).toContain(`chmod +x ${packageJson.bin.deploy}`);
     // Writable by the worker: its charts clone (CHARTS_WORKDIR in docker-compose.yml) lives there.
     expect(run).toMatch(/mkdir -p \/app\/\.data && chown 1000:1000 \/app\/\.data/);
