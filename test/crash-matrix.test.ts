@@ -28,6 +28,11 @@ const LANES = 4;
 /** Activities that change something outside Temporal; each is also crashed mid-way (after its side effect). */
 const SIDE_EFFECTS = ['dispatchImageBuild', 'signalLane', 'bumpImageTag', 'tagImage', 'notifyReleaseApp', 'recordGitHubDeployment'];
 const RUN_TIMEOUT_MS = 120_000;
+/**
+ * A boundary kill waits until history shows the step done, and a quick next step can end in that moment: the kill
+ * then tests a later boundary, not its own. Such a pipeline (clean, but late) runs again, up to this many times.
+ */
+const LATE_KILL_RETRIES = 2;
 
 type Target = 'worker' | 'server';
 
@@ -67,6 +72,9 @@ interface Row {
   seconds: number;
   note: string;
 }
+
+const isClean = (row: Row) => row.outcome === 'finished' && row.duplicates === 'none' && row.missing === 'none';
+const isLate = (row: Row) => row.note.startsWith('killed late');
 
 interface Lane {
   index: number;
@@ -364,14 +372,23 @@ describe('crash matrix: kill -9 the worker or the Temporal server at any step', 
     let next = 0;
     await Promise.all(
       lanes.map(async (lane) => {
-        while (next < runs.length) rows.push(...(await runPipeline(lane, runs[next++]!)));
+        while (next < runs.length) {
+          const run = runs[next++]!;
+          let result = await runPipeline(lane, run);
+          // Only a clean run is run again: anything doubled or lost, even by a late kill, stays in the table.
+          for (let retry = 1; retry <= LATE_KILL_RETRIES && result.some(isLate) && result.every(isClean); retry++) {
+            const again = await runPipeline(lane, run);
+            result = again.map((row) => ({ ...row, note: [row.note, `run ${retry + 1}: the kill before was late`].filter(Boolean).join('; ') }));
+          }
+          rows.push(...result);
+        }
       }),
     );
 
     const order = new Map(runs.flatMap((run) => run.points.map((p) => `${p.label}|${run.target}`)).map((key, i) => [key, i]));
     rows.sort((a, b) => order.get(`${a.point}|${a.target}`)! - order.get(`${b.point}|${b.target}`)!);
     printTable(rows, runs.length, Date.now() - started);
-    const unclean = rows.filter((r) => r.outcome !== 'finished' || r.duplicates !== 'none' || r.missing !== 'none' || r.note.startsWith('killed late'));
+    const unclean = rows.filter((r) => !isClean(r) || isLate(r));
     expect(unclean).toEqual([]);
     expect(rows).toHaveLength(order.size);
   }, 20 * 60_000);
