@@ -7,11 +7,10 @@
  * Progress goes to stderr; the results table (markdown) to stdout.
  */
 import { cpus, totalmem } from 'node:os';
-import { DEFAULT_MAX_CACHED_WORKFLOWS } from '../common/settings';
 import type { BenchContext } from './harness';
 import { buildProject, connectClient, progress, startEcr, startTemporal, stopAllChildren } from './infra';
 import { measureOverhead, type OverheadConfig, type OverheadResult } from './overhead';
-import { measureParked, type ParkedConfig, type ParkedResult, type WorkerCache } from './parked';
+import { measureParked, type ParkedConfig, type ParkedResult } from './parked';
 import { measureRefresh, REAL, type RefreshConfig, type RefreshResult } from './refresh';
 import { measureStartup, type StartupConfig, type StartupResult } from './startup';
 import { mean, mib, ms, ratio } from './stats';
@@ -98,15 +97,6 @@ function withOverrides(config: Config): Config {
 
 function verdict(ok: boolean): string {
   return ok ? 'met' : '**missed**';
-}
-
-/** The worker's workflow cache bound, as the worker processes get it. */
-function workerCache(): WorkerCache {
-  const overridden = (JSON.parse(process.env.BENCH_WORKER_ENV ?? '{}') as Record<string, string>).DEPLOY_MAX_CACHED_WORKFLOWS;
-  if (overridden === undefined) return { workflows: DEFAULT_MAX_CACHED_WORKFLOWS, source: 'DEPLOY_MAX_CACHED_WORKFLOWS default' };
-  const workflows = Number(overridden);
-  if (!Number.isInteger(workflows) || workflows < 1) throw new Error(`BENCH_WORKER_ENV: DEPLOY_MAX_CACHED_WORKFLOWS must be a positive integer, not ${JSON.stringify(overridden)}`);
-  return { workflows, source: 'BENCH_WORKER_ENV' };
 }
 
 function report(results: Results, args: Args, ecrLine: string, elapsedMs: number): string {
@@ -208,7 +198,7 @@ async function main(): Promise<void> {
     const items: Array<{ item: number; what: string; measure: () => Promise<void> }> = [
       { item: 1, what: 'overhead: one pipeline against a bare workflow, interleaved', measure: async () => void (results.overhead = await measureOverhead(ctx, config.overhead)) },
       { item: 2, what: 'throughput: batches of pipelines against batches of bare workflows', measure: async () => void (results.throughput = await measureThroughput(ctx, config.throughput)) },
-      { item: 3, what: 'parked: pipelines waiting for approval on a production worker process', measure: async () => void (results.parked = await measureParked(ctx, config.parked, workerCache())) },
+      { item: 3, what: 'parked: pipelines waiting for approval on a production worker process', measure: async () => void (results.parked = await measureParked(ctx, config.parked)) },
       { item: 4, what: 'start-up: production worker process, prebundled against bundling', measure: async () => void (results.startup = await measureStartup(ctx, config.startup)) },
       { item: 5, what: 'refresh: refresh request against Argo CD polling (time-scaled)', measure: async () => void (results.refresh = await measureRefresh(ctx, config.refresh)) },
     ];

@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { approvePipeline } from '../client/pipelines';
+import { loadWorkerSettings } from '../common/settings';
 import { DeployApp, DeployCommit, DeployStatusAttribute, DeployTrigger, WORKFLOW_TYPE } from '../workflows/definitions';
 import { staticSummary } from '../workflows/details';
 import type { DeployPipeline } from '../workflows/deploy-pipeline';
@@ -42,10 +43,10 @@ export interface ParkedResult {
   cache: WorkerCache;
 }
 
-/** The parked worker's workflow cache bound, and where it comes from. */
+/** The parked worker's workflow cache bound, as the worker reads it from its environment. */
 export interface WorkerCache {
   workflows: number;
-  source: string;
+  source: 'DEPLOY_MAX_CACHED_WORKFLOWS default' | 'DEPLOY_MAX_CACHED_WORKFLOWS set';
 }
 
 /**
@@ -57,7 +58,7 @@ const maxUnderWay = (apps: number, cachedWorkflows: number) => Math.max(10, cach
 
 const ENVIRONMENTS = { integration: { continuousDeployment: true }, staging: { continuousDeployment: false } };
 
-export async function measureParked(ctx: BenchContext, config: ParkedConfig, cache: WorkerCache): Promise<ParkedResult> {
+export async function measureParked(ctx: BenchContext, config: ParkedConfig): Promise<ParkedResult> {
   const apps = Array.from({ length: config.apps }, (_, i) => `parked${String(i + 1).padStart(3, '0')}`);
   const shaOf = new Map(apps.map((app) => [app, randomBytes(20).toString('hex')]));
   const date = new Date(Date.now() - 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -78,6 +79,10 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig, cac
   for (const app of apps) await bench.stack.pushImage(app, shaOf.get(app)!);
   const taskQueue = uniqueName('bench-parked');
   const env = workerEnv(ctx, bench, taskQueue, { env: { DEPLOY_WORKFLOW_BUNDLE: ctx.build.productBundle } });
+  const cache: WorkerCache = {
+    workflows: loadWorkerSettings(env).maxCachedWorkflows,
+    source: env.DEPLOY_MAX_CACHED_WORKFLOWS === undefined ? 'DEPLOY_MAX_CACHED_WORKFLOWS default' : 'DEPLOY_MAX_CACHED_WORKFLOWS set',
+  };
   const worker = startChild('production worker (parked)', process.execPath, [...nodeArgs(ctx, 'parked'), ctx.build.workerMain], { env, logName: 'worker-parked' });
   let peak = 0;
   const sampler = setInterval(() => {
