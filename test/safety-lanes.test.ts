@@ -183,6 +183,65 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
     }
   });
 
+  it('tells a queue of n pipelines why they wait in at most 2n signals: the next in line hears who holds the lane', async () => {
+    const sha = 'd'.repeat(40);
+    // Any running workflow takes the lane's signals; idle lanes stand in for pipelines.
+    const standIns = await Promise.all(
+      ['holder', 'q1', 'q2', 'q3', 'q4', 'q5'].map((name) =>
+        h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+          workflowId: laneWorkflowId(h.taskQueue, `stand-in-queue-${name}`, 'staging'),
+          taskQueue: h.taskQueue,
+          args: [{ app: `stand-in-queue-${name}`, environment: 'staging' }],
+          signal: acquireLaneSignal,
+          signalArgs: [{ pipelineId: 'nobody', sha, trigger: 'ci' as const }],
+        }),
+      ),
+    );
+    const ids = standIns.map((s) => s.workflowId);
+    const lane = await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+      workflowId: laneWorkflowId(h.taskQueue, 'queued-app', 'staging'),
+      taskQueue: h.taskQueue,
+      args: [{ app: 'queued-app', environment: 'staging' }],
+      signal: acquireLaneSignal,
+      signalArgs: [{ pipelineId: ids[0]!, sha, trigger: 'ci' as const }],
+    });
+    for (const pipelineId of ids.slice(1)) await lane.signal(acquireLaneSignal, { pipelineId, sha, trigger: 'ci' });
+    /** What the lane told each pipeline about why it waits, in order, from its history. */
+    const toldSoFar = async () => {
+      const told = new Map<string, string[]>();
+      for (const event of (await lane.fetchHistory()).events ?? []) {
+        const sent = event.signalExternalWorkflowExecutionInitiatedEventAttributes;
+        if (sent?.signalName !== 'laneWaiting') continue;
+        const { reason } = JSON.parse(Buffer.from(sent.input!.payloads![0]!.data!).toString('utf8')) as { reason: string };
+        const to = sent.workflowExecution!.workflowId!;
+        told.set(to, [...(told.get(to) ?? []), reason]);
+      }
+      return told;
+    };
+    const deploying = (holder: string) => `${holder} is deploying queued-app to staging`;
+    // Each holder hands on to the next in line once that one has heard who it waits for.
+    for (const [i, holder] of ids.slice(0, -1).entries()) {
+      const next = ids[i + 1]!;
+      await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === holder, { timeoutMs: 20_000, description: `${holder} to hold the lane` });
+      await waitFor(async () => (await toldSoFar()).get(next)?.includes(deploying(holder)), { timeoutMs: 20_000, description: `${next} to hear that ${holder} deploys` });
+      await lane.signal(releaseLaneSignal, { pipelineId: holder });
+    }
+    await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === ids.at(-1), { timeoutMs: 20_000, description: 'the last to hold the lane' });
+
+    const told = await toldSoFar();
+    const queued = ids.slice(1);
+    expect([...told.keys()].sort()).toEqual([...queued].sort());
+    for (const [i, pipelineId] of queued.entries()) {
+      // First, perhaps, that others are ahead; then, last, the name of the one it waits for. Never a holder's name again.
+      const behind = 'queued behind other pipelines deploying queued-app to staging';
+      expect(told.get(pipelineId)).toEqual(i === 0 ? [deploying(ids[0]!)] : expect.arrayContaining([deploying(ids[i]!)]));
+      expect(told.get(pipelineId)!.slice(0, -1).every((reason) => reason === behind)).toBe(true);
+      expect(told.get(pipelineId)!.at(-1)).toBe(deploying(ids[i]!));
+    }
+    const signals = [...told.values()].flat().length;
+    expect(signals).toBeLessThanOrEqual(2 * queued.length);
+  });
+
   describe('a holder that ended without handing the lane back (terminated)', () => {
     const sha = 'b'.repeat(40);
     const lane = (app: string, holderCheckIntervalMs?: number) => ({

@@ -58,6 +58,20 @@ export const SHORT_HISTORIES_PATCH = 'lane-short-histories';
 const MAX_LANE_HISTORY = 500;
 
 /**
+ * A queue of n pipelines used to cost n² signals: each was told the holder's name again at every hand-over,
+ * one signal after another, and the next grant waited behind them (with ten pipelines of one app at once, a
+ * sixth of the work of a batch). Now only the pipeline next in line is told who holds the lane; the others are
+ * told once that they are queued, and everything a lane tells goes out side by side. Lanes started before this
+ * change go on as they ran.
+ */
+export const QUIET_QUEUE_PATCH = 'lane-quiet-queue';
+/**
+ * Signals sent side by side, at most this many at once: the server fails (and retries forever) a workflow task
+ * that would leave more than 2,000 of a workflow's signals in flight.
+ */
+const SIGNALS_AT_ONCE = 500;
+
+/**
  * One lane per (app, environment): it lets one pipeline at a time deploy there, keeps the hold that
  * stops automatic deploys after a rollback or a manual deploy, and tells pipelines waiting for
  * approval to deploy here when a newer release got here first. Pipelines reach it by signal-with-start.
@@ -91,10 +105,16 @@ export async function DeployLane(input: LaneInput): Promise<void> {
   }
 
   function waitingReason(request: LaneRequest): string {
-    if (state.holder) return `${state.holder.pipelineId} is deploying ${state.app} to ${state.environment}`;
-    if (state.hold && request.trigger !== 'manual') {
-      return `hold on ${state.app} in ${state.environment}: ${state.hold.reason} (set by ${state.hold.setBy} at ${state.hold.setAt}); clear it with "deploy hold clear"`;
+    const holdReason = () =>
+      `hold on ${state.app} in ${state.environment}: ${state.hold!.reason} (set by ${state.hold!.setBy} at ${state.hold!.setAt}); clear it with "deploy hold clear"`;
+    if (quietQueue) {
+      if (state.holder && state.queue.find(eligible) === request) return `${state.holder.pipelineId} is deploying ${state.app} to ${state.environment}`;
+      if (!eligible(request)) return holdReason();
+      if (state.holder) return `queued behind other pipelines deploying ${state.app} to ${state.environment}`;
+      return 'queued';
     }
+    if (state.holder) return `${state.holder.pipelineId} is deploying ${state.app} to ${state.environment}`;
+    if (state.hold && request.trigger !== 'manual') return holdReason();
     return 'queued';
   }
 
@@ -150,6 +170,15 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     },
   );
 
+  /** `tell` for each, side by side in slices: whether each was delivered. */
+  async function tellEach<T>(recipients: T[], send: (recipient: T) => Promise<boolean>): Promise<boolean[]> {
+    const delivered: boolean[] = [];
+    for (let start = 0; start < recipients.length; start += SIGNALS_AT_ONCE) {
+      delivered.push(...(await Promise.all(recipients.slice(start, start + SIGNALS_AT_ONCE).map(send))));
+    }
+    return delivered;
+  }
+
   /** Whether the holder still runs: a signal to a run that has ended cannot be delivered. */
   async function holderRuns(holder: LaneRequest): Promise<boolean> {
     const delivered = await tell(holder.pipelineId, (h) => h.signal(laneHolderCheckSignal, { environment: state.environment }), holder.runId);
@@ -163,6 +192,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
   const noLostWakeup = patched(LANE_WAKEUP_PATCH);
   const holderChecks = patched(HOLDER_CHECKS_PATCH);
   const shortHistories = patched(SHORT_HISTORIES_PATCH);
+  const quietQueue = patched(QUIET_QUEUE_PATCH);
   const holderCheckIntervalMs = input.holderCheckIntervalMs ?? DEFAULT_HOLDER_CHECK_INTERVAL_MS;
   let holderCheckDue = false;
   for (;;) {
@@ -171,10 +201,20 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     if (noLostWakeup) changed = false;
     // Who deployed a newer release: every pipeline waiting for approval here decides if it is now superseded.
     for (const news of pendingNews.splice(0)) {
-      for (const waiting of state.awaitingApproval.filter((r) => r.pipelineId !== news.pipelineId)) {
-        const delivered = await tell(waiting.pipelineId, (h) => h.signal(newerDeployedSignal, { environment: state.environment, ...news }));
-        // It ended without saying so (terminated): nothing waits, and the lane may go idle.
-        if (!delivered && holderChecks) state.awaitingApproval = state.awaitingApproval.filter((r) => r !== waiting);
+      const waitingHere = state.awaitingApproval.filter((r) => r.pipelineId !== news.pipelineId);
+      const tellNews = (waiting: LaneRequest) => tell(waiting.pipelineId, (h) => h.signal(newerDeployedSignal, { environment: state.environment, ...news }));
+      // One that ended without saying so (terminated) waits for nothing, and the lane may go idle.
+      const forget = (waiting: LaneRequest) => {
+        state.awaitingApproval = state.awaitingApproval.filter((r) => r !== waiting);
+      };
+      if (quietQueue) {
+        const delivered = await tellEach(waitingHere, tellNews);
+        waitingHere.filter((_, i) => !delivered[i]).forEach(forget);
+        continue;
+      }
+      for (const waiting of waitingHere) {
+        const delivered = await tellNews(waiting);
+        if (!delivered && holderChecks) forget(waiting);
       }
     }
     if (!state.holder) {
@@ -190,12 +230,23 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     } else if (holderChecks && (holderCheckDue || state.queue.some((r) => !told.has(r.pipelineId)))) {
       holderCheckDue = false;
       if (!(await holderRuns(state.holder))) continue;
+      // Let go while we looked: hand the lane on before telling anyone why they wait.
+      if (quietQueue && !state.holder) continue;
     }
-    for (const request of state.queue) {
-      const reason = waitingReason(request);
-      if (told.get(request.pipelineId) !== reason) {
-        told.set(request.pipelineId, reason);
-        await tell(request.pipelineId, (h) => h.signal(laneWaitingSignal, { environment: state.environment, reason }));
+    const tellWhy = (request: LaneRequest, reason: string) => {
+      told.set(request.pipelineId, reason);
+      return tell(request.pipelineId, (h) => h.signal(laneWaitingSignal, { environment: state.environment, reason }));
+    };
+    if (quietQueue) {
+      const reasons = state.queue.map((request) => ({ request, reason: waitingReason(request) }));
+      await tellEach(
+        reasons.filter(({ request, reason }) => told.get(request.pipelineId) !== reason),
+        ({ request, reason }) => tellWhy(request, reason),
+      );
+    } else {
+      for (const request of state.queue) {
+        const reason = waitingReason(request);
+        if (told.get(request.pipelineId) !== reason) await tellWhy(request, reason);
       }
     }
 

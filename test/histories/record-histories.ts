@@ -111,7 +111,11 @@ describe('record pipeline histories', () => {
     await settle(h, frozen.workflowId);
     await save(h, 'frozen-then-deployed', frozen.workflowId);
 
-    // A lane that granted, queued, held and released.
+    // Three commits of one app at once (on branches of their own, so none supersedes another): a queue.
+    const burst = await Promise.all([1, 2, 3].map(async (n) => h.startCi('cd-app', await h.stack.merge('cd-app', { branch: `burst-${n}` }))));
+    for (const pipeline of burst) await settle(h, pipeline.workflowId);
+
+    // A lane that granted, queued, held and released, and told a queue why it waited.
     await save(h, 'lane', laneWorkflowId(h.taskQueue, 'cd-app', 'integration'));
   });
 });
