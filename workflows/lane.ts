@@ -59,10 +59,10 @@ const MAX_LANE_HISTORY = 500;
 
 /**
  * A queue of n pipelines used to cost n² signals: each was told the holder's name again at every hand-over,
- * one signal after another, and the next grant waited behind them (with ten pipelines of one app at once, a
- * sixth of the work of a batch). Now only the pipeline next in line is told who holds the lane; the others are
- * told once that they are queued, and everything a lane tells goes out side by side. Lanes started before this
- * change go on as they ran.
+ * one signal after another, and the next grant waited behind them; and every newcomer had the holder checked.
+ * Now only the pipeline next in line is told who holds the lane (the others show that they wait for it, as
+ * they asked), the holder is checked when the first pipeline queues behind it and then every interval, and
+ * everything a lane tells goes out side by side. Lanes started before this change go on as they ran.
  */
 export const QUIET_QUEUE_PATCH = 'lane-quiet-queue';
 /**
@@ -104,20 +104,23 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     return request.trigger === 'manual' || state.hold === undefined;
   }
 
-  function waitingReason(request: LaneRequest): string {
+  function waitingReason(request: LaneRequest): string | undefined {
     const holdReason = () =>
       `hold on ${state.app} in ${state.environment}: ${state.hold!.reason} (set by ${state.hold!.setBy} at ${state.hold!.setAt}); clear it with "deploy hold clear"`;
     if (quietQueue) {
       if (state.holder && state.queue.find(eligible) === request) return `${state.holder.pipelineId} is deploying ${state.app} to ${state.environment}`;
       if (!eligible(request)) return holdReason();
-      if (state.holder) return `queued behind other pipelines deploying ${state.app} to ${state.environment}`;
-      return 'queued';
+      // Behind others in the queue the pipeline shows that it waits for the lane, as it asked; unless it was told
+      // something else before (a hold since cleared), there is nothing to say.
+      return told.has(request.pipelineId) ? `queued behind other pipelines deploying ${state.app} to ${state.environment}` : undefined;
     }
     if (state.holder) return `${state.holder.pipelineId} is deploying ${state.app} to ${state.environment}`;
     if (state.hold && request.trigger !== 'manual') return holdReason();
     return 'queued';
   }
 
+  /** A pipeline queued behind the holder where none waited: time to check the holder still runs. */
+  let firstBehindHolder = false;
   setHandler(laneStateQuery, () => state);
   setHandler(acquireLaneSignal, (request) => {
     // One pipeline ID has one open run at most: a request from another run means the holder's run has ended.
@@ -127,6 +130,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     }
     state.queue = state.queue.filter((r) => r.pipelineId !== request.pipelineId || !request.runId || r.runId === request.runId);
     const known = state.holder?.pipelineId === request.pipelineId || state.queue.some((r) => r.pipelineId === request.pipelineId);
+    if (!known && state.holder && state.queue.length === 0) firstBehindHolder = true;
     if (!known) state.queue.push(request);
     touch();
   });
@@ -227,8 +231,9 @@ export async function DeployLane(input: LaneInput): Promise<void> {
         if (!(await tell(next.pipelineId, (h) => h.signal(laneGrantedSignal, { environment: state.environment }), next.runId))) state.holder = undefined;
         continue;
       }
-    } else if (holderChecks && (holderCheckDue || state.queue.some((r) => !told.has(r.pipelineId)))) {
+    } else if (holderChecks && (holderCheckDue || (quietQueue ? firstBehindHolder : state.queue.some((r) => !told.has(r.pipelineId))))) {
       holderCheckDue = false;
+      firstBehindHolder = false;
       if (!(await holderRuns(state.holder))) continue;
       // Let go while we looked: hand the lane on before telling anyone why they wait.
       if (quietQueue && !state.holder) continue;
@@ -238,14 +243,14 @@ export async function DeployLane(input: LaneInput): Promise<void> {
       return tell(request.pipelineId, (h) => h.signal(laneWaitingSignal, { environment: state.environment, reason }));
     };
     if (quietQueue) {
-      const reasons = state.queue.map((request) => ({ request, reason: waitingReason(request) }));
-      await tellEach(
-        reasons.filter(({ request, reason }) => told.get(request.pipelineId) !== reason),
-        ({ request, reason }) => tellWhy(request, reason),
-      );
+      const news = state.queue.flatMap((request) => {
+        const reason = waitingReason(request);
+        return reason !== undefined && told.get(request.pipelineId) !== reason ? [{ request, reason }] : [];
+      });
+      await tellEach(news, ({ request, reason }) => tellWhy(request, reason));
     } else {
       for (const request of state.queue) {
-        const reason = waitingReason(request);
+        const reason = waitingReason(request)!;
         if (told.get(request.pipelineId) !== reason) await tellWhy(request, reason);
       }
     }
