@@ -14,7 +14,7 @@ import { measureParked, type ParkedConfig, type ParkedResult } from './parked';
 import { measureRefresh, REAL, type RefreshConfig, type RefreshResult } from './refresh';
 import { measureStartup, type StartupConfig, type StartupResult } from './startup';
 import { mean, mib, ms, ratio } from './stats';
-import { measureThroughput, type ThroughputConfig, type ThroughputResult } from './throughput';
+import { measureThroughput, type EventCensus, type ThroughputConfig, type ThroughputResult } from './throughput';
 
 interface Config {
   overhead: OverheadConfig;
@@ -161,6 +161,9 @@ function report(results: Results, args: Args, ecrLine: string, elapsedMs: number
       `   per pipeline (median ms): waiting for lanes ${Math.round(p.laneWaitMs)}, in git steps ${Math.round(p.gitStepsMs)}, in the Argo CD wait ${Math.round(p.argoWaitMs)}, in other activities ${Math.round(p.otherActivitiesMs)}, tasks queued ${Math.round(p.queuedMs)}, workflow tasks ${Math.round(p.workflowTaskMs)}`,
     );
     lines.push(`   CPU during a batch: pipelines: ${cpu(p.pipelineCpu)}; bare: ${cpu(p.bareCpu)}`);
+    const census = (c: EventCensus) =>
+      `${c.total.toFixed(0)} (workflow tasks ${c.workflowTasks.toFixed(1)}, signals sent ${c.signalsSent.toFixed(1)}, received ${c.signalsReceived.toFixed(1)}, timers ${c.timers.toFixed(1)}, upserts ${c.upserts.toFixed(1)})`;
+    lines.push(`   history events per pipeline: its own ${census(p.events.pipeline)}; its lanes' ${census(p.events.lanes)}; per bare workflow ${census(p.events.bare)}`);
   }
   if (parked) lines.push(`3. parking ${parked.pipelines} pipelines took ${ms(parked.parkMs)} (at most ${parked.underWay} under way at once); approvals ms: ${[...parked.approvalMs].sort((a, b) => a - b).join(', ')}`);
   if (startup) lines.push(`4. prebundled ms: ${startup.prebundledMs.join(', ')}; bundling ms: ${startup.bundlingMs.join(', ')}`);

@@ -3,7 +3,9 @@
  * (as many no-op activities) started at once on the same worker. Batches alternate between the two.
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import { activityCount, breakdown, debugTimeline, expectSucceeded, historyEvents, within, type Breakdown, openStack, serverTiming, startBenchWorker, startCiPipeline, uniqueName, type BenchContext, type ServerTiming } from './harness';
+import type { temporal as proto } from '@temporalio/proto';
+import { LANE_WORKFLOW_TYPE } from '../workflows/definitions';
+import { activityCount, breakdown, debugTimeline, eventTimeMs, expectSucceeded, historyEvents, within, type Breakdown, openStack, serverTiming, startBenchWorker, startCiPipeline, uniqueName, type BenchContext, type ServerTiming } from './harness';
 import { cpuDuring, cpuSeconds, progress } from './infra';
 import { median, percentile } from './stats';
 
@@ -31,6 +33,35 @@ export interface ThroughputProfile {
   workflowTaskMs: number;
   pipelineCpu: Record<string, number>;
   bareCpu: Record<string, number>;
+  /** History events per pipeline in a batch (median over batches), in its own history and in its app's lanes'. */
+  events: { pipeline: EventCensus; lanes: EventCensus; bare: EventCensus };
+}
+
+/** Events by kind: the server's work is written and read as events. */
+export interface EventCensus {
+  total: number;
+  workflowTasks: number;
+  signalsSent: number;
+  signalsReceived: number;
+  timers: number;
+  upserts: number;
+}
+
+function census(events: proto.api.history.v1.IHistoryEvent[], per: number): EventCensus {
+  const count = (has: (e: proto.api.history.v1.IHistoryEvent) => unknown) => events.filter(has).length / per;
+  return {
+    total: events.length / per,
+    workflowTasks: count((e) => e.workflowTaskCompletedEventAttributes),
+    signalsSent: count((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes),
+    signalsReceived: count((e) => e.workflowExecutionSignaledEventAttributes),
+    timers: count((e) => e.timerStartedEventAttributes),
+    upserts: count((e) => e.upsertWorkflowSearchAttributesEventAttributes),
+  };
+}
+
+function medianCensus(samples: EventCensus[]): EventCensus {
+  const keys = Object.keys(samples[0]!) as Array<keyof EventCensus>;
+  return Object.fromEntries(keys.map((key) => [key, median(samples.map((c) => c[key]))])) as unknown as EventCensus;
 }
 
 export interface ThroughputResult {
@@ -94,6 +125,15 @@ export async function measureThroughput(ctx: BenchContext, config: ThroughputCon
       return handles;
     };
     const timings = (handles: WorkflowHandle[]) => Promise.all(handles.map((handle) => serverTiming(handle)));
+    /** Every lane run's events written between `fromMs` and `toMs`: lanes outlive batches and continue as new. */
+    const laneEventsBetween = async (fromMs: number, toMs: number) => {
+      const events: proto.api.history.v1.IHistoryEvent[] = [];
+      for await (const lane of ctx.client.workflow.list({ query: `WorkflowType = '${LANE_WORKFLOW_TYPE}' AND TaskQueue = '${taskQueue}'` })) {
+        const history = await historyEvents(ctx.client.workflow.getHandle(lane.workflowId, lane.runId));
+        events.push(...history.filter((event) => eventTimeMs(event) >= fromMs && eventTimeMs(event) <= toMs));
+      }
+      return events;
+    };
 
     const count = apps.length * config.pipelinesPerApp;
     const warmupPerApp = Math.max(1, Math.ceil(config.pipelinesPerApp / 4));
@@ -106,6 +146,9 @@ export async function measureThroughput(ctx: BenchContext, config: ThroughputCon
     const bareBatches: BatchResult[] = [];
     const breakdowns: Breakdown[] = [];
     const pipelineCpu: Array<Record<string, number>> = [];
+    const pipelineEvents: EventCensus[] = [];
+    const laneEvents: EventCensus[] = [];
+    const bareEvents: EventCensus[] = [];
     const bareCpu: Array<Record<string, number>> = [];
     const pids = { worker: worker.pid, 'Temporal server': ctx.temporal.child.pid, 'bench (simulators, client)': process.pid };
     const cpuParts = () =>
@@ -117,8 +160,12 @@ export async function measureThroughput(ctx: BenchContext, config: ThroughputCon
         if (kind === 'pipelines') {
           const { result: handles, cpu } = await cpuDuring(pids, () => pipelines(config.pipelinesPerApp));
           pipelineCpu.push(cpu);
-          for (const handle of handles) breakdowns.push(breakdown(await historyEvents(handle)));
+          const histories = await Promise.all(handles.map((handle) => historyEvents(handle)));
+          for (const events of histories) breakdowns.push(breakdown(events));
           const result = summarize(await timings(handles));
+          pipelineEvents.push(census(histories.flat(), handles.length));
+          const first = Math.min(...histories.map((events) => eventTimeMs(events[0]!)));
+          laneEvents.push(census(await laneEventsBetween(first, first + result.totalMs), handles.length));
           const slowest = (await timings(handles)).reduce((worst, t, i, all) => (t.ms > all[worst]!.ms ? i : worst), 0);
           await debugTimeline(handles[slowest]!, `throughput-slowest-pipeline-${round + 1}`);
           pipelineBatches.push(result);
@@ -126,6 +173,7 @@ export async function measureThroughput(ctx: BenchContext, config: ThroughputCon
         } else {
           const { result: handles, cpu } = await cpuDuring(pids, () => bares(count, activities));
           bareCpu.push(cpu);
+          bareEvents.push(census((await Promise.all(handles.map((handle) => historyEvents(handle)))).flat(), handles.length));
           const result = summarize(await timings(handles));
           bareBatches.push(result);
           progress(`2/throughput: round ${round + 1}/${config.rounds}: ${count} bare workflows in ${(result.totalMs / 1000).toFixed(1)} s`);
@@ -148,6 +196,7 @@ export async function measureThroughput(ctx: BenchContext, config: ThroughputCon
       workflowTaskMs: of((b) => b.workflowTaskMs),
       pipelineCpu: cpuMedian(pipelineCpu),
       bareCpu: cpuMedian(bareCpu),
+      events: { pipeline: medianCensus(pipelineEvents), lanes: medianCensus(laneEvents), bare: medianCensus(bareEvents) },
     };
     return { pipelines: count, cachedWorkflows, apps: apps.length, activities, rounds: config.rounds, pipelineBatches, bareBatches, ratio: pipeline.totalMs / bare.totalMs, pipeline, bare, profile };
   } finally {
