@@ -301,6 +301,68 @@ test('credentials in the remote URL never appear in an error', async () => {
   expect((err as Error).message).not.toContain('s3cr3t-token');
 });
 
+describe('git processes spared', () => {
+  /** The git subcommands an adapter runs during `work`. */
+  async function commandsDuring(log: string[][], work: () => Promise<unknown>): Promise<string[]> {
+    const from = log.length;
+    await work();
+    return log.slice(from).map((args) => args[0]!);
+  }
+
+  test('a bump on top of our own last push checks nothing out; one on top of another writer does', async () => {
+    const log: string[][] = [];
+    const charts = adapter('worker', { onGitCommand: (args) => log.push([...args]) });
+    await charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+
+    const second = await commandsDuring(log, () => charts.setImageTag('whitehall', 'production', 'v2', 'Deploy whitehall v2 to production'));
+    expect(second).toContain('commit');
+    expect(second).not.toContain('checkout');
+
+    const theirs = await (await competingWriter(bare, tmp)).push();
+    const third = await commandsDuring(log, () => charts.setImageTag('whitehall', 'integration', 'v2', 'Deploy whitehall v2 to integration'));
+    expect(third).toContain('checkout');
+    const head = await headOf(bare);
+    expect(await parentOf(bare, head)).toBe(theirs);
+    // Nothing of the earlier bumps was lost, and each commit changed its one file.
+    expect(await readFileAt(bare, head, STAGING)).toContain('image_tag: v2');
+    expect(await readFileAt(bare, head, PRODUCTION)).toBe('image_tag: v2\n');
+    expect(await readFileAt(bare, head, INTEGRATION)).toBe('image_tag: v2\n');
+    expect(await changedFiles(head)).toEqual([INTEGRATION]);
+  });
+
+  test('a worktree left dirty by a bump cut short is checked out afresh', async () => {
+    const log: string[][] = [];
+    const workdir = 'worker';
+    const charts = adapter(workdir, { onGitCommand: (args) => log.push([...args]) });
+    await charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+    // The next bump fails after its file is written, as a crash there would leave it: git finds its index locked.
+    await writeFile(path.join(tmp, workdir, '.git', 'index.lock'), '');
+    await expect(charts.setImageTag('whitehall', 'production', 'v2', 'Deploy whitehall v2 to production')).rejects.toThrow(/index\.lock|git (add|commit)/);
+    await rm(path.join(tmp, workdir, '.git', 'index.lock'));
+
+    const retry = await commandsDuring(log, () => charts.setImageTag('whitehall', 'integration', 'v3', 'Deploy whitehall v3 to integration'));
+    expect(retry).toContain('checkout');
+    const head = await headOf(bare);
+    // The half-made bump left nothing behind: only the file of the bump that landed changed.
+    expect(await changedFiles(head)).toEqual([INTEGRATION]);
+    expect(await listFiles(bare, head)).not.toContain(PRODUCTION);
+  });
+
+  test('ancestry down a chain of our own commits needs no git', async () => {
+    const log: string[][] = [];
+    const charts = adapter('worker', { onGitCommand: (args) => log.push([...args]) });
+    const initial = await headOf(bare);
+    const first = (await charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging')).chartsCommit;
+    await charts.setImageTag('whitehall', 'integration', 'v2', 'Deploy whitehall v2 to integration');
+    const third = (await charts.setImageTag('whitehall', 'production', 'v2', 'Deploy whitehall v2 to production')).chartsCommit;
+
+    expect(await commandsDuring(log, async () => expect(await charts.isAncestor(first, third)).toBe(true))).toEqual([]);
+    // Below our own commits, and backwards, git still answers.
+    expect(await charts.isAncestor(initial, third)).toBe(true);
+    expect(await charts.isAncestor(third, first)).toBe(false);
+  });
+});
+
 describe('readImageTag', () => {
   test('reads the tag and an automatic-deploy freeze from the remote branch', async () => {
     const writer = await competingWriter(bare, tmp);

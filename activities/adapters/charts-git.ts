@@ -23,6 +23,8 @@ export interface GitChartsRepositoryOptions {
   maxPushAttempts?: number;
   /** Called after each commit, just before it is pushed: lets tests land a competing commit at the worst moment. */
   beforePush?: (attempt: number) => Promise<void>;
+  /** Hears every git command before it runs (its arguments): each is a process, the adapter's main cost. */
+  onGitCommand?: (args: readonly string[]) => void;
 }
 
 export const DEFAULT_CHARTS_AUTHOR: CommitAuthor = { name: 'Deploy Pipeline', email: 'deploy-pipeline@users.noreply.github.com' };
@@ -205,6 +207,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
   let workdirReady = false;
 
   async function run(args: string[]): Promise<string> {
+    options.onGitCommand?.(args);
     try {
       return await git!.raw(args);
     } catch (err) {
@@ -337,6 +340,14 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
     const key = `${ancestor}..${descendant}`;
     let known = ancestries.get(key);
     if (known !== undefined) return known;
+    // Our own commits know their parents: down a chain of them, the ancestor needs no git to be found.
+    for (let at: string | undefined = descendant, steps = 0; at !== undefined && steps < FACT_CACHE_SIZE; steps++) {
+      if (at === ancestor) {
+        ancestries.set(key, true);
+        return true;
+      }
+      at = madeHere.get(at)?.parent;
+    }
     try {
       known = (await run(['merge-base', ancestor, descendant])).trim() === ancestor;
     } catch (err) {
@@ -349,6 +360,11 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
   }
 
   const pendingBumps: PendingBump[] = [];
+  /**
+   * The commit that the checked-out branch, the index and the worktree are known to be at: set by our checkout
+   * and by each commit of ours, cleared while a bump writes. A batch based there needs no checkout.
+   */
+  let worktreeAt: string | undefined;
 
   /**
    * Commits every bump waiting for the clone, one commit each on top of the last, and pushes them in one go.
@@ -394,15 +410,21 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
           continue;
         }
         if (!checkedOut) {
-          await run(['checkout', '--force', '-B', branch, base]);
+          if (worktreeAt !== base) {
+            // A checkout cut short leaves the branch and the worktree anywhere: nothing is known until a commit.
+            worktreeAt = undefined;
+            await run(['checkout', '--force', '-B', branch, base]);
+          }
           checkedOut = true;
         }
+        worktreeAt = undefined;
         await writeWorktreeFile(bump.filePath, edited);
         // `commit -- <path>` takes the file as it is in the worktree; only a new file needs adding first.
         if (text === undefined) await run(['add', '--verbose', '--', bump.filePath]);
         await run(['commit', '--no-verify', '-m', bump.message, '--', bump.filePath]);
         const parent = head;
         head = (await run(['rev-parse', '--verify', 'HEAD^{commit}'])).trim();
+        worktreeAt = head;
         madeHere.set(head, { parent, changed: bump.filePath });
         filesAt.set(`${head}:${bump.filePath}`, edited);
         outcomes.push({ bump, change: { chartsCommit: head, previousTag, changed: true } });
