@@ -62,7 +62,7 @@ const MAX_LANE_HISTORY = 500;
  * one signal after another, and the next grant waited behind them; and every newcomer had the holder checked.
  * Now only the pipeline next in line is told who holds the lane (the others show that they wait for it, as
  * they asked), the holder is checked when the first pipeline queues behind it and then every interval, and
- * everything a lane tells goes out side by side. Lanes started before this change go on as they ran.
+ * what the queue is told goes out side by side. Lanes started before this change go on as they ran.
  */
 export const QUIET_QUEUE_PATCH = 'lane-quiet-queue';
 /**
@@ -205,20 +205,12 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     if (noLostWakeup) changed = false;
     // Who deployed a newer release: every pipeline waiting for approval here decides if it is now superseded.
     for (const news of pendingNews.splice(0)) {
-      const waitingHere = state.awaitingApproval.filter((r) => r.pipelineId !== news.pipelineId);
-      const tellNews = (waiting: LaneRequest) => tell(waiting.pipelineId, (h) => h.signal(newerDeployedSignal, { environment: state.environment, ...news }));
-      // One that ended without saying so (terminated) waits for nothing, and the lane may go idle.
-      const forget = (waiting: LaneRequest) => {
-        state.awaitingApproval = state.awaitingApproval.filter((r) => r !== waiting);
-      };
-      if (quietQueue) {
-        const delivered = await tellEach(waitingHere, tellNews);
-        waitingHere.filter((_, i) => !delivered[i]).forEach(forget);
-        continue;
-      }
-      for (const waiting of waitingHere) {
-        const delivered = await tellNews(waiting);
-        if (!delivered && holderChecks) forget(waiting);
+      // One at a time, as before: each pipeline told runs a compare, and a hundred told at once made an approval
+      // behind them wait (the parked-pipelines bench, approvals p95 257 ms against 185-221 ms).
+      for (const waiting of state.awaitingApproval.filter((r) => r.pipelineId !== news.pipelineId)) {
+        const delivered = await tell(waiting.pipelineId, (h) => h.signal(newerDeployedSignal, { environment: state.environment, ...news }));
+        // It ended without saying so (terminated): nothing waits, and the lane may go idle.
+        if (!delivered && holderChecks) state.awaitingApproval = state.awaitingApproval.filter((r) => r !== waiting);
       }
     }
     if (!state.holder) {
