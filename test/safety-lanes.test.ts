@@ -5,7 +5,7 @@ import { readFileAt } from './support/charts-repo';
 import { waitFor } from './support/env';
 import { startHarness, type PipelineHarness } from './support/pipeline';
 import { imageTagFile, mainLine, syncsOf, tagHistory } from './support/safety';
-import { acquireLaneSignal, awaitingApprovalSignal, DeployStatusAttribute, LANE_WORKFLOW_TYPE, laneStateQuery, laneWorkflowId, releaseLaneSignal } from '../workflows/definitions';
+import { acquireLaneSignal, awaitingApprovalSignal, clearHoldUpdate, DeployStatusAttribute, LANE_WORKFLOW_TYPE, laneStateQuery, laneWorkflowId, releaseLaneSignal, setHoldSignal } from '../workflows/definitions';
 
 const ENVIRONMENTS = ['integration', 'staging', 'production'];
 
@@ -237,6 +237,52 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
     for (const [i, pipelineId] of queued.entries()) expect(told.get(pipelineId)).toEqual([deploying(ids[i]!)]);
     // The holder was checked when the first pipeline queued behind it, not for every one that followed.
     expect((await sentSoFar('laneHolderCheck')).get(ids[0]!)).toHaveLength(1);
+  });
+
+  it('a pipeline held back by a hold, once it is cleared, hears that it is queued behind others', async () => {
+    const sha = 'e'.repeat(40);
+    const standIns = await Promise.all(
+      ['holder', 'q1', 'q2'].map((name) =>
+        h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+          workflowId: laneWorkflowId(h.taskQueue, `stand-in-held-${name}`, 'staging'),
+          taskQueue: h.taskQueue,
+          args: [{ app: `stand-in-held-${name}`, environment: 'staging' }],
+          signal: acquireLaneSignal,
+          signalArgs: [{ pipelineId: 'nobody', sha, trigger: 'ci' as const }],
+        }),
+      ),
+    );
+    const [holder, first, second] = standIns.map((s) => s.workflowId) as [string, string, string];
+    const lane = await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+      workflowId: laneWorkflowId(h.taskQueue, 'held-app', 'staging'),
+      taskQueue: h.taskQueue,
+      args: [{ app: 'held-app', environment: 'staging' }],
+      signal: acquireLaneSignal,
+      signalArgs: [{ pipelineId: holder, sha, trigger: 'manual' as const }],
+    });
+    await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === holder, { timeoutMs: 20_000, description: 'the manual deploy to hold the lane' });
+    await lane.signal(setHoldSignal, { reason: 'manual deploy', setBy: 'alice', setAt: new Date(0).toISOString(), pipelineId: holder });
+    for (const pipelineId of [first, second]) await lane.signal(acquireLaneSignal, { pipelineId, sha, trigger: 'ci' });
+
+    const told = async (pipelineId: string) => {
+      const reasons: string[] = [];
+      for (const event of (await lane.fetchHistory()).events ?? []) {
+        const sent = event.signalExternalWorkflowExecutionInitiatedEventAttributes;
+        if (sent?.signalName !== 'laneWaiting' || sent.workflowExecution?.workflowId !== pipelineId) continue;
+        reasons.push((JSON.parse(Buffer.from(sent.input!.payloads![0]!.data!).toString('utf8')) as { reason: string }).reason);
+      }
+      return reasons;
+    };
+    const held = /^hold on held-app in staging: manual deploy/;
+    await waitFor(async () => (await told(second)).some((reason) => held.test(reason)), { timeoutMs: 20_000, description: 'the second to hear of the hold' });
+
+    await lane.executeUpdate(clearHoldUpdate, { args: [{ by: 'alice' }] });
+    await waitFor(async () => (await told(first)).at(-1) === `${holder} is deploying held-app to staging`, { timeoutMs: 20_000, description: 'the first to hear who holds the lane' });
+    await waitFor(async () => (await told(second)).at(-1) === 'queued behind other pipelines deploying held-app to staging', {
+      timeoutMs: 20_000,
+      description: 'the second to hear that the hold no longer stops it',
+    });
+    expect((await told(second)).filter((reason) => held.test(reason))).toHaveLength(1);
   });
 
   describe('a holder that ended without handing the lane back (terminated)', () => {
