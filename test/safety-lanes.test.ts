@@ -27,6 +27,39 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
   });
   afterAll(async () => h?.close());
 
+  /** Idle lanes stand in for pipelines: any running workflow takes a lane's signals. Returns their workflow IDs. */
+  async function standInPipelines(prefix: string, names: string[], sha: string): Promise<string[]> {
+    const started = await Promise.all(
+      names.map((name) =>
+        h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+          workflowId: laneWorkflowId(h.taskQueue, `${prefix}-${name}`, 'staging'),
+          taskQueue: h.taskQueue,
+          args: [{ app: `${prefix}-${name}`, environment: 'staging' }],
+          signal: acquireLaneSignal,
+          signalArgs: [{ pipelineId: 'nobody', sha, trigger: 'ci' as const }],
+        }),
+      ),
+    );
+    return started.map((handle) => handle.workflowId);
+  }
+
+  /** The signals of one name a lane has sent, by recipient, in order, from its history. */
+  async function signalsSent(lane: WorkflowHandle, signalName: string): Promise<Map<string, unknown[]>> {
+    const sent = new Map<string, unknown[]>();
+    for (const event of (await lane.fetchHistory()).events ?? []) {
+      const initiated = event.signalExternalWorkflowExecutionInitiatedEventAttributes;
+      if (initiated?.signalName !== signalName) continue;
+      const to = initiated.workflowExecution!.workflowId!;
+      sent.set(to, [...(sent.get(to) ?? []), JSON.parse(Buffer.from(initiated.input!.payloads![0]!.data!).toString('utf8'))]);
+    }
+    return sent;
+  }
+
+  /** What a lane told each pipeline about why it waits, in order. */
+  async function waitingReasons(lane: WorkflowHandle): Promise<Map<string, string[]>> {
+    return new Map([...(await signalsSent(lane, 'laneWaiting'))].map(([to, signals]) => [to, signals.map((signal) => (signal as { reason: string }).reason)]));
+  }
+
   it('three commits merged within a second: every environment ends on the newest, in order, one deploy at a time', async () => {
     const shas = [await h.stack.merge('whitehall'), await h.stack.merge('whitehall'), await h.stack.merge('whitehall')];
     const order = mainLine(h.stack, 'whitehall');
@@ -185,19 +218,7 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
 
   it('tells a queue of n pipelines why they wait in n signals, and checks the holder once: the next in line hears who holds the lane', async () => {
     const sha = 'd'.repeat(40);
-    // Any running workflow takes the lane's signals; idle lanes stand in for pipelines.
-    const standIns = await Promise.all(
-      ['holder', 'q1', 'q2', 'q3', 'q4', 'q5'].map((name) =>
-        h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
-          workflowId: laneWorkflowId(h.taskQueue, `stand-in-queue-${name}`, 'staging'),
-          taskQueue: h.taskQueue,
-          args: [{ app: `stand-in-queue-${name}`, environment: 'staging' }],
-          signal: acquireLaneSignal,
-          signalArgs: [{ pipelineId: 'nobody', sha, trigger: 'ci' as const }],
-        }),
-      ),
-    );
-    const ids = standIns.map((s) => s.workflowId);
+    const ids = await standInPipelines('stand-in-queue', ['holder', 'q1', 'q2', 'q3', 'q4', 'q5'], sha);
     const lane = await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
       workflowId: laneWorkflowId(h.taskQueue, 'queued-app', 'staging'),
       taskQueue: h.taskQueue,
@@ -207,52 +228,28 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
     });
     await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === ids[0], { timeoutMs: 20_000, description: 'the first to hold the lane' });
     for (const pipelineId of ids.slice(1)) await lane.signal(acquireLaneSignal, { pipelineId, sha, trigger: 'ci' });
-    /** The signals the lane sent, by name and recipient, in order, from its history. */
-    const sentSoFar = async (signalName: string) => {
-      const sent = new Map<string, unknown[]>();
-      for (const event of (await lane.fetchHistory()).events ?? []) {
-        const initiated = event.signalExternalWorkflowExecutionInitiatedEventAttributes;
-        if (initiated?.signalName !== signalName) continue;
-        const to = initiated.workflowExecution!.workflowId!;
-        sent.set(to, [...(sent.get(to) ?? []), JSON.parse(Buffer.from(initiated.input!.payloads![0]!.data!).toString('utf8'))]);
-      }
-      return sent;
-    };
-    const toldSoFar = async () =>
-      new Map([...(await sentSoFar('laneWaiting'))].map(([to, signals]) => [to, signals.map((signal) => (signal as { reason: string }).reason)]));
     const deploying = (holder: string) => `${holder} is deploying queued-app to staging`;
     // Each holder hands on to the next in line once that one has heard who it waits for.
     for (const [i, holder] of ids.slice(0, -1).entries()) {
       const next = ids[i + 1]!;
       await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === holder, { timeoutMs: 20_000, description: `${holder} to hold the lane` });
-      await waitFor(async () => (await toldSoFar()).get(next)?.includes(deploying(holder)), { timeoutMs: 20_000, description: `${next} to hear that ${holder} deploys` });
+      await waitFor(async () => (await waitingReasons(lane)).get(next)?.includes(deploying(holder)), { timeoutMs: 20_000, description: `${next} to hear that ${holder} deploys` });
       await lane.signal(releaseLaneSignal, { pipelineId: holder });
     }
     await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === ids.at(-1), { timeoutMs: 20_000, description: 'the last to hold the lane' });
 
-    const told = await toldSoFar();
+    const told = await waitingReasons(lane);
     const queued = ids.slice(1);
     expect([...told.keys()].sort()).toEqual([...queued].sort());
     // Each heard once, when next in line, who it waited for; behind others it showed what it asked for, the lane.
     for (const [i, pipelineId] of queued.entries()) expect(told.get(pipelineId)).toEqual([deploying(ids[i]!)]);
     // The holder was checked when the first pipeline queued behind it, not for every one that followed.
-    expect((await sentSoFar('laneHolderCheck')).get(ids[0]!)).toHaveLength(1);
+    expect((await signalsSent(lane, 'laneHolderCheck')).get(ids[0]!)).toHaveLength(1);
   });
 
   it('a pipeline held back by a hold, once it is cleared, hears that it is queued behind others', async () => {
     const sha = 'e'.repeat(40);
-    const standIns = await Promise.all(
-      ['holder', 'q1', 'q2'].map((name) =>
-        h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
-          workflowId: laneWorkflowId(h.taskQueue, `stand-in-held-${name}`, 'staging'),
-          taskQueue: h.taskQueue,
-          args: [{ app: `stand-in-held-${name}`, environment: 'staging' }],
-          signal: acquireLaneSignal,
-          signalArgs: [{ pipelineId: 'nobody', sha, trigger: 'ci' as const }],
-        }),
-      ),
-    );
-    const [holder, first, second] = standIns.map((s) => s.workflowId) as [string, string, string];
+    const [holder, first, second] = (await standInPipelines('stand-in-held', ['holder', 'q1', 'q2'], sha)) as [string, string, string];
     const lane = await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
       workflowId: laneWorkflowId(h.taskQueue, 'held-app', 'staging'),
       taskQueue: h.taskQueue,
@@ -264,15 +261,7 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
     await lane.signal(setHoldSignal, { reason: 'manual deploy', setBy: 'alice', setAt: new Date(0).toISOString(), pipelineId: holder });
     for (const pipelineId of [first, second]) await lane.signal(acquireLaneSignal, { pipelineId, sha, trigger: 'ci' });
 
-    const told = async (pipelineId: string) => {
-      const reasons: string[] = [];
-      for (const event of (await lane.fetchHistory()).events ?? []) {
-        const sent = event.signalExternalWorkflowExecutionInitiatedEventAttributes;
-        if (sent?.signalName !== 'laneWaiting' || sent.workflowExecution?.workflowId !== pipelineId) continue;
-        reasons.push((JSON.parse(Buffer.from(sent.input!.payloads![0]!.data!).toString('utf8')) as { reason: string }).reason);
-      }
-      return reasons;
-    };
+    const told = async (pipelineId: string) => (await waitingReasons(lane)).get(pipelineId) ?? [];
     const held = /^hold on held-app in staging: manual deploy/;
     await waitFor(async () => (await told(second)).some((reason) => held.test(reason)), { timeoutMs: 20_000, description: 'the second to hear of the hold' });
 
