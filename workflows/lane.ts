@@ -105,16 +105,17 @@ export async function DeployLane(input: LaneInput): Promise<void> {
   }
 
   function waitingReason(request: LaneRequest): string | undefined {
+    const holderReason = () => `${state.holder!.pipelineId} is deploying ${state.app} to ${state.environment}`;
     const holdReason = () =>
       `hold on ${state.app} in ${state.environment}: ${state.hold!.reason} (set by ${state.hold!.setBy} at ${state.hold!.setAt}); clear it with "deploy hold clear"`;
     if (quietQueue) {
-      if (state.holder && state.queue.find(eligible) === request) return `${state.holder.pipelineId} is deploying ${state.app} to ${state.environment}`;
+      if (state.holder && state.queue.find(eligible) === request) return holderReason();
       if (!eligible(request)) return holdReason();
       // Behind others in the queue the pipeline shows that it waits for the lane, as it asked; unless it was told
       // something else before (a hold since cleared), there is nothing to say.
       return told.has(request.pipelineId) ? `queued behind other pipelines deploying ${state.app} to ${state.environment}` : undefined;
     }
-    if (state.holder) return `${state.holder.pipelineId} is deploying ${state.app} to ${state.environment}`;
+    if (state.holder) return holderReason();
     if (state.hold && request.trigger !== 'manual') return holdReason();
     return 'queued';
   }
@@ -174,13 +175,11 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     },
   );
 
-  /** `tell` for each, side by side in slices: whether each was delivered. */
-  async function tellEach<T>(recipients: T[], send: (recipient: T) => Promise<boolean>): Promise<boolean[]> {
-    const delivered: boolean[] = [];
+  /** `tell` for each, side by side in slices; a pipeline that has ended leaves the queue when its grant fails. */
+  async function tellEach<T>(recipients: T[], send: (recipient: T) => Promise<boolean>): Promise<void> {
     for (let start = 0; start < recipients.length; start += SIGNALS_AT_ONCE) {
-      delivered.push(...(await Promise.all(recipients.slice(start, start + SIGNALS_AT_ONCE).map(send))));
+      await Promise.all(recipients.slice(start, start + SIGNALS_AT_ONCE).map(send));
     }
-    return delivered;
   }
 
   /** Whether the holder still runs: a signal to a run that has ended cannot be delivered. */
@@ -235,11 +234,11 @@ export async function DeployLane(input: LaneInput): Promise<void> {
       return tell(request.pipelineId, (h) => h.signal(laneWaitingSignal, { environment: state.environment, reason }));
     };
     if (quietQueue) {
-      const news = state.queue.flatMap((request) => {
+      const toTell = state.queue.flatMap((request) => {
         const reason = waitingReason(request);
         return reason !== undefined && told.get(request.pipelineId) !== reason ? [{ request, reason }] : [];
       });
-      await tellEach(news, ({ request, reason }) => tellWhy(request, reason));
+      await tellEach(toTell, ({ request, reason }) => tellWhy(request, reason));
     } else {
       for (const request of state.queue) {
         const reason = waitingReason(request)!;
