@@ -297,7 +297,7 @@ test('credentials in the remote URL never appear in an error', async () => {
   const err = await charts.readImageTag('whitehall', 'staging').catch((e: unknown) => e);
 
   expect(err).toBeInstanceOf(Error);
-  expect((err as Error).message).toMatch(/git fetch failed/);
+  expect((err as Error).message).toMatch(/git ls-remote failed/);
   expect((err as Error).message).not.toContain('s3cr3t-token');
 });
 
@@ -360,6 +360,45 @@ describe('git processes spared', () => {
     // Below our own commits, and backwards, git still answers.
     expect(await charts.isAncestor(initial, third)).toBe(true);
     expect(await charts.isAncestor(third, first)).toBe(false);
+  });
+
+  test("a commit's SHA is read from what git commit printed, not asked for again", async () => {
+    const log: string[][] = [];
+    const charts = adapter('worker', { onGitCommand: (args) => log.push([...args]) });
+    await charts.readImageTag('whitehall', 'staging');
+
+    const commands = await commandsDuring(log, async () => {
+      const change = await charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+      expect(change.chartsCommit).toBe(await headOf(bare));
+    });
+    expect(commands).toEqual(['ls-remote', 'checkout', 'commit', 'push']);
+  });
+
+  test('the remote at a commit this clone holds needs no fetch; one written by another is fetched', async () => {
+    const log: string[][] = [];
+    const charts = adapter('worker', { onGitCommand: (args) => log.push([...args]) });
+    await charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+    await charts.setImageTag('whitehall', 'production', 'v2', 'Deploy whitehall v2 to production');
+
+    // The remote is at our own push.
+    expect(await commandsDuring(log, () => charts.readImageTag('whitehall', 'staging'))).toEqual(['ls-remote']);
+    expect((await charts.readImageTag('whitehall', 'staging')).imageTag).toBe('v2');
+
+    const writer = await competingWriter(bare, tmp);
+    await writer.push({ [STAGING]: 'image_tag: v9\n' }, 'Someone else deploys whitehall v9 to staging');
+    const afterTheirs = await commandsDuring(log, async () => expect((await charts.readImageTag('whitehall', 'staging')).imageTag).toBe('v9'));
+    expect(afterTheirs).toEqual(expect.arrayContaining(['ls-remote', 'fetch']));
+    // Their commit is now held here: the next look fetches nothing.
+    expect(await commandsDuring(log, () => charts.readImageTag('whitehall', 'staging'))).toEqual(['ls-remote']);
+  });
+
+  test('a charts repository without the branch is a clear error, and nothing is written', async () => {
+    const charts = adapter('worker', { branch: 'release' });
+    const before = await listCommits(bare);
+
+    await expect(charts.readImageTag('whitehall', 'staging')).rejects.toThrow('the charts repository has no branch release');
+    await expect(charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging')).rejects.toThrow('the charts repository has no branch release');
+    expect(await listCommits(bare)).toEqual(before);
   });
 });
 

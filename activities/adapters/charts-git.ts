@@ -41,6 +41,10 @@ const PUSH_BACKOFF_MAX_MS = 1_000;
 // simple-git waits 50 ms after a command that printed nothing, in case output is late. Every command here
 // therefore prints something on success (no --quiet; --verbose; `cat-file -t`; `merge-base` printing the base):
 // silent, a deploy's dozen git commands slept 0.5 s per environment, one after another in the serialised clone.
+// `commit` prints "[<branch> <abbreviated SHA>] <subject>"; abbreviated to all 40 digits, it spares a `rev-parse`.
+// Every git process is a fork of the worker, which blocks its main thread, the longer the busier the machine.
+const FULL_ABBREV = 'core.abbrev=40';
+const COMMIT_SUMMARY = /^\[.*? ([0-9a-f]{40}|[0-9a-f]{64})\] /;
 
 /** A git command that exited non-zero; `exitCode` tells "no" (1) from "broken" (128) where git makes that distinction. */
 export class GitCommandError extends GitError {
@@ -223,7 +227,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
     await mkdir(workdir, { recursive: true });
     git ??= simpleGit({
       baseDir: workdir,
-      config: [`user.name=${author.name}`, `user.email=${author.email}`, 'commit.gpgsign=false', 'core.autocrlf=false'],
+      config: [`user.name=${author.name}`, `user.email=${author.email}`, 'commit.gpgsign=false', 'core.autocrlf=false', FULL_ABBREV],
       timeout: { block: SILENT_GIT_TIMEOUT_MS },
       errors(error, result) {
         // Any non-zero exit is an error, even a silent one: `merge-base` answers "no common ancestor" with exit 1 alone.
@@ -252,11 +256,31 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
   let looks = 0;
   let lastLook: { look: number; tip: string } | undefined;
 
-  /** Fetches the branch and returns the commit it points at on the remote. */
+  // Commits this clone is known to hold (fetched tips; our own commits are in `madeHere`): when the remote's tip is
+  // one of them, asking where the branch is costs one process and nothing needs fetching.
+  const fetchedTips = new BoundedCache<string, true>(FACT_CACHE_SIZE);
+
+  /** Where the branch points on the remote: `ls-remote`, and a fetch only when that is a commit this clone lacks. */
   async function fetchBranch(): Promise<string> {
     const look = ++looks;
-    await run(['fetch', '--verbose', '--no-tags', 'origin', `+refs/heads/${branch}:${remoteBranch}`]);
-    const tip = (await run(['rev-parse', '--verify', '--quiet', `${remoteBranch}^{commit}`])).trim();
+    const listed = await run(['ls-remote', '--exit-code', 'origin', `refs/heads/${branch}`]).catch((err: unknown) => {
+      // --exit-code: 2 is "no such ref", which a fetch would have failed on too, less clearly.
+      if (err instanceof GitCommandError && err.exitCode === 2) throw new Error(`the charts repository has no branch ${branch}`);
+      throw err;
+    });
+    // ls-remote matches the pattern at the end of a ref's name: only the branch itself counts.
+    const listedTip = listed
+      .split('\n')
+      .map((line) => line.split('\t'))
+      .find(([, ref]) => ref === `refs/heads/${branch}`)?.[0];
+    let tip: string;
+    if (listedTip && (madeHere.has(listedTip) || fetchedTips.has(listedTip))) {
+      tip = listedTip;
+    } else {
+      await run(['fetch', '--verbose', '--no-tags', 'origin', `+refs/heads/${branch}:${remoteBranch}`]);
+      tip = (await run(['rev-parse', '--verify', '--quiet', `${remoteBranch}^{commit}`])).trim();
+      fetchedTips.set(tip, true);
+    }
     lastLook = { look, tip };
     return tip;
   }
@@ -421,9 +445,9 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
         await writeWorktreeFile(bump.filePath, edited);
         // `commit -- <path>` takes the file as it is in the worktree; only a new file needs adding first.
         if (text === undefined) await run(['add', '--verbose', '--', bump.filePath]);
-        await run(['commit', '--no-verify', '-m', bump.message, '--', bump.filePath]);
+        const summary = await run(['commit', '--no-verify', '-m', bump.message, '--', bump.filePath]);
         const parent = head;
-        head = (await run(['rev-parse', '--verify', 'HEAD^{commit}'])).trim();
+        head = COMMIT_SUMMARY.exec(summary)?.[1] ?? (await run(['rev-parse', '--verify', 'HEAD^{commit}'])).trim();
         worktreeAt = head;
         madeHere.set(head, { parent, changed: bump.filePath });
         filesAt.set(`${head}:${bump.filePath}`, edited);
