@@ -1,4 +1,7 @@
 /** The production ECR adapter against moto's server (an independent ECR implementation). */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { createEcrImageRegistry } from '../activities/adapters/ecr';
 import { InvalidNameError } from '../common/names';
@@ -108,5 +111,31 @@ describe('addTag', () => {
     const err = await unreachable.hasImage('whitehall', 'v1').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect(err).not.toBeInstanceOf(PermanentHttpError);
+  });
+});
+
+describe('without a client given', () => {
+  test("uses the AWS SDK's own chain (here, the endpoint of the test ECR)", async () => {
+    const repository = await repositoryWith('v1');
+    const fromChain = createEcrImageRegistry();
+    await expect(fromChain.hasImage(repository, 'v1')).resolves.toBe(true);
+    await expect(fromChain.hasImage(repository, 'v2')).resolves.toBe(false);
+  });
+
+  test("the worker's modules leave the AWS SDK unloaded until the first ECR call", async () => {
+    // In a process of its own: jest's module registry is not the one a worker has.
+    const script = `
+      const loaded = () => Object.keys(require.cache).some((file) => file.includes('@aws-sdk/client-ecr'));
+      require('./worker/adapters.ts');
+      require('./worker/create-worker.ts');
+      const { createEcrImageRegistry } = require('./activities/adapters/ecr.ts');
+      const registry = createEcrImageRegistry();
+      const before = loaded();
+      registry.hasImage('whitehall', 'v1').catch(() => undefined).finally(() => {
+        console.log(JSON.stringify({ before, after: loaded() }));
+        process.exit(0);
+      });`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '-e', script], { cwd: path.resolve(__dirname, '..') });
+    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({ before: false, after: true });
   });
 });

@@ -1,4 +1,3 @@
-import { ECRClient } from '@aws-sdk/client-ecr';
 import { createArgoCdClient } from '../activities/adapters/argocd';
 import { createGitChartsRepository } from '../activities/adapters/charts-git';
 import { createEcrImageRegistry } from '../activities/adapters/ecr';
@@ -21,7 +20,7 @@ export function createProductionDependencies(settings: WorkerSettings, catalogue
     notifier: slackNotifier(settings.slack),
     webUi: settings.webUiUrl ? { url: settings.webUiUrl, namespace } : undefined,
     // Region, credentials and endpoint come from the AWS SDK's own chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_ECR, …).
-    registry: createEcrImageRegistry({ client: new ECRClient({}) }),
+    registry: createEcrImageRegistry(),
     charts: createGitChartsRepository({
       remoteUrl: settings.charts.remoteUrl,
       branch: settings.charts.branch,

@@ -1,4 +1,4 @@
-import { BatchGetImageCommand, DescribeImagesCommand, ECRClient, PutImageCommand } from '@aws-sdk/client-ecr';
+import type { ECRClient } from '@aws-sdk/client-ecr';
 import { InvalidNameError, validateImageTag } from '../../common/names';
 import { PermanentHttpError, type ImageRegistry } from '../../common/ports';
 
@@ -26,6 +26,14 @@ function validateRepositoryName(value: string): string {
   return value;
 }
 
+type EcrSdk = typeof import('@aws-sdk/client-ecr');
+let sdkLoading: Promise<EcrSdk> | undefined;
+
+/** The AWS SDK takes about 55 ms to load: a worker loads it for its first ECR call, not before its first poll. */
+function loadSdk(): Promise<EcrSdk> {
+  return (sdkLoading ??= import('@aws-sdk/client-ecr'));
+}
+
 function errorName(err: unknown): string | undefined {
   return err instanceof Error ? err.name : undefined;
 }
@@ -39,15 +47,22 @@ function imageNotFound(repository: string, tag: string): PermanentHttpError {
 }
 
 export function createEcrImageRegistry(options: EcrImageRegistryOptions = {}): ImageRegistry {
-  const client = options.client ?? new ECRClient({});
+  let client = options.client;
   const { registryId } = options;
+
+  async function ecr(): Promise<{ sdk: EcrSdk; client: ECRClient }> {
+    const sdk = await loadSdk();
+    client ??= new sdk.ECRClient({});
+    return { sdk, client };
+  }
 
   return {
     async hasImage(repository, tag) {
       validateRepositoryName(repository);
       validateImageTag(tag);
+      const { sdk, client } = await ecr();
       try {
-        await client.send(new DescribeImagesCommand({ registryId, repositoryName: repository, imageIds: [{ imageTag: tag }] }));
+        await client.send(new sdk.DescribeImagesCommand({ registryId, repositoryName: repository, imageIds: [{ imageTag: tag }] }));
         return true;
       } catch (err) {
         if (errorName(err) === 'ImageNotFoundException') return false;
@@ -60,11 +75,12 @@ export function createEcrImageRegistry(options: EcrImageRegistryOptions = {}): I
       validateRepositoryName(repository);
       validateImageTag(sourceTag);
       validateImageTag(newTag);
+      const { sdk, client } = await ecr();
 
       let found;
       try {
         found = await client.send(
-          new BatchGetImageCommand({
+          new sdk.BatchGetImageCommand({
             registryId,
             repositoryName: repository,
             imageIds: [{ imageTag: sourceTag }],
@@ -88,7 +104,7 @@ export function createEcrImageRegistry(options: EcrImageRegistryOptions = {}): I
 
       try {
         await client.send(
-          new PutImageCommand({
+          new sdk.PutImageCommand({
             registryId,
             repositoryName: repository,
             // The manifest must go back byte for byte: its digest is the image's identity.
