@@ -68,9 +68,8 @@ export function workerEnv(
   delete env.DEPLOY_POLL_INTERVAL_MS;
   delete env.DEPLOY_POLL_MAX_INTERVAL_MS;
   delete env.NODE_OPTIONS;
-  // For experiments: node flags and settings for the worker processes, e.g. BENCH_WORKER_NODE_OPTIONS=--max-semi-space-size=4
-  // or BENCH_WORKER_ENV='{"DEPLOY_POLL_INTERVAL_MS":"2000"}'. Reported runs use neither.
-  if (process.env.BENCH_WORKER_NODE_OPTIONS) env.NODE_OPTIONS = process.env.BENCH_WORKER_NODE_OPTIONS;
+  // For experiments: settings for the worker processes, e.g. BENCH_WORKER_ENV='{"DEPLOY_POLL_INTERVAL_MS":"2000"}'
+  // (node flags go in BENCH_WORKER_NODE_FLAGS, below). Reported runs use neither.
   if (process.env.BENCH_WORKER_ENV) Object.assign(env, JSON.parse(process.env.BENCH_WORKER_ENV) as Record<string, string>);
   if (extra.polling) {
     env.DEPLOY_POLL_INTERVAL_MS = String(extra.polling.initialIntervalMs);
