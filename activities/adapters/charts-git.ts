@@ -261,7 +261,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
   const fetchedTips = new BoundedCache<string, true>(FACT_CACHE_SIZE);
 
   /** Where the branch points on the remote: `ls-remote`, and a fetch only when that is a commit this clone lacks. */
-  async function fetchBranch(): Promise<string> {
+  async function lookAtRemote(): Promise<string> {
     const look = ++looks;
     const listed = await run(['ls-remote', '--exit-code', 'origin', `refs/heads/${branch}`]).catch((err: unknown) => {
       // --exit-code: 2 is "no such ref", which a fetch would have failed on too, less clearly.
@@ -287,7 +287,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
 
   /** The remote branch's commit as seen by a look begun after `since` (the `looks` count when the call was made). */
   async function tipSince(since: number): Promise<string> {
-    return lastLook && lastLook.look > since ? lastLook.tip : fetchBranch();
+    return lastLook && lastLook.look > since ? lastLook.tip : lookAtRemote();
   }
 
   // A commit never changes, so neither does a file in it nor its ancestry: what git said once holds for good.
@@ -410,7 +410,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
     let live = batch;
     for (let attempt = 1; ; attempt++) {
       // A stale base only costs a rejected push and another attempt, which fetches.
-      const base = attempt === 1 ? await tipSince(Math.min(...live.map((bump) => bump.since))) : await fetchBranch();
+      const base = attempt === 1 ? await tipSince(Math.min(...live.map((bump) => bump.since))) : await lookAtRemote();
       let head = base;
       let checkedOut = false;
       const outcomes: Array<{ bump: PendingBump; change: ImageTagChange }> = [];
@@ -467,7 +467,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
         lastLook = { look: ++looks, tip: head };
         return settle();
       } catch (pushError) {
-        const tip = await fetchBranch();
+        const tip = await lookAtRemote();
         // The push may have landed even though its answer was lost.
         if (await landedOnRemote(head, tip)) return settle();
         // The branch did not move, so no other writer is to blame: authentication, a hook, the network.
