@@ -1,28 +1,12 @@
+import { PermanentHttpError, RefNotFoundError, TransientHttpError } from '../common/errors';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { findApp, type AppConfig, type Catalogue, type EnvironmentConfig } from '../common/catalogue';
 import { deployedToTag, InvalidNameError, isFullSha, shortSha, validateAppName, validateEnvironmentName, validateGitRef, validateImageTag } from '../common/names';
-import {
-  PermanentHttpError,
-  RefNotFoundError,
-  type ArgoApplicationStatus,
-  type ArgoCd,
-  type ChartsRepository,
-  type CompareStatus,
-  type DeploymentState,
-  type DeploymentTracker,
-  type Notifier,
-  type ImageRegistry,
-  type ImageTagChange,
-  type ReleaseApp,
-  type SmokeCheckOutcome,
-  type SmokeTester,
-  type SourceHost,
-} from '../common/ports';
+import { type ArgoApplicationStatus, type ArgoCd, type ChartsRepository, type CompareStatus, type DeploymentState, type DeploymentTracker, type Notifier, type ImageRegistry, type ImageTagChange, type ReleaseApp, type SmokeCheckOutcome, type SmokeTester, type SourceHost } from '../common/ports';
 import { FailureTypes, type LaneRequest, type PipelineInput, type ReleasePlan } from '../common/types';
 import { msUntilWindowOpens } from '../common/deploy-windows';
 import { acquireLaneSignal, awaitingApprovalSignal, LANE_WORKFLOW_TYPE, laneWorkflowId } from '../workflows/definitions';
-import { TransientHttpError } from './adapters/http-errors';
 
 export interface PollingSettings {
   /** First wait between two looks at Argo CD or ECR; grows by half each time up to the maximum. */

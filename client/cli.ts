@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs, parseEnv } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { createGitHubSourceHost } from '../activities/adapters/github';
+import { createGitHubSourceHost } from '../adapters';
 import { CatalogueError, loadCatalogue, type Catalogue } from '../common/catalogue';
 import { ciWorkflowId, isFullSha, shortSha, validateAppName, validateEnvironmentName, validateGitRef } from '../common/names';
 import { DEFAULT_CATALOGUE_PATH, taskQueueFrom, temporalConnectConfig, type Env } from '../common/settings';

@@ -1,5 +1,5 @@
 /**
- * The outside systems the pipeline talks to. Each has one production adapter in activities/adapters;
+ * The outside systems the pipeline talks to. Each has one production adapter in adapters/;
  * tests run those same adapters against simulators over real HTTP, real git and moto's ECR.
  */
 
@@ -156,23 +156,4 @@ export interface SmokeCheckOutcome {
 /** HTTP checks against a deployed app. */
 export interface SmokeTester {
   run(check: SmokeCheck): Promise<SmokeCheckOutcome>;
-}
-
-/** Errors adapters throw so activities can tell permanent from transient. */
-export class RefNotFoundError extends Error {
-  constructor(repo: string, ref: string) {
-    super(`GitHub repository ${repo} has no branch, tag or commit "${ref}"`);
-    this.name = 'RefNotFoundError';
-  }
-}
-
-/** An HTTP answer that no retry will change (401, 403 without rate limit, 404, 422). */
-export class PermanentHttpError extends Error {
-  constructor(
-    message: string,
-    readonly status: number,
-  ) {
-    super(message);
-    this.name = 'PermanentHttpError';
-  }
 }

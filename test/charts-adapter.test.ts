@@ -4,7 +4,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
-import { createGitChartsRepository, type GitChartsRepositoryOptions } from '../activities/adapters/charts-git';
+import { createGitChartsRepository, type GitChartsRepositoryOptions } from '../adapters/charts-git';
 import { InvalidNameError } from '../common/names';
 import type { ChartsRepository } from '../common/ports';
 import { competingWriter, createChartsRepo, headOf, listCommits, listFiles, parentOf, readFileAt } from './support/charts-repo';

@@ -1,11 +1,12 @@
 /** The production ECR adapter against moto's server (an independent ECR implementation). */
+import { PermanentHttpError } from '../common/errors';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ECRClient } from '@aws-sdk/client-ecr';
-import { createEcrImageRegistry } from '../activities/adapters/ecr';
+import { createEcrImageRegistry } from '../adapters/ecr';
 import { InvalidNameError } from '../common/names';
-import { PermanentHttpError, type ImageRegistry } from '../common/ports';
+import { type ImageRegistry } from '../common/ports';
 import { createRepository, digestOfTag, imageCount, pushSyntheticImage, tagsOfImage, uniqueRepositoryName } from './support/ecr';
 
 let client: ECRClient;
@@ -128,7 +129,7 @@ describe('without a client given', () => {
       const loaded = () => Object.keys(require.cache).some((file) => file.includes('@aws-sdk/client-ecr'));
       require('./worker/adapters.ts');
       require('./worker/create-worker.ts');
-      const { createEcrImageRegistry } = require('./activities/adapters/ecr.ts');
+      const { createEcrImageRegistry } = require('./adapters/ecr.ts');
       const registry = createEcrImageRegistry();
       const before = loaded();
       registry.hasImage('whitehall', 'v1').catch(() => undefined).finally(() => {

@@ -1,9 +1,10 @@
-import { createArgoCdClient } from '../activities/adapters/argocd';
-import { createGitHubSourceHost } from '../activities/adapters/github';
-import { TransientHttpError } from '../activities/adapters/http-errors';
-import { createReleaseAppClient } from '../activities/adapters/release-app';
-import { createHttpSmokeTester } from '../activities/adapters/smoke-http';
-import { PermanentHttpError, RefNotFoundError, type SmokeCheck } from '../common/ports';
+import { PermanentHttpError, RefNotFoundError, TransientHttpError } from '../common/errors';
+import { createArgoCdClient } from '../adapters/argocd';
+import { createGitHubSourceHost } from '../adapters/github';
+
+import { createReleaseAppClient } from '../adapters/release-app';
+import { createHttpSmokeTester } from '../adapters/smoke-http';
+import { type SmokeCheck } from '../common/ports';
 import { AppEndpointsSimulator } from '../simulators/app-endpoints';
 import { ArgoCdSimulator } from '../simulators/argocd';
 import { createLocalChartsRepo, type LocalChartsRepo } from '../simulators/charts-repo';

@@ -2,9 +2,10 @@
  * The sandbox's ECR simulator (for machines without moto) must answer the AWS SDK as moto's server does:
  * the same production adapter and image helpers run against both, with the same outcomes.
  */
+import { PermanentHttpError } from '../common/errors';
 import { CreateRepositoryCommand, DescribeImagesCommand, ECRClient, PutImageCommand } from '@aws-sdk/client-ecr';
-import { createEcrImageRegistry } from '../activities/adapters/ecr';
-import { PermanentHttpError } from '../common/ports';
+import { createEcrImageRegistry } from '../adapters/ecr';
+
 import { EcrSimulator } from '../simulators/ecr';
 import { ensureRepository, pushSyntheticImage, syntheticManifest } from '../simulators/ecr-images';
 import { digestOfTag, tagsOfImage, uniqueRepositoryName } from './support/ecr';

@@ -6,7 +6,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createReleaseAppClient } from '../activities/adapters/release-app';
+import { createReleaseAppClient } from '../adapters/release-app';
 import { ReleaseAppSimulator, type PendingApproval, type ReleaseAppSimulatorOptions, type ReleaseApplication } from '../simulators/release-app';
 
 const TOKEN = 'release-token';

@@ -4,11 +4,12 @@
  * errors, no token in any message), the simulator's wire format, the notifyPeople step's key, and the start-up
  * checks of the Slack settings. test/slack-crash.test.ts kills a worker right after a real post.
  */
+import { PermanentHttpError, TransientHttpError } from '../common/errors';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { TransientHttpError } from '../activities/adapters/http-errors';
-import { createSlackWebApiNotifier, createSlackWebhookNotifier, SLACK_CLOCK_SKEW_MS, SLACK_EVENT_TYPE } from '../activities/adapters/slack';
+
+import { createSlackWebApiNotifier, createSlackWebhookNotifier, SLACK_CLOCK_SKEW_MS, SLACK_EVENT_TYPE } from '../adapters/slack';
 import { createActivities, type ActivityDependencies } from '../activities/pipeline-activities';
-import { PermanentHttpError, type Notice } from '../common/ports';
+import { type Notice } from '../common/ports';
 import { loadWorkerSettings, SettingsError, type Env } from '../common/settings';
 import { SlackSimulator } from '../simulators/slack';
 import { closedPort, errorFrom } from './support/env';

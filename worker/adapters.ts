@@ -1,10 +1,13 @@
-import { createArgoCdClient } from '../activities/adapters/argocd';
-import { createGitChartsRepository } from '../activities/adapters/charts-git';
-import { createEcrImageRegistry } from '../activities/adapters/ecr';
-import { createGitHubSourceHost } from '../activities/adapters/github';
-import { createReleaseAppClient } from '../activities/adapters/release-app';
-import { createSlackWebApiNotifier, createSlackWebhookNotifier } from '../activities/adapters/slack';
-import { createHttpSmokeTester } from '../activities/adapters/smoke-http';
+import {
+  createArgoCdClient,
+  createEcrImageRegistry,
+  createGitChartsRepository,
+  createGitHubSourceHost,
+  createHttpSmokeTester,
+  createReleaseAppClient,
+  createSlackWebApiNotifier,
+  createSlackWebhookNotifier,
+} from '../adapters';
 import type { ActivityDependencies } from '../activities/pipeline-activities';
 import type { Catalogue } from '../common/catalogue';
 import type { Notifier } from '../common/ports';

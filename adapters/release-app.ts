@@ -1,6 +1,6 @@
-import { validateRepo } from '../../common/names';
-import type { ReleaseApp } from '../../common/ports';
-import { joinUrl, sendRequest } from './http-errors';
+import { validateRepo } from '../common/names';
+import type { ReleaseApp } from '../common/ports';
+import { joinUrl, sendRequest } from './http-client';
 
 export interface ReleaseAppClientOptions {
   url: string;

@@ -1,23 +1,9 @@
-import { PermanentHttpError } from '../../common/ports';
+import { PermanentHttpError, TransientHttpError } from '../common/errors';
 
 /**
  * How the HTTP adapters tell a failure that a retry may cure from one it will not, and how they word
  * both without leaking credentials.
  */
-
-/** A failure worth retrying: 408, 429, 5xx, a rate limit, a timeout or a network error. */
-export class TransientHttpError extends Error {
-  constructor(
-    message: string,
-    /** Undefined when no HTTP answer arrived. */
-    readonly status?: number,
-    /** How long the server asked us to wait, when it said so. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = 'TransientHttpError';
-  }
-}
 
 export type HeaderSource = Headers | Record<string, string | number | string[] | undefined>;
 

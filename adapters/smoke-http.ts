@@ -1,5 +1,5 @@
-import type { SmokeCheck, SmokeCheckOutcome, SmokeTester } from '../../common/ports';
-import { describeNetworkError, displayUrl, excerpt } from './http-errors';
+import type { SmokeCheck, SmokeCheckOutcome, SmokeTester } from '../common/ports';
+import { describeNetworkError, displayUrl, excerpt } from './http-client';
 
 export interface HttpSmokeTesterOptions {
   fetch?: typeof fetch;

@@ -1,6 +1,7 @@
+import { PermanentHttpError } from '../common/errors';
 import type { ECRClient } from '@aws-sdk/client-ecr';
-import { InvalidNameError, validateImageTag } from '../../common/names';
-import { PermanentHttpError, type ImageRegistry } from '../../common/ports';
+import { InvalidNameError, validateImageTag } from '../common/names';
+import { type ImageRegistry } from '../common/ports';
 
 export interface EcrImageRegistryOptions {
   /** Region, credentials and endpoint come from the AWS SDK's own chain when no client is given. */

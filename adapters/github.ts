@@ -1,7 +1,8 @@
+import { RefNotFoundError, TransientHttpError } from '../common/errors';
 import { Octokit } from '@octokit/rest';
-import { validateRepo } from '../../common/names';
-import { RefNotFoundError, type CompareStatus, type DeploymentTracker, type SourceHost, type WorkflowRun } from '../../common/ports';
-import { describeNetworkError, displayUrl, httpFailure, redact, TransientHttpError } from './http-errors';
+import { validateRepo } from '../common/names';
+import { type CompareStatus, type DeploymentTracker, type SourceHost, type WorkflowRun } from '../common/ports';
+import { describeNetworkError, displayUrl, httpFailure, redact } from './http-client';
 
 export interface GitHubSourceHostOptions {
   token: string;

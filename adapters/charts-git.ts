@@ -3,9 +3,9 @@ import { lstat, mkdir, realpath, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GitError, simpleGit, type SimpleGit } from 'simple-git';
 import { isMap, isScalar, parseDocument, YAMLMap, type Document } from 'yaml';
-import { DEFAULT_CHARTS_PATH, imageTagPath } from '../../common/catalogue';
-import { InvalidNameError, isFullSha, validateGitRef, validateImageTag } from '../../common/names';
-import type { ChartsRepository, ImageTagChange, ImageTagFile } from '../../common/ports';
+import { DEFAULT_CHARTS_PATH, imageTagPath } from '../common/catalogue';
+import { InvalidNameError, isFullSha, validateGitRef, validateImageTag } from '../common/names';
+import type { ChartsRepository, ImageTagChange, ImageTagFile } from '../common/ports';
 
 export interface CommitAuthor {
   name: string;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { InvalidNameError } from '../../common/names';
-import type { ArgoApplicationStatus, ArgoCd } from '../../common/ports';
-import { joinUrl, sendRequest } from './http-errors';
+import { InvalidNameError } from '../common/names';
+import type { ArgoApplicationStatus, ArgoCd } from '../common/ports';
+import { joinUrl, sendRequest } from './http-client';
 
 export interface ArgoCdClientOptions {
   url: string;

@@ -1,6 +1,7 @@
-import { PermanentHttpError, type Notice, type Notifier } from '../../common/ports';
-import { DEFAULT_SLACK_API_URL } from '../../common/settings';
-import { joinUrl, redact, retryAfterMs, sendRequest, TransientHttpError, type SendRequestOptions } from './http-errors';
+import { PermanentHttpError, TransientHttpError } from '../common/errors';
+import { type Notice, type Notifier } from '../common/ports';
+import { DEFAULT_SLACK_API_URL } from '../common/settings';
+import { joinUrl, redact, retryAfterMs, sendRequest, type SendRequestOptions } from './http-client';
 
 /**
  * Slack, two ways.

@@ -1,0 +1,11 @@
+/**
+ * The production adapters, one per outside system, each behind its port in common/ports.ts. Other folders build
+ * adapters through these factories only; what sits behind them (the HTTP client, retries, wording) stays here.
+ */
+export { createArgoCdClient } from './argocd';
+export { createGitChartsRepository } from './charts-git';
+export { createEcrImageRegistry } from './ecr';
+export { createGitHubSourceHost } from './github';
+export { createReleaseAppClient } from './release-app';
+export { createSlackWebApiNotifier, createSlackWebhookNotifier } from './slack';
+export { createHttpSmokeTester } from './smoke-http';
