@@ -163,10 +163,22 @@ function imageTagOf(doc: Document, where: string): string | undefined {
   return node.source ?? String(node.value);
 }
 
-function automaticDeploysEnabledIn(doc: Document): boolean {
-  const value = doc.get(AUTOMATIC_DEPLOYS_KEY);
-  // A freeze written as a string is still a freeze: failing open would deploy into it.
-  return !(value === false || (typeof value === 'string' && value.trim().toLowerCase() === 'false'));
+/**
+ * Only `true` or `false` (bare or quoted) is a decision. Anything else (`no`, `off`, `0`, an empty value) means
+ * different things to different YAML readers, so it fails closed: no automatic deploy until a person fixes it.
+ */
+function freezeFlagIn(doc: Document, where: string): Pick<ImageTagFile, 'automaticDeploysEnabled' | 'freezeFlagProblem'> {
+  if (!doc.has(AUTOMATIC_DEPLOYS_KEY)) return { automaticDeploysEnabled: true };
+  const node = doc.get(AUTOMATIC_DEPLOYS_KEY, true);
+  const written = isScalar(node) ? String(node.source ?? node.value).trim() : undefined;
+  const meaning = isScalar(node) && (typeof node.value === 'boolean' || typeof node.value === 'string') ? written?.toLowerCase() : undefined;
+  if (meaning === 'true') return { automaticDeploysEnabled: true };
+  if (meaning === 'false') return { automaticDeploysEnabled: false };
+  const shown = written === undefined || written === '' || written === 'null' ? 'empty' : JSON.stringify(written.slice(0, 40));
+  return {
+    automaticDeploysEnabled: false,
+    freezeFlagProblem: `${where}: ${AUTOMATIC_DEPLOYS_KEY} is ${shown}, neither true nor false; automatic deploys stay off until it says one of them`,
+  };
 }
 
 function withImageTag(text: string | undefined, tag: string, where: string): string {
@@ -493,7 +505,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
         const text = await fileAt(tip, filePath);
         if (text === undefined) return { path: filePath, exists: false, automaticDeploysEnabled: true };
         const doc = parseTagFile(text, filePath);
-        return { path: filePath, exists: true, imageTag: imageTagOf(doc, filePath), automaticDeploysEnabled: automaticDeploysEnabledIn(doc) };
+        return { path: filePath, exists: true, imageTag: imageTagOf(doc, filePath), ...freezeFlagIn(doc, filePath) };
       });
     },
 

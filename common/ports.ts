@@ -89,7 +89,10 @@ export interface ImageTagFile {
   path: string;
   exists: boolean;
   imageTag?: string;
+  /** False when the file turns automatic deploys off, and when its flag says neither true nor false. */
   automaticDeploysEnabled: boolean;
+  /** Why the flag could not be read as true or false; automatic deploys stay off until a person fixes it. */
+  freezeFlagProblem?: string;
 }
 
 export interface ImageTagChange {

@@ -422,6 +422,38 @@ describe('readImageTag', () => {
     });
   });
 
+  test('a freeze flag that is neither true nor false keeps automatic deploys off and says why', async () => {
+    const writer = await competingWriter(bare, tmp);
+    const charts = adapter();
+    for (const [written, shown] of [
+      ['no', '"no"'],
+      ['off', '"off"'],
+      ['0', '"0"'],
+      ['null', 'empty'],
+      ['', 'empty'],
+      ['yes', '"yes"'],
+      ['"maybe"', '"maybe"'],
+    ] as const) {
+      await writer.push({ [PRODUCTION]: `image_tag: v7\nautomatic_deploys_enabled: ${written}\n` }, `Freeze flag ${written}`);
+      await expect(charts.readImageTag('whitehall', 'production')).resolves.toEqual({
+        path: PRODUCTION,
+        exists: true,
+        imageTag: 'v7',
+        automaticDeploysEnabled: false,
+        freezeFlagProblem: `${PRODUCTION}: automatic_deploys_enabled is ${shown}, neither true nor false; automatic deploys stay off until it says one of them`,
+      });
+    }
+    for (const [written, enabled] of [
+      ['true', true],
+      ['"true"', true],
+      ['False', false],
+      ["'false'", false],
+    ] as const) {
+      await writer.push({ [PRODUCTION]: `automatic_deploys_enabled: ${written}\nimage_tag: v8\n` }, `Freeze flag ${written}`);
+      await expect(charts.readImageTag('whitehall', 'production')).resolves.toEqual({ path: PRODUCTION, exists: true, imageTag: 'v8', automaticDeploysEnabled: enabled });
+    }
+  });
+
   test('a missing file is reported, with automatic deploys allowed', async () => {
     await expect(adapter().readImageTag('whitehall', 'production')).resolves.toEqual({
       path: PRODUCTION,
