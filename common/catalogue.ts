@@ -84,6 +84,9 @@ const duration = z.union([z.string(), z.number().int().nonnegative()]).transform
   }
 });
 
+/** A timeout or interval of zero would fail every attempt at once, or poll without pause: refused. */
+const positiveDuration = duration.refine((ms) => ms > 0, 'must be longer than zero');
+
 function named(validate: (value: unknown) => string) {
   return z.string().superRefine((value, ctx) => {
     try {
@@ -99,7 +102,7 @@ const smokeCheckSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
   expectStatus: z.number().int().min(100).max(599).default(200),
   expectBodyContains: z.string().min(1).optional(),
-  timeout: duration.default(5000),
+  timeout: positiveDuration.default(5000),
 });
 
 const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
@@ -135,7 +138,7 @@ const environmentSchema = z.strictObject({
   smokeChecks: z.array(smokeCheckSchema).default([]),
   smokeAttempts: z.number().int().min(1).max(20).default(3),
   smokeRetryInterval: duration.default(2000),
-  syncTimeout: duration.default(15 * 60_000),
+  syncTimeout: positiveDuration.default(15 * 60_000),
   approvers: z.array(named(validateApproverEntry)).default([]),
 });
 
@@ -160,10 +163,10 @@ const appSchema = z.strictObject({
     .strictObject({
       workflow: z.string().regex(/^[A-Za-z0-9_.-]+\.ya?ml$/, 'must be a workflow file name such as build-image.yml').default('build-image.yml'),
       ref: named(validateGitRef).default('main'),
-      timeout: duration.default(30 * 60_000),
+      timeout: positiveDuration.default(30 * 60_000),
     })
     .default({ workflow: 'build-image.yml', ref: 'main', timeout: 30 * 60_000 }),
-  approvalTimeout: duration.optional(),
+  approvalTimeout: positiveDuration.optional(),
   environments: z.record(named(validateEnvironmentName), environmentSchema.nullable()).optional(),
 });
 
@@ -171,12 +174,12 @@ const catalogueSchema = z.strictObject({
   defaults: z
     .strictObject({
       environments: z.array(named(validateEnvironmentName)).min(1).optional(),
-      approvalTimeout: duration.optional(),
-      freezeRecheckInterval: duration.optional(),
+      approvalTimeout: positiveDuration.optional(),
+      freezeRecheckInterval: positiveDuration.optional(),
       stepRetry: z
         .strictObject({
           maximumAttempts: z.number().int().min(1).max(100).optional(),
-          maximumInterval: duration.optional(),
+          maximumInterval: duration.refine((ms) => ms >= 1000, 'must be at least 1s').optional(),
           attemptTimeout: duration.refine((ms) => ms >= 1000, 'must be at least 1s').optional(),
           heartbeatTimeout: duration.refine((ms) => ms >= 1000, 'must be at least 1s').optional(),
         })

@@ -66,6 +66,14 @@ describe('app catalogue', () => {
     ['apps:\n  w:\n    repo: a/b\n    environments:\n      "../prod": {}\n', /^apps\.yaml: app "w": field "environments\.\.\.\/prod": invalid environment/],
     ['apps:\n  w:\n    repo: a/b\n    approvalTimeout: soon\n', /^apps\.yaml: app "w": field "approvalTimeout": duration "soon"/],
     ['apps:\n  w:\n    repo: a/b\n    environments: {}\n', /^apps\.yaml: app "w": field "environments": list at least one environment/],
+    ['apps:\n  w:\n    repo: a/b\n    environments:\n      staging:\n        syncTimeout: 0s\n', /^apps\.yaml: app "w": field "environments\.staging\.syncTimeout": must be longer than zero/],
+    ['apps:\n  w:\n    repo: a/b\n    build: { timeout: 0 }\n', /^apps\.yaml: app "w": field "build\.timeout": must be longer than zero/],
+    ['apps:\n  w:\n    repo: a/b\n    approvalTimeout: 0d\n', /^apps\.yaml: app "w": field "approvalTimeout": must be longer than zero/],
+    ['apps:\n  w:\n    repo: a/b\n    environments:\n      staging:\n        smokeChecks: [{ url: "http://127.0.0.1:9/", timeout: 0ms }]\n', /^apps\.yaml: app "w": field "environments\.staging\.smokeChecks\[0\]\.timeout": must be longer than zero/],
+    ['defaults:\n  freezeRecheckInterval: 0s\napps:\n  w:\n    repo: a/b\n', /^apps\.yaml: field "defaults\.freezeRecheckInterval": must be longer than zero/],
+    ['defaults:\n  approvalTimeout: 0\napps:\n  w:\n    repo: a/b\n', /^apps\.yaml: field "defaults\.approvalTimeout": must be longer than zero/],
+    ['defaults:\n  stepRetry: { maximumInterval: 0s }\napps:\n  w:\n    repo: a/b\n', /^apps\.yaml: field "defaults\.stepRetry\.maximumInterval": must be at least 1s/],
+    ['apps:\n  w:\n    repo: a/b\n    build: { timeout: -5 }\n', /^apps\.yaml: app "w": field "build\.timeout": /],
     ['nothing: here\n', /^apps\.yaml: /],
   ])('refuses %j with a message naming file, app and field', (text, expected) => {
     expect(errorOf(text)).toMatch(expected);
