@@ -57,6 +57,80 @@ export class GitCommandError extends GitError {
   }
 }
 
+/** Names the credential helper reads; not GIT_* names, which simple-git refuses to pass on. */
+const USERNAME_VARIABLE = 'DEPLOY_CHARTS_USERNAME';
+const PASSWORD_VARIABLE = 'DEPLOY_CHARTS_PASSWORD';
+/**
+ * Git asks this helper for credentials when the remote says 401. It holds no secret itself: it prints what its
+ * git process was given in its environment, so the token never sits in `.git/config` or on a command line.
+ */
+const CREDENTIAL_HELPER = `!f() { test "$1" = get || exit 0; printf 'username=%s\\npassword=%s\\n' "$${USERNAME_VARIABLE}" "$${PASSWORD_VARIABLE}"; }; f`;
+
+/**
+ * What a git process may see of the worker's environment: enough to run and reach the remote (search path, home,
+ * locale, proxies, CA bundles, an SSH agent), nothing else. The worker holds GitHub, Argo CD and AWS secrets.
+ */
+const VARIABLES_GIT_NEEDS = [
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'LANG',
+  'LC_ALL',
+  'LC_CTYPE',
+  'LC_MESSAGES',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
+  'ALL_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+  'all_proxy',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'SSH_AUTH_SOCK',
+];
+
+export interface RemoteCredentials {
+  username: string;
+  password: string;
+}
+
+/** The environment of every git process this adapter starts. */
+export function gitChildEnvironment(parent: NodeJS.ProcessEnv, credentials: RemoteCredentials | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of VARIABLES_GIT_NEEDS) {
+    const value = parent[name];
+    if (value !== undefined) env[name] = value;
+  }
+  // A missing or wrong token fails at once instead of waiting at a prompt nobody sees.
+  env.GIT_TERMINAL_PROMPT = '0';
+  if (credentials) {
+    env[USERNAME_VARIABLE] = credentials.username;
+    env[PASSWORD_VARIABLE] = credentials.password;
+  }
+  return env;
+}
+
+/** An http(s) remote's user and password move out of the URL, into what the credential helper hands git. */
+export function splitRemoteCredentials(remoteUrl: string): { url: string; credentials?: RemoteCredentials } {
+  if (!/^https?:\/\//i.test(remoteUrl)) return { url: remoteUrl };
+  let parsed: URL;
+  try {
+    parsed = new URL(remoteUrl);
+  } catch {
+    return { url: remoteUrl };
+  }
+  if (!parsed.username && !parsed.password) return { url: remoteUrl };
+  // GitHub takes any user name with a token as the password; a token alone in the user part means the same.
+  const username = decodeURIComponent(parsed.username) || 'x-access-token';
+  const password = parsed.password ? decodeURIComponent(parsed.password) : decodeURIComponent(parsed.username);
+  const credentials = parsed.password ? { username, password } : { username: 'x-access-token', password };
+  parsed.username = '';
+  parsed.password = '';
+  return { url: parsed.toString(), credentials };
+}
+
 function maskCredentials(text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
 }
@@ -211,7 +285,7 @@ async function refuseSymlinks(root: string, relativePath: string): Promise<void>
 }
 
 export function createGitChartsRepository(options: GitChartsRepositoryOptions): ChartsRepository {
-  const remoteUrl = validateRemoteUrl(options.remoteUrl);
+  const { url: remoteUrl, credentials } = splitRemoteCredentials(validateRemoteUrl(options.remoteUrl));
   const branch = validateGitRef(options.branch ?? 'main');
   const workdir = path.resolve(options.workdir);
   const catalogueView = { chartsPath: validateChartsPath(options.chartsPath ?? DEFAULT_CHARTS_PATH) };
@@ -239,7 +313,19 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
     await mkdir(workdir, { recursive: true });
     git ??= simpleGit({
       baseDir: workdir,
-      config: [`user.name=${author.name}`, `user.email=${author.email}`, 'commit.gpgsign=false', 'core.autocrlf=false', FULL_ABBREV],
+      config: [
+        `user.name=${author.name}`,
+        `user.email=${author.email}`,
+        'commit.gpgsign=false',
+        'core.autocrlf=false',
+        FULL_ABBREV,
+        // The empty value drops helpers from the machine's git config: credentials come from us or not at all.
+        'credential.helper=',
+        ...(credentials ? [`credential.helper=${CREDENTIAL_HELPER}`] : []),
+      ],
+      // Our own helper, which holds no secret (see CREDENTIAL_HELPER).
+      unsafe: { allowUnsafeCredentialHelper: true },
+      allowEnvironment: ['GIT_TERMINAL_PROMPT'],
       timeout: { block: SILENT_GIT_TIMEOUT_MS },
       errors(error, result) {
         // Any non-zero exit is an error, even a silent one: `merge-base` answers "no common ancestor" with exit 1 alone.
@@ -247,7 +333,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
         const output = [...result.stdErr, ...result.stdOut].map((chunk) => chunk.toString('utf8').trim()).filter(Boolean).join('\n');
         return new GitCommandError(result.exitCode, maskCredentials(output) || 'no output');
       },
-    });
+    }).env(gitChildEnvironment(process.env, credentials));
     // Without its own .git, git would climb to an enclosing repository and reset that one instead.
     if (!existsSync(path.join(workdir, '.git'))) await run(['init', '--quiet']);
     // Nothing else in this process uses the clone yet: a lock left here is from a worker that died mid-command.

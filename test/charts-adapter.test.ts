@@ -1,12 +1,14 @@
 /** The production charts adapter against real bare git repositories in temporary folders. */
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
-import { createGitChartsRepository, type GitChartsRepositoryOptions } from '../adapters/charts-git';
+import { createGitChartsRepository, gitChildEnvironment, splitRemoteCredentials, type GitChartsRepositoryOptions } from '../adapters/charts-git';
 import { InvalidNameError } from '../common/names';
 import type { ChartsRepository } from '../common/ports';
+import { startGitHttpServer } from '../simulators/git-http';
 import { competingWriter, createChartsRepo, headOf, listCommits, listFiles, parentOf, readFileAt } from './support/charts-repo';
 
 const STAGING = 'charts/app-config/image-tags/staging/whitehall';
@@ -299,6 +301,78 @@ test('credentials in the remote URL never appear in an error', async () => {
   expect(err).toBeInstanceOf(Error);
   expect((err as Error).message).toMatch(/git ls-remote failed/);
   expect((err as Error).message).not.toContain('s3cr3t-token');
+});
+
+describe('credentials for an http remote', () => {
+  test('reach git through a credential helper, never through .git/config or a command line', async () => {
+    const token = `ghs_${randomBytes(18).toString('hex')}`;
+    const server = await startGitHttpServer({ root: path.dirname(bare), username: 'deploy-bot', password: token });
+    try {
+      const workdir = path.join(tmp, 'worker');
+      // A clone set up before this change kept the token in its remote URL: opening it again cleans it.
+      await simpleGit().raw(['init', '--quiet', workdir]);
+      await simpleGit(workdir).raw(['remote', 'add', 'origin', `http://deploy-bot:${token}@127.0.0.1:9/old.git`]);
+      const commands: string[] = [];
+      const charts = adapter('worker', {
+        remoteUrl: `http://deploy-bot:${token}@${server.url.replace('http://', '')}/${path.basename(bare)}`,
+        onGitCommand: (args) => commands.push(args.join(' ')),
+      });
+      const before = await listCommits(bare);
+
+      const change = await charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
+
+      expect(await listCommits(bare)).toEqual([{ sha: change.chartsCommit, subject: 'Deploy whitehall v2 to staging' }, ...before]);
+      // The server asked (401), and git answered with the helper's credentials.
+      expect(server.requests.some((r) => !r.authorised)).toBe(true);
+      expect(server.requests.some((r) => r.authorised && r.method === 'POST' && r.path.endsWith('/git-receive-pack'))).toBe(true);
+      expect(commands.length).toBeGreaterThan(0);
+      expect(commands.filter((command) => command.includes(token))).toEqual([]);
+      const config = readFileSync(path.join(workdir, '.git', 'config'), 'utf8');
+      expect(config).not.toContain(token);
+      expect(config).toContain(`url = ${server.url}/${path.basename(bare)}`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a wrong token fails at once with the answer, not a prompt, and the token stays out of the message', async () => {
+    const server = await startGitHttpServer({ root: path.dirname(bare), username: 'deploy-bot', password: 'the-right-one' });
+    try {
+      const wrong = `ghs_${randomBytes(18).toString('hex')}`;
+      const charts = adapter('worker', { remoteUrl: `http://deploy-bot:${wrong}@${server.url.replace('http://', '')}/${path.basename(bare)}` });
+      const err = await charts.readImageTag('whitehall', 'staging').catch((e: unknown) => e);
+      expect((err as Error).message).toMatch(/git ls-remote failed/);
+      expect((err as Error).message).toMatch(/Authentication failed|401|could not read Username/);
+      expect((err as Error).message).not.toContain(wrong);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('git processes get only what git needs of the worker\'s environment', () => {
+    const parent = {
+      PATH: '/usr/bin',
+      HOME: '/home/worker',
+      LANG: 'C.UTF-8',
+      HTTPS_PROXY: 'http://proxy:3128',
+      GITHUB_TOKEN: 'ghp_secret',
+      ARGOCD_TOKEN: 'argo-secret',
+      AWS_SECRET_ACCESS_KEY: 'aws-secret',
+      RELEASE_TOKEN: 'release-secret',
+      GIT_DIR: '/elsewhere',
+    };
+    expect(gitChildEnvironment(parent, undefined)).toEqual({ PATH: '/usr/bin', HOME: '/home/worker', LANG: 'C.UTF-8', HTTPS_PROXY: 'http://proxy:3128', GIT_TERMINAL_PROMPT: '0' });
+    expect(gitChildEnvironment(parent, { username: 'bot', password: 'tok' })).toMatchObject({ DEPLOY_CHARTS_USERNAME: 'bot', DEPLOY_CHARTS_PASSWORD: 'tok' });
+  });
+
+  test.each([
+    ['https://bot:tok%2Fen@github.com/alphagov/govuk-helm-charts.git', 'https://github.com/alphagov/govuk-helm-charts.git', { username: 'bot', password: 'tok/en' }],
+    ['https://ghs_abc@github.com/o/r.git', 'https://github.com/o/r.git', { username: 'x-access-token', password: 'ghs_abc' }],
+    ['https://github.com/o/r.git', 'https://github.com/o/r.git', undefined],
+    ['git@github.com:o/r.git', 'git@github.com:o/r.git', undefined],
+  ])('takes the credentials out of %s', (remote, url, credentials) => {
+    expect(splitRemoteCredentials(remote)).toEqual(credentials ? { url, credentials } : { url });
+  });
 });
 
 describe('git processes spared', () => {
