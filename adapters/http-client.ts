@@ -16,13 +16,26 @@ function header(headers: HeaderSource | undefined, name: string): string | undef
 }
 
 /** GitHub answers an exhausted rate limit with 403 (or 429) and `x-ratelimit-remaining: 0`. */
-export function isRateLimited(status: number, headers?: HeaderSource): boolean {
+export function isRateLimited(status: number, headers?: HeaderSource, body?: unknown): boolean {
   if (status !== 403 && status !== 429) return false;
-  return header(headers, 'x-ratelimit-remaining') === '0' || header(headers, 'retry-after') !== undefined;
+  return header(headers, 'x-ratelimit-remaining') === '0' || header(headers, 'retry-after') !== undefined || isSecondaryRateLimit(status, body);
 }
 
-export function isRetryableStatus(status: number, headers?: HeaderSource): boolean {
-  return status === 408 || status === 429 || status >= 500 || isRateLimited(status, headers);
+/**
+ * GitHub's secondary rate limits (too many requests at once, or too much CPU) answer 403 or 429 while requests
+ * remain, and say so only in the body's message or documentation link.
+ */
+export function isSecondaryRateLimit(status: number, body: unknown): boolean {
+  if (status !== 403 && status !== 429) return false;
+  const text = typeof body === 'string' ? body : body && typeof body === 'object' ? JSON.stringify(body) : '';
+  return /secondary[ -]rate[ -]limit/i.test(text);
+}
+
+/** GitHub asks for at least a minute's pause after a secondary rate limit that names no time. */
+const SECONDARY_RATE_LIMIT_PAUSE_MS = 60_000;
+
+export function isRetryableStatus(status: number, headers?: HeaderSource, body?: unknown): boolean {
+  return status === 408 || status === 429 || status >= 500 || isRateLimited(status, headers, body);
 }
 
 /** From `Retry-After` (seconds or an HTTP date) or, when the limit is spent, `x-ratelimit-reset` (epoch seconds). */
@@ -33,11 +46,13 @@ export function retryAfterMs(headers: HeaderSource | undefined, now = Date.now()
     const at = Date.parse(retryAfter);
     if (!Number.isNaN(at)) return Math.max(0, at - now);
   }
+  return header(headers, 'x-ratelimit-remaining') === '0' ? resetAfterMs(headers, now) : undefined;
+}
+
+/** How long until `x-ratelimit-reset` (epoch seconds), when the answer names it. */
+function resetAfterMs(headers: HeaderSource | undefined, now = Date.now()): number | undefined {
   const reset = header(headers, 'x-ratelimit-reset');
-  if (header(headers, 'x-ratelimit-remaining') === '0' && reset !== undefined && /^\d+$/.test(reset)) {
-    return Math.max(0, Number(reset) * 1000 - now);
-  }
-  return undefined;
+  return reset !== undefined && /^\d+$/.test(reset) ? Math.max(0, Number(reset) * 1000 - now) : undefined;
 }
 
 /** Replaces every secret in the text. */
@@ -104,11 +119,13 @@ export interface HttpFailure {
 export function httpFailure(failure: HttpFailure): PermanentHttpError | TransientHttpError {
   const { service, method, status, headers } = failure;
   const explanation = serverMessage(failure.body);
-  const wait = retryAfterMs(headers);
+  const secondary = isSecondaryRateLimit(status, failure.body);
+  const wait = secondary ? (retryAfterMs(headers) ?? resetAfterMs(headers) ?? SECONDARY_RATE_LIMIT_PAUSE_MS) : retryAfterMs(headers);
   let message = `${service} ${method} ${displayUrl(failure.url)} returned ${status}${explanation ? `: ${explanation}` : ''}`;
-  if (isRateLimited(status, headers)) message += wait !== undefined ? ` (rate limited; retry in ${Math.ceil(wait / 1000)} s)` : ' (rate limited)';
+  const limited = secondary ? 'secondary rate limit' : 'rate limited';
+  if (isRateLimited(status, headers, failure.body)) message += wait !== undefined ? ` (${limited}; retry in ${Math.ceil(wait / 1000)} s)` : ` (${limited})`;
   message = redact(message, failure.secrets);
-  return isRetryableStatus(status, headers) ? new TransientHttpError(message, status, wait) : new PermanentHttpError(message, status);
+  return isRetryableStatus(status, headers, failure.body) ? new TransientHttpError(message, status, wait) : new PermanentHttpError(message, status);
 }
 
 export interface NetworkProblem {

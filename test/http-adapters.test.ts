@@ -70,7 +70,7 @@ describe('GitHub adapter against the GitHub simulator', () => {
     expect(github.requests).toHaveLength(3);
   });
 
-  it('treats 5xx, 429 and exhausted rate limits as retryable, other 403s as permanent', async () => {
+  it('treats 5xx, 429, exhausted and secondary rate limits as retryable, other 403s as permanent', async () => {
     github.addCommit(repo);
     github.injectFault({ pathPattern: '/commits/', status: 503 });
     expectTransient(await errorFrom(() => host.resolveRef(repo, 'main')), /returned 503/);
@@ -92,6 +92,21 @@ describe('GitHub adapter against the GitHub simulator', () => {
     const tooMany = await errorFrom(() => host.resolveRef(repo, 'main'));
     expectTransient(tooMany, /429/);
     expect((tooMany as TransientHttpError).retryAfterMs).toBe(7000);
+
+    // A secondary rate limit: requests remain, and only the body says why; a minute's pause unless told otherwise.
+    const secondary = {
+      message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.',
+      documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
+    };
+    github.injectFault({ status: 403, headers: { 'x-ratelimit-remaining': '4990', 'x-ratelimit-limit': '5000' }, body: secondary });
+    const crowded = await errorFrom(() => host.listWorkflowRuns(repo, 'build.yml'));
+    expectTransient(crowded, /403: You have exceeded a secondary rate limit.* \(secondary rate limit; retry in 60 s\)$/);
+    expect((crowded as TransientHttpError).retryAfterMs).toBe(60_000);
+    const secondaryReset = Math.floor(Date.now() / 1000) + 300;
+    github.injectFault({ status: 403, headers: { 'x-ratelimit-remaining': '4990', 'x-ratelimit-reset': String(secondaryReset) }, body: secondary });
+    expect((await errorFrom(() => host.compareCommits(repo, 'main', 'main')) as TransientHttpError).retryAfterMs).toBeGreaterThan(280_000);
+    github.injectFault({ status: 429, headers: { 'retry-after': '30' }, body: secondary });
+    expect((await errorFrom(() => host.resolveRef(repo, 'main')) as TransientHttpError).retryAfterMs).toBe(30_000);
 
     github.injectFault({ status: 403, body: { message: 'Resource not accessible by integration' } });
     const forbidden = await errorFrom(() => host.dispatchWorkflow(repo, 'build.yml', 'main', {}));
