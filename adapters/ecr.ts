@@ -43,6 +43,18 @@ function repositoryNotFound(repository: string): PermanentHttpError {
   return new PermanentHttpError(`ECR repository "${repository}" does not exist (or this account cannot see it)`, 404);
 }
 
+/**
+ * AWS refused the worker's identity: no retry changes a missing permission or unknown keys, and waiting out the
+ * build timeout would only hide it behind "image build timed out".
+ */
+function permissionProblem(err: unknown, action: string, repository: string): PermanentHttpError | undefined {
+  const name = errorName(err);
+  if (name !== 'AccessDeniedException' && name !== 'UnrecognizedClientException') return undefined;
+  const detail = err instanceof Error && err.message ? `: ${err.message}` : '';
+  const why = name === 'AccessDeniedException' ? `may not ${action} on ECR repository "${repository}"` : 'is not known to AWS (check its access keys)';
+  return new PermanentHttpError(`ECR permissions error: the worker's AWS identity ${why}${detail}`, 403);
+}
+
 function imageNotFound(repository: string, tag: string): PermanentHttpError {
   return new PermanentHttpError(`ECR repository "${repository}" has no image tagged "${tag}"`, 404);
 }
@@ -68,7 +80,7 @@ export function createEcrImageRegistry(options: EcrImageRegistryOptions = {}): I
       } catch (err) {
         if (errorName(err) === 'ImageNotFoundException') return false;
         if (errorName(err) === 'RepositoryNotFoundException') throw repositoryNotFound(repository);
-        throw err;
+        throw permissionProblem(err, 'ecr:DescribeImages', repository) ?? err;
       }
     },
 
@@ -90,7 +102,7 @@ export function createEcrImageRegistry(options: EcrImageRegistryOptions = {}): I
         );
       } catch (err) {
         if (errorName(err) === 'RepositoryNotFoundException') throw repositoryNotFound(repository);
-        throw err;
+        throw permissionProblem(err, 'ecr:BatchGetImage', repository) ?? err;
       }
 
       const image = found.images?.[0];
@@ -126,7 +138,7 @@ export function createEcrImageRegistry(options: EcrImageRegistryOptions = {}): I
             409,
           );
         }
-        throw err;
+        throw permissionProblem(err, 'ecr:PutImage', repository) ?? err;
       }
     },
   };

@@ -66,6 +66,17 @@ export class EcrSimulator extends Simulator {
     this.server.route('POST', /^\/$/, (req) => this.dispatch(req));
   }
 
+  /** Access key IDs whose identity has no permission for these actions (as an IAM policy that lacks them). */
+  private readonly denied = new Map<string, Set<string>>();
+
+  /**
+   * Takes these actions (e.g. `DescribeImages`) away from the identity signing with this access key ID: ECR then
+   * answers as for an IAM policy that does not allow them.
+   */
+  deny(accessKeyId: string, actions: string[]): void {
+    this.denied.set(accessKeyId, new Set([...(this.denied.get(accessKeyId) ?? []), ...actions]));
+  }
+
   /** Tags of every image of a repository, for assertions. */
   tagsOf(repository: string): string[] {
     const repo = this.repositories.get(repository);
@@ -76,8 +87,20 @@ export class EcrSimulator extends Simulator {
     const target = String(req.headers['x-amz-target'] ?? '');
     if (!target.startsWith(TARGET_PREFIX)) return awsError(new EcrError('UnknownOperationException', `unknown target "${target}"`));
     const body = (typeof req.body === 'object' && req.body !== null ? req.body : {}) as Record<string, unknown>;
+    const action = target.slice(TARGET_PREFIX.length);
+    // SigV4: "AWS4-HMAC-SHA256 Credential=<access key ID>/<date>/<region>/ecr/aws4_request, ...".
+    const accessKeyId = /Credential=([^/,\s]+)\//.exec(String(req.headers.authorization ?? ''))?.[1];
+    if (accessKeyId && this.denied.get(accessKeyId)?.has(action)) {
+      const resource = `arn:aws:ecr:${this.region}:${this.accountId}:repository/${String(body.repositoryName ?? '*')}`;
+      return awsError(
+        new EcrError(
+          'AccessDeniedException',
+          `User: arn:aws:iam::${this.accountId}:user/${accessKeyId} is not authorized to perform: ecr:${action} on resource: ${resource} because no identity-based policy allows the ecr:${action} action`,
+        ),
+      );
+    }
     try {
-      switch (target.slice(TARGET_PREFIX.length)) {
+      switch (action) {
         case 'CreateRepository':
           return ok(this.createRepository(body));
         case 'DescribeRepositories':

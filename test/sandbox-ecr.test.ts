@@ -12,6 +12,36 @@ import { digestOfTag, tagsOfImage, uniqueRepositoryName } from './support/ecr';
 
 const CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 
+describe('ECR refusing the worker\'s identity', () => {
+  it('is a permissions error, at once, naming the action and repository', async () => {
+    const simulator = new EcrSimulator();
+    const { url } = await simulator.start();
+    const admin = new ECRClient({ endpoint: url, region: 'eu-west-2', credentials: CREDENTIALS });
+    const restricted = new ECRClient({ endpoint: url, region: 'eu-west-2', credentials: { accessKeyId: 'AKIADEPLOYWORKER', secretAccessKey: 'testing' } });
+    try {
+      const repository = uniqueRepositoryName('guarded');
+      await ensureRepository(admin, repository);
+      await pushSyntheticImage(admin, repository, 'v1');
+      simulator.deny('AKIADEPLOYWORKER', ['DescribeImages', 'PutImage']);
+      const registry = createEcrImageRegistry({ client: restricted });
+
+      const looking = await registry.hasImage(repository, 'v1').catch((err: unknown) => err);
+      expect(looking).toBeInstanceOf(PermanentHttpError);
+      expect((looking as Error).message).toMatch(
+        new RegExp(`^ECR permissions error: the worker's AWS identity may not ecr:DescribeImages on ECR repository "${repository}": User: arn:aws:iam::\\d+:user/AKIADEPLOYWORKER is not authorized to perform: ecr:DescribeImages`),
+      );
+      const tagging = await registry.addTag(repository, 'v1', 'deployed-to-staging').catch((err: unknown) => err);
+      expect(tagging).toBeInstanceOf(PermanentHttpError);
+      expect((tagging as Error).message).toMatch(/may not ecr:PutImage on ECR repository/);
+      expect(simulator.tagsOf(repository)).toEqual(['v1']);
+    } finally {
+      admin.destroy();
+      restricted.destroy();
+      await simulator.close();
+    }
+  });
+});
+
 describe.each(['moto', 'simulator'] as const)('ECR through the AWS SDK against %s', (kind) => {
   let simulator: EcrSimulator | undefined;
   let client: ECRClient;
