@@ -4,6 +4,7 @@ import path from 'node:path';
 import { GitError, simpleGit, type SimpleGit } from 'simple-git';
 import { isMap, isScalar, parseDocument, YAMLMap, type Document } from 'yaml';
 import { DEFAULT_CHARTS_PATH, imageTagPath } from '../common/catalogue';
+import { PushRefusedError } from '../common/errors';
 import { InvalidNameError, isFullSha, validateGitRef, validateImageTag } from '../common/names';
 import type { ChartsRepository, ImageTagChange, ImageTagFile } from '../common/ports';
 
@@ -129,6 +130,21 @@ export function splitRemoteCredentials(remoteUrl: string): { url: string; creden
   parsed.username = '';
   parsed.password = '';
   return { url: parsed.toString(), credentials };
+}
+
+/**
+ * git prints `! [remote rejected] <ref> (<reason>)` when the remote's rules refuse a push; GitHub adds GH006 for
+ * branch protection and GH013 for repository rules. Anything else (a lost connection, a 5xx) may pass.
+ */
+function refusalByPolicy(err: unknown, branch: string): PushRefusedError | undefined {
+  const text = err instanceof Error ? err.message : String(err);
+  if (!/\[remote rejected\]|GH006|GH013|protected branch/i.test(text)) return undefined;
+  const protectedBranch = /GH006|protected branch/i.test(text);
+  const rule = /GH013|repository rule/i.test(text);
+  const what = protectedBranch ? `branch protection on ${branch}` : rule ? `a repository rule on ${branch}` : `a rule of the remote (pre-receive hook) on ${branch}`;
+  return new PushRefusedError(
+    `the charts repository refused our push: ${what}. Let the deploy identity push to ${branch}, or change the rule; retrying will not help. ${text}`,
+  );
 }
 
 function maskCredentials(text: string): string {
@@ -568,8 +584,8 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
         const tip = await lookAtRemote();
         // The push may have landed even though its answer was lost.
         if (await landedOnRemote(head, tip)) return settle();
-        // The branch did not move, so no other writer is to blame: authentication, a hook, the network.
-        if (tip === base) throw pushError;
+        // The branch did not move, so no other writer is to blame: a rule of the remote's, authentication, the network.
+        if (tip === base) throw refusalByPolicy(pushError, branch) ?? pushError;
         if (attempt >= maxPushAttempts) {
           for (const bump of live) {
             bump.reject(new Error(`could not push the image tag change to ${bump.filePath} on ${branch}: other commits landed first ${attempt} times in a row`));

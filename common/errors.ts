@@ -35,3 +35,14 @@ export class TransientHttpError extends Error {
     this.name = 'TransientHttpError';
   }
 }
+
+/**
+ * The git remote refused a push by policy (branch protection, a repository rule, a pre-receive hook): pushing
+ * again refuses again until a person changes the rule or the deploy identity's rights.
+ */
+export class PushRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PushRefusedError';
+  }
+}

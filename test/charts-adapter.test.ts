@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
 import { createGitChartsRepository, gitChildEnvironment, splitRemoteCredentials, type GitChartsRepositoryOptions } from '../adapters/charts-git';
+import { PushRefusedError } from '../common/errors';
 import { InvalidNameError } from '../common/names';
 import type { ChartsRepository } from '../common/ports';
 import { startGitHttpServer } from '../simulators/git-http';
@@ -161,6 +162,24 @@ describe('setImageTag', () => {
 
     await expect(charts.setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging')).rejects.toThrow(/charts are frozen today/);
     expect(attempts).toEqual([1]);
+  });
+
+  test('branch protection refuses for good, and says so', async () => {
+    // What GitHub's pre-receive answers for a protected branch.
+    const hook = path.join(bare, 'hooks', 'pre-receive');
+    await writeFile(
+      hook,
+      '#!/bin/sh\necho "error: GH006: Protected branch update failed for refs/heads/main." >&2\necho "error: Changes must be made through a pull request." >&2\nexit 1\n',
+    );
+    await chmod(hook, 0o755);
+    const before = await listCommits(bare);
+
+    const err = await adapter().setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging').catch((e: unknown) => e);
+
+    expect(err).toBeInstanceOf(PushRefusedError);
+    expect((err as Error).message).toMatch(/^the charts repository refused our push: branch protection on main\. Let the deploy identity push to main/);
+    expect((err as Error).message).toContain('GH006: Protected branch update failed');
+    expect(await listCommits(bare)).toEqual(before);
   });
 
   test('two workers racing on one remote both land their commit', async () => {
