@@ -99,10 +99,30 @@ export function serverMessage(body: unknown): string | undefined {
   }
 }
 
+/**
+ * Text an outside server wrote, as our messages may quote it: they reach histories, GitHub and Slack. One line,
+ * at most `max` characters, with no control characters, and nothing a chat or Markdown reader would act on:
+ * `<!channel>`, `<@U123>` and links lose their angle brackets, `@here`-style mentions their at sign, and
+ * backticks cannot open or close code.
+ */
+function isControl(char: string): boolean {
+  const code = char.codePointAt(0)!;
+  return code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x2028 || code === 0x2029;
+}
+
 export function excerpt(text: string, max = 200): string | undefined {
-  const flat = text.replace(/\s+/g, ' ').trim();
+  const flat = [...text]
+    .map((char) => (isControl(char) ? ' ' : char))
+    .join('')
+    .replace(/\s+/g, ' ')
+    .trim();
   if (!flat) return undefined;
-  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+  const cut = flat.length > max ? `${flat.slice(0, max)}…` : flat;
+  return cut
+    .replace(/</g, '‹')
+    .replace(/>/g, '›')
+    .replace(/`/g, "'")
+    .replace(/@(?=(channel|here|everyone)\b)/gi, '＠');
 }
 
 export interface HttpFailure {

@@ -17,6 +17,14 @@ export const SLACK_EVENT_TYPE = 'deploy_pipeline_notice';
 /** Clocks differ: the history lookup starts this long before the step was first scheduled. */
 export const SLACK_CLOCK_SKEW_MS = 60_000;
 
+/**
+ * Slack reads `<…>` in a message as a mention, a channel or a link, and `&` as an entity: our texts intend none of
+ * them, so each is escaped as Slack's formatting rules ask, whatever an outside system put in them.
+ */
+export function slackText(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
 /** Slack incoming webhook. The webhook URL is the secret: it never appears in an error. */
 export function createSlackWebhookNotifier(options: { webhookUrl: string; timeoutMs?: number; fetch?: typeof fetch }): Notifier {
   return {
@@ -25,7 +33,7 @@ export function createSlackWebhookNotifier(options: { webhookUrl: string; timeou
         service: 'Slack',
         method: 'POST',
         url: options.webhookUrl,
-        body: { text: notice.text },
+        body: { text: slackText(notice.text) },
         secrets: [options.webhookUrl, new URL(options.webhookUrl).pathname],
         timeoutMs: options.timeoutMs ?? 10_000,
         fetch: options.fetch,
@@ -193,7 +201,7 @@ export function createSlackWebApiNotifier(options: SlackWebApiOptions): Notifier
       if (!notice.firstAttempt && (await findPosted(notice.key, notice.firstScheduledAtMs))) return;
       await call('chat.postMessage', 'POST', {
         channel,
-        text: notice.text,
+        text: slackText(notice.text),
         metadata: { event_type: SLACK_EVENT_TYPE, event_payload: { key: notice.key } },
       });
     },

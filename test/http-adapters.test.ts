@@ -382,6 +382,17 @@ describe('HTTP smoke tester against the app endpoints simulator', () => {
     expect(outcome.detail).toContain('body did not contain "v9999"');
   });
 
+  it('quotes what the app said trimmed, on one line, with Slack mentions, links and code marks taken apart', async () => {
+    const page = `<!channel> <@U024BE7LH> we are down\n\u0007 see <https://evil.example|status> \`rm -rf\` @here ${'x'.repeat(400)}`;
+    endpoints.failChecks('whitehall', 'staging', { status: 503, body: page });
+    const outcome = await tester.run(check());
+    const quoted = outcome.detail.split('; body: ')[1]!;
+    expect(quoted.startsWith("‹!channel› ‹@U024BE7LH› we are down see ‹https://evil.example|status› 'rm -rf' ＠here xxx")).toBe(true);
+    expect(quoted).toHaveLength(201);
+    expect(quoted.endsWith('…')).toBe(true);
+    expect(quoted).not.toMatch(/[<>`\u0000-\u001f]/);
+  });
+
   it('reports a timeout with the limit', async () => {
     endpoints.failChecks('whitehall', 'staging', { status: 200, delayMs: 1000 });
     const started = Date.now();

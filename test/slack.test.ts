@@ -161,6 +161,15 @@ describe('Slack Web API adapter against the Slack simulator', () => {
     expect(slack.channelMessages(CHANNEL)).toHaveLength(0);
   });
 
+  it("escapes Slack's control characters, so no text can mention a channel or forge a link", async () => {
+    const text = 'whitehall failed: GET /healthcheck returned 500; body: <!channel> <https://evil.example|login> & more';
+    await notifier().notify({ ...notice('wf/run/9'), text });
+    const escaped = 'whitehall failed: GET /healthcheck returned 500; body: &lt;!channel&gt; &lt;https://evil.example|login&gt; &amp; more';
+    expect(posts()[0]!.body).toMatchObject({ text: escaped });
+    await createSlackWebhookNotifier({ webhookUrl: slack.webhookUrl }).notify({ ...notice('wf/run/9'), text });
+    expect(slack.requests.at(-1)!.body).toEqual({ text: escaped });
+  });
+
   it('the webhook posts whatever it is given, again on a retry: at least once', async () => {
     const webhook = createSlackWebhookNotifier({ webhookUrl: slack.webhookUrl });
     await webhook.notify(notice('wf/run/3'));
