@@ -46,3 +46,14 @@ export class PushRefusedError extends Error {
     this.name = 'PushRefusedError';
   }
 }
+
+/**
+ * A proof of identity that does not hold (a bad signature, an expired or foreign token, a key that is not the
+ * person's): the decision it came with is refused, and sending the same proof again refuses again.
+ */
+export class IdentityRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IdentityRefusedError';
+  }
+}
