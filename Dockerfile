@@ -11,7 +11,8 @@ RUN npm run build && test -s dist/workflow-bundle.js
 
 # --- runtime: production dependencies and the compiled code only ---
 FROM ${NODE_IMAGE} AS runtime
-# The Helm-charts adapter drives the git executable (simple-git); openssh-client serves ssh:// and git@ remotes.
+# The Helm-charts adapter drives the git executable (simple-git); openssh-client serves ssh:// and git@ remotes
+# and its ssh-keygen checks signed approvals.
 RUN apt-get update \
   && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
   && rm -rf /var/lib/apt/lists/*

@@ -134,6 +134,8 @@ export class GitHubSimulator extends Simulator {
   readonly deployments: SimDeployment[] = [];
   readonly deploymentStatuses: SimDeploymentStatus[] = [];
   private readonly teams = new Map<string, Set<string>>();
+  private readonly signingKeys = new Map<string, { id: number; key: string; title: string; created_at: string }[]>();
+  private readonly knownUsers = new Set<string>();
   private readonly repos = new Map<string, RepoState>();
   private readonly dispatchHandlers = new Set<DispatchHandler>();
   private readonly pendingRuns = new Set<Promise<void>>();
@@ -166,6 +168,30 @@ export class GitHubSimulator extends Simulator {
     this.api('POST', new RegExp(`^${repo}/deployments/(\\d+)/statuses$`), (req) => this.createDeploymentStatus(req));
     this.api('GET', new RegExp(`^${repo}/deployments/(\\d+)/statuses$`), (req) => this.listDeploymentStatuses(req));
     this.server.route('GET', /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/, (req) => this.teamMembership(req));
+    this.server.route('GET', /^\/users\/([^/]+)\/ssh_signing_keys$/, (req) => this.sshSigningKeys(req));
+  }
+
+  /** Adds an SSH signing key (`ssh-ed25519 AAAA… comment`) to a user's account, as Settings → SSH keys does. */
+  addSshSigningKey(login: string, key: string, title = 'signing key'): void {
+    const keys = this.signingKeys.get(login.toLowerCase()) ?? [];
+    keys.push({ id: this.newId(), key: key.trim().split(' ').slice(0, 2).join(' '), title, created_at: new Date().toISOString() });
+    this.signingKeys.set(login.toLowerCase(), keys);
+  }
+
+  /** `GET /users/{username}/ssh_signing_keys`: a known user's keys (none is an empty list), 404 for anyone else. */
+  private sshSigningKeys(req: SimRequest): SimResponse {
+    const denied = this.unauthorized(req);
+    if (denied) return denied;
+    const login = req.params[0]!.toLowerCase();
+    const keys = this.signingKeys.get(login);
+    if (!keys && !this.knownUsers.has(login)) return json(404, notFound());
+    const page = this.paginate(req, keys ?? []);
+    return json(200, page.items, page.headers);
+  }
+
+  /** A user GitHub knows, with or without signing keys. */
+  addUser(login: string): void {
+    this.knownUsers.add(login.toLowerCase());
   }
 
   /** Makes `login` an active member of `org/team`. */

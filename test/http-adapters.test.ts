@@ -390,7 +390,7 @@ describe('HTTP smoke tester against the app endpoints simulator', () => {
     expect(quoted.startsWith("‹!channel› ‹@U024BE7LH› we are down see ‹https://evil.example|status› 'rm -rf' ＠here xxx")).toBe(true);
     expect(quoted).toHaveLength(201);
     expect(quoted.endsWith('…')).toBe(true);
-    expect(quoted).not.toMatch(/[<>`\u0000-\u001f]/);
+    expect([...quoted].filter((char) => '<>`'.includes(char) || char.charCodeAt(0) < 0x20)).toEqual([]);
   });
 
   it('reports a timeout with the limit', async () => {
