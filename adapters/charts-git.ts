@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { lstat, mkdir, realpath, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GitError, simpleGit, type SimpleGit } from 'simple-git';
-import { isMap, isScalar, parseDocument, YAMLMap, type Document } from 'yaml';
+import { isMap, isScalar, parseDocument, Scalar, stringify, type Document } from 'yaml';
 import { DEFAULT_CHARTS_PATH, imageTagPath } from '../common/catalogue';
 import { PushRefusedError } from '../common/errors';
 import { InvalidNameError, isFullSha, validateGitRef, validateImageTag } from '../common/names';
@@ -271,15 +271,40 @@ function freezeFlagIn(doc: Document, where: string): Pick<ImageTagFile, 'automat
   };
 }
 
+/**
+ * The file with its `image_tag` set to `tag`, and every other byte as it was: other keys, their order, comments,
+ * spacing, quotes and line endings (GOV.UK's files are edited by people and by other tools too). A file without
+ * the key gets it as its first line, where GOV.UK's files keep it; an empty or missing file becomes that line.
+ */
 function withImageTag(text: string | undefined, tag: string, where: string): string {
-  const doc = text === undefined ? parseDocument('', { version: YAML_VERSION }) : parseTagFile(text, where);
-  // Left to itself, a YAML 1.1 document would make an empty file an ordered map (`!!omap`).
-  if (doc.contents === null) doc.contents = new YAMLMap();
-  const node = doc.get(IMAGE_TAG_KEY, true);
-  // Editing the node in place keeps its comment and quoting style.
-  if (isScalar(node)) node.value = tag;
-  else doc.set(IMAGE_TAG_KEY, tag);
-  return doc.toString({ lineWidth: 0 });
+  const edited = editImageTag(text ?? '', tag, where);
+  // The edit is textual: read it back as Helm will, so no file leaves here meaning something else.
+  if (imageTagOf(parseTagFile(edited, where), where) !== tag) throw new Error(`${where}: could not write ${IMAGE_TAG_KEY}: ${tag} without changing what else the file says`);
+  return edited;
+}
+
+function editImageTag(original: string, tag: string, where: string): string {
+  const doc = parseTagFile(original, where);
+  const eol = original.includes('\r\n') ? '\r\n' : '\n';
+  const pair = isMap(doc.contents) ? doc.contents.items.find((item) => isScalar(item.key) && item.key.value === IMAGE_TAG_KEY) : undefined;
+  if (!pair) return `${IMAGE_TAG_KEY}: ${scalarText(tag, undefined)}${eol}${original}`;
+  const value = pair.value;
+  if (isScalar(value) && value.range && value.range[1] > value.range[0] && value.value !== null) {
+    const [from, to] = value.range;
+    return `${original.slice(0, from)}${scalarText(tag, value.type)}${original.slice(to)}`;
+  }
+  // `image_tag:` with no value (or `~`): the value goes right after the colon.
+  const keyEnd = (pair.key as { range?: [number, number, number] }).range?.[1];
+  if (keyEnd === undefined || original[keyEnd] !== ':') throw new Error(`${where}: cannot find where ${IMAGE_TAG_KEY} is written`);
+  const valueEnd = isScalar(value) && value.range ? value.range[1] : keyEnd + 1;
+  return `${original.slice(0, keyEnd + 1)} ${scalarText(tag, undefined)}${original.slice(Math.max(valueEnd, keyEnd + 1))}`;
+}
+
+/** The tag as a YAML scalar: in the quotes the old value had, else plain unless YAML would read it as something else. */
+function scalarText(tag: string, style: string | undefined): string {
+  if (style === Scalar.QUOTE_DOUBLE) return JSON.stringify(tag);
+  if (style === Scalar.QUOTE_SINGLE) return `'${tag.replace(/'/g, "''")}'`;
+  return stringify(tag, { version: YAML_VERSION, lineWidth: 0 }).trim();
 }
 
 function sleep(ms: number): Promise<void> {

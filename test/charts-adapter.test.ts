@@ -495,6 +495,57 @@ describe('git processes spared', () => {
   });
 });
 
+describe('files shaped as GOV.UK keeps them', () => {
+  // Every layout of govuk-helm-charts' charts/app-config/image-tags/<env>/<app> files, and what people's editors add.
+  const SHAPES: [string, string][] = [
+    ['image_tag, automatic_deploys_enabled, promote_deployment', 'image_tag: v3231\nautomatic_deploys_enabled: true\npromote_deployment: true\n'],
+    ['image_tag, promote_deployment, automatic_deploys_enabled', 'image_tag: v3231\npromote_deployment: true\nautomatic_deploys_enabled: true\n'],
+    ['image_tag, automatic_deploys_enabled', 'image_tag: v3231\nautomatic_deploys_enabled: true\n'],
+    ['image_tag, promote_deployment', 'image_tag: v3231\npromote_deployment: false\n'],
+    ['image_tag latest', 'image_tag: latest\nautomatic_deploys_enabled: false\npromote_deployment: false\n'],
+    ['CRLF line endings', 'image_tag: v3231\r\nautomatic_deploys_enabled: true\r\npromote_deployment: true\r\n'],
+    ['no newline at the end', 'image_tag: v3231\npromote_deployment: true'],
+    ['comments and odd spacing', '# whitehall in staging\nimage_tag:    v3231   # pinned by hand\n\npromote_deployment:  true\n'],
+    ['image_tag after the flags', 'automatic_deploys_enabled: true\npromote_deployment: true\nimage_tag: v3231\n'],
+    ['a quoted tag', 'image_tag: "v3231"\npromote_deployment: true\n'],
+  ];
+
+  test.each(SHAPES)('%s: the bump changes the tag and not one other byte', async (_shape, text) => {
+    const writer = await competingWriter(bare, tmp);
+    await writer.push({ [PRODUCTION]: text }, 'A file as GOV.UK has it');
+    for (const tag of ['v3232', 'latest', 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678']) {
+      const change = await adapter().setImageTag('whitehall', 'production', tag, `Deploy whitehall ${tag} to production`);
+      const before = (await readFileAt(bare, `${change.chartsCommit}^`, PRODUCTION))!;
+      const oldTag = /image_tag: *"?([^"\s]+)/.exec(before)![1]!;
+      const at = before.indexOf(oldTag, before.indexOf('image_tag:'));
+      expect(await readFileAt(bare, change.chartsCommit, PRODUCTION)).toBe(`${before.slice(0, at)}${tag}${before.slice(at + oldTag.length)}`);
+    }
+  });
+
+  test('an empty file, a file without image_tag, and an empty image_tag get a valid tag line', async () => {
+    const writer = await competingWriter(bare, tmp);
+    for (const [text, expected] of [
+      ['', 'image_tag: v7\n'],
+      ['promote_deployment: true\n', 'image_tag: v7\npromote_deployment: true\n'],
+      ['promote_deployment: true\r\n', 'image_tag: v7\r\npromote_deployment: true\r\n'],
+      ['image_tag:\npromote_deployment: true\n', 'image_tag: v7\npromote_deployment: true\n'],
+      ['image_tag: ~\n', 'image_tag: v7\n'],
+    ]) {
+      await writer.push({ [PRODUCTION]: text }, 'Reset the file');
+      const change = await adapter().setImageTag('whitehall', 'production', 'v7', 'Deploy whitehall v7 to production');
+      expect(await readFileAt(bare, change.chartsCommit, PRODUCTION)).toBe(expected);
+    }
+  });
+
+  test('a tag YAML would read as a number is quoted, keeping the rest', async () => {
+    const writer = await competingWriter(bare, tmp);
+    await writer.push({ [PRODUCTION]: 'image_tag: v1 # note\r\npromote_deployment: true\r\n' }, 'A file');
+    const change = await adapter().setImageTag('whitehall', 'production', '1234567', 'Deploy whitehall 1234567 to production');
+    expect(await readFileAt(bare, change.chartsCommit, PRODUCTION)).toBe('image_tag: "1234567" # note\r\npromote_deployment: true\r\n');
+    await expect(adapter('another').readImageTag('whitehall', 'production')).resolves.toMatchObject({ imageTag: '1234567' });
+  });
+});
+
 describe('readImageTag', () => {
   test('reads the tag and an automatic-deploy freeze from the remote branch', async () => {
     const writer = await competingWriter(bare, tmp);
