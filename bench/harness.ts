@@ -110,7 +110,7 @@ export async function startBenchWorker(
     logName: `worker-${options.name}`,
   });
   await new Promise<void>((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker ${options.name} did not start within 60 s:\n${child.logTail()}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`worker ${options.name} did not start within 60 s:\n${child.outputTail(30)}`)), 60_000);
     child.process.on('message', (message: WorkerMessage) => {
       if (message.ready) {
         clearTimeout(timer);
@@ -122,7 +122,7 @@ export async function startBenchWorker(
     });
     child.process.once('exit', () => {
       clearTimeout(timer);
-      reject(new Error(`worker ${options.name} ${child.exited}:\n${child.logTail()}`));
+      reject(new Error(`worker ${options.name} ${child.exited}:\n${child.outputTail(30)}`));
     });
   });
   return child;

@@ -2,17 +2,20 @@
  * What the bench runs on: child processes it always stops, the compiled project and its workflow bundles,
  * the Temporal dev server (the Go-built CLI) and an ECR endpoint. Everything listens on 127.0.0.1.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { BatchGetImageCommand, ECRClient } from '@aws-sdk/client-ecr';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { freePort } from '../sandbox/ports';
+import { startChild as startHarnessChild, stopAllChildren, type Child as HarnessChild } from '../harness/child-processes';
+import { startDevServer } from '../harness/dev-server';
+import { freePort } from '../harness/free-ports';
+import { installMoto, LOCAL_AWS_REGION, startMoto, useLocalEcr, type Moto } from '../harness/moto';
+import { findTemporalCli } from '../harness/temporal-cli';
 import { ensureRepository, pushSyntheticImage } from '../simulators/ecr-images';
 import { EcrSimulator } from '../simulators/ecr';
-import { SEARCH_ATTRIBUTES } from '../workflows/definitions';
 import { median } from './stats';
 import type { WorkerMessage } from './worker';
 
@@ -38,38 +41,15 @@ export function sleep(ms: number): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Child processes: each in its own process group, stopped by pid; whatever happens, none outlives the bench.
+// Child processes: each in its own process group, its output in .cache/bench/logs; none outlives the bench.
 
-export interface Child {
-  readonly name: string;
-  readonly pid: number;
+export interface Child extends HarnessChild {
   readonly logFile: string;
-  readonly process: ChildProcess;
-  /** Why it ended, once it has. */
-  readonly exited: string | undefined;
-  /** SIGTERM, then SIGKILL after `graceMs`. */
-  stop(graceMs?: number): Promise<void>;
-  logTail(lines?: number): string;
 }
 
-const children = new Set<ChildProcess>();
+export { stopAllChildren };
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    try {
-      child.kill(signal);
-    } catch {
-      // Already gone.
-    }
-  }
-}
-
-process.once('exit', () => {
-  for (const child of children) killGroup(child, 'SIGKILL');
-});
+const BENCH_CHILD = { cwd: ROOT, ownProcessGroup: true, freshLog: true } as const;
 
 export function startChild(
   name: string,
@@ -79,74 +59,7 @@ export function startChild(
 ): Child {
   mkdirSync(LOG_DIR, { recursive: true });
   const logFile = join(LOG_DIR, `${options.logName ?? name.replace(/[^A-Za-z0-9_.-]+/g, '-')}.log`);
-  const log = openSync(logFile, 'w');
-  let child: ChildProcess;
-  try {
-    child = spawn(command, args, {
-      cwd: ROOT,
-      env: options.env ?? process.env,
-      detached: true,
-      stdio: options.ipc ? ['ignore', log, log, 'ipc'] : ['ignore', log, log],
-    });
-  } finally {
-    closeSync(log);
-  }
-  children.add(child);
-  let exited: string | undefined;
-  const done = new Promise<void>((resolveDone) => {
-    child.once('error', (err) => {
-      exited = `could not be started: ${err.message}`;
-      children.delete(child);
-      resolveDone();
-    });
-    child.once('exit', (code, signal) => {
-      exited = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      children.delete(child);
-      resolveDone();
-    });
-  });
-  return {
-    name,
-    get pid() {
-      return child.pid ?? -1;
-    },
-    logFile,
-    process: child,
-    get exited() {
-      return exited;
-    },
-    async stop(graceMs = 10_000) {
-      if (exited !== undefined) return;
-      killGroup(child, 'SIGTERM');
-      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs);
-      await done;
-      clearTimeout(timer);
-    },
-    logTail(lines = 30) {
-      try {
-        return readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-      } catch {
-        return '';
-      }
-    },
-  };
-}
-
-export async function stopAllChildren(): Promise<void> {
-  await Promise.all(
-    [...children].map(
-      (child) =>
-        new Promise<void>((resolveStop) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolveStop();
-          const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 10_000);
-          child.once('exit', () => {
-            clearTimeout(timer);
-            resolveStop();
-          });
-          killGroup(child, 'SIGTERM');
-        }),
-    ),
-  );
+  return startHarnessChild(name, command, args, { ...BENCH_CHILD, env: options.env, ipc: options.ipc, logFile }) as Child;
 }
 
 /** Resident memory of a process, from /proc/<pid>/status: current (VmRSS) and peak (VmHWM), in bytes. */
@@ -226,65 +139,24 @@ export interface Temporal {
   address: string;
   namespace: string;
   cliVersion: string;
-  child: Child;
-}
-
-function runPathScript(command: string, args: string[], what: string): string {
-  try {
-    const out = execFileSync(command, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    const path = out.trim().split('\n').pop()?.trim();
-    if (!path) throw new Error('it printed no path');
-    return path;
-  } catch (err) {
-    throw new Error(`${what}: ${(err as Error).message}`);
-  }
+  child: HarnessChild;
 }
 
 export async function startTemporal(): Promise<Temporal> {
-  const cli = runPathScript(process.execPath, [join(ROOT, 'scripts', 'ensure-temporal-cli.mjs')], 'no temporal CLI');
+  const cli = await findTemporalCli({ log: 'show' });
   const cliVersion = execFileSync(cli, ['--version'], { encoding: 'utf8' }).trim();
-  const [port, httpPort, metricsPort] = [await freePort(HOST), await freePort(HOST), await freePort(HOST)];
-  const namespace = 'default';
-  const args = [
-    'server',
-    'start-dev',
-    '--headless',
-    '--ip',
-    HOST,
-    '--port',
-    String(port),
-    '--http-port',
-    String(httpPort),
-    '--metrics-port',
-    String(metricsPort),
-    '--namespace',
-    namespace,
-    '--log-level',
-    'error',
-    ...SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=Keyword`]),
-    ...(process.env.BENCH_TEMPORAL_ARGS ?? '').split(' ').filter(Boolean),
-  ];
-  const child = startChild('temporal dev server', cli, args, { logName: 'temporal' });
-  const address = `${HOST}:${port}`;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (child.exited) throw new Error(`the Temporal dev server ${child.exited}:\n${child.logTail()}`);
-    try {
-      const connection = await Connection.connect({ address, connectTimeout: 2000 });
-      try {
-        await connection.workflowService.describeNamespace({ namespace });
-        return { address, namespace, cliVersion, child };
-      } finally {
-        await connection.close();
-      }
-    } catch (err) {
-      if (Date.now() > deadline) {
-        await child.stop(2000);
-        throw new Error(`the Temporal dev server did not answer within 120 s: ${(err as Error).message}\n${child.logTail()}`);
-      }
-    }
-    await sleep(250);
-  }
+  mkdirSync(LOG_DIR, { recursive: true });
+  const server = await startDevServer({
+    cliPath: cli,
+    host: HOST,
+    port: await freePort(HOST),
+    httpPort: await freePort(HOST),
+    metricsPort: await freePort(HOST),
+    logFile: join(LOG_DIR, 'temporal.log'),
+    extraArgs: (process.env.BENCH_TEMPORAL_ARGS ?? '').split(' ').filter(Boolean),
+    child: BENCH_CHILD,
+  });
+  return { address: server.address, namespace: server.namespace, cliVersion, child: server.child };
 }
 
 export async function connectClient(temporal: Temporal): Promise<Client> {
@@ -304,10 +176,8 @@ export interface Ecr {
   stop(): Promise<void>;
 }
 
-const AWS_ENV = { AWS_REGION: 'eu-west-2', AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' };
-
 async function ecrLatency(endpoint: string): Promise<number> {
-  const client = new ECRClient({ endpoint, region: AWS_ENV.AWS_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+  const client = new ECRClient({ endpoint, region: LOCAL_AWS_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
   try {
     await ensureRepository(client, 'bench/probe');
     await pushSyntheticImage(client, 'bench/probe', 'probe');
@@ -323,42 +193,23 @@ async function ecrLatency(endpoint: string): Promise<number> {
   }
 }
 
-async function startMoto(): Promise<{ endpoint: string; stop(): Promise<void> } | string> {
-  let server: string;
+async function startMotoIfInstalled(): Promise<Moto | string> {
   try {
-    server = runPathScript('bash', [join(ROOT, 'scripts', 'ensure-moto.sh')], 'moto could not be installed');
+    const server = await installMoto({ log: 'show' });
+    return await startMoto({ server, host: HOST, port: await freePort(HOST), logFile: join(LOG_DIR, 'moto.log'), child: BENCH_CHILD });
   } catch (err) {
     return (err as Error).message;
-  }
-  const port = await freePort(HOST);
-  const endpoint = `http://${HOST}:${port}`;
-  const child = startChild("moto's server", server, ['-H', HOST, '-p', String(port)], { logName: 'moto' });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exited) return `moto's server ${child.exited}`;
-    try {
-      const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(2000) });
-      if (res.status < 500) return { endpoint, stop: () => child.stop() };
-    } catch {
-      // Not yet.
-    }
-    if (Date.now() > deadline) {
-      await child.stop(2000);
-      return "moto's server did not answer within 60 s";
-    }
-    await sleep(200);
   }
 }
 
 export async function startEcr(): Promise<Ecr> {
-  Object.assign(process.env, AWS_ENV);
   const simulator = new EcrSimulator({ host: HOST, port: await freePort(HOST) });
   await simulator.start();
   const simulatorEndpoint = simulator.url.replace(/\/$/, '');
   const latencies: Ecr['latencies'] = { simulator: await ecrLatency(simulatorEndpoint) };
-  const moto = await startMoto();
+  const moto = await startMotoIfInstalled();
   if (typeof moto === 'string') {
-    process.env.AWS_ENDPOINT_URL_ECR = simulatorEndpoint;
+    useLocalEcr(simulatorEndpoint);
     return { kind: 'simulator', endpoint: simulatorEndpoint, latencies, why: `moto unavailable (${moto})`, stop: () => simulator.close() };
   }
   latencies.moto = await ecrLatency(moto.endpoint);
@@ -366,11 +217,11 @@ export async function startEcr(): Promise<Ecr> {
   const why = `BatchGetImage median: simulator ${latencies.simulator!.toFixed(1)} ms, moto ${latencies.moto.toFixed(1)} ms`;
   if (useSimulator) {
     await moto.stop();
-    process.env.AWS_ENDPOINT_URL_ECR = simulatorEndpoint;
+    useLocalEcr(simulatorEndpoint);
     return { kind: 'simulator', endpoint: simulatorEndpoint, latencies, why, stop: () => simulator.close() };
   }
   await simulator.close();
-  process.env.AWS_ENDPOINT_URL_ECR = moto.endpoint;
+  useLocalEcr(moto.endpoint);
   return { kind: 'moto', endpoint: moto.endpoint, latencies, why, stop: () => moto.stop() };
 }
 

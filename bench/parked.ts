@@ -103,7 +103,7 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
     let counting: Promise<void> | undefined;
     const roomToStart = async () => {
       while (startedCount - parkedCount >= underWay) {
-        if (worker.exited) throw new Error(`the worker ${worker.exited}:\n${worker.logTail()}`);
+        if (worker.exited) throw new Error(`the worker ${worker.exited}:\n${worker.outputTail(30)}`);
         counting ??= ctx.client.workflow
           .count(parkedQuery)
           .then(({ count }) => void (parkedCount = count))
@@ -140,7 +140,7 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
     const query = `TaskQueue = "${taskQueue}" AND DeployStatus = "AWAITING_APPROVAL"`;
     let lastReport = 0;
     for (;;) {
-      if (worker.exited) throw new Error(`the worker ${worker.exited}:\n${worker.logTail()}`);
+      if (worker.exited) throw new Error(`the worker ${worker.exited}:\n${worker.outputTail(30)}`);
       const { count } = await ctx.client.workflow.count(query);
       if (count >= config.pipelines) break;
       if (Date.now() - lastReport > 15_000) {

@@ -39,8 +39,8 @@ export async function measureStartup(ctx: BenchContext, config: StartupConfig): 
       for (;;) {
         const running = runningAt(worker);
         if (running !== undefined) return running - spawnedAt;
-        if (worker.exited) throw new Error(`the worker ${worker.exited}:\n${worker.logTail()}`);
-        if (Date.now() - spawnedAt > 120_000) throw new Error(`the worker did not start polling within 120 s:\n${worker.logTail()}`);
+        if (worker.exited) throw new Error(`the worker ${worker.exited}:\n${worker.outputTail(30)}`);
+        if (Date.now() - spawnedAt > 120_000) throw new Error(`the worker did not start polling within 120 s:\n${worker.outputTail(30)}`);
         await sleep(50);
       }
     } finally {

@@ -1,8 +1,7 @@
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { EcrSimulator } from '../simulators/ecr';
+import { findMotoServer, startMoto } from '../harness/moto';
 import type { EcrMode } from './options';
-import { projectRoot, startBackground, waitUntilReady } from './processes';
+import { SANDBOX_CHILD, SANDBOX_CHILD_GRACE_MS } from './processes';
 
 /** ECR for the sandbox: moto's server where it is installed, otherwise the simulator speaking the same protocol. */
 
@@ -14,37 +13,17 @@ export interface SandboxEcr {
   stop(): Promise<void>;
 }
 
-/** moto's server from `bash scripts/ensure-moto.sh` (.cache/venv), else from PATH; the sandbox never installs it. */
-export function findMotoServer(): string | undefined {
-  const candidates = [join(projectRoot(), '.cache', 'venv', 'bin', 'moto_server'), ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'moto_server'))];
-  return candidates.find((path) => {
-    try {
-      accessSync(path, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
-export async function startEcr(mode: EcrMode, host: string, port: number, logFile: string): Promise<SandboxEcr> {
+export async function startEcr(mode: EcrMode, host: string, port: number, files: { logFile: string; pidFile: string }): Promise<SandboxEcr> {
+  // The sandbox never installs moto: `npm start` should not reach for pip.
   const moto = mode === 'simulator' ? undefined : findMotoServer();
   if (mode === 'moto' && !moto) {
     throw new Error('--ecr moto: moto_server is not installed; run "bash scripts/ensure-moto.sh" or use --ecr simulator');
   }
-  const endpoint = `http://${host}:${port}`;
   if (moto) {
-    const server = startBackground("moto's ECR server", moto, ['-H', host, '-p', String(port)], logFile);
-    await waitUntilReady(
-      server,
-      async () => {
-        const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(2000) });
-        return res.status < 500;
-      },
-      60_000,
-    );
-    return { kind: 'moto', endpoint, description: `moto's server at ${endpoint}`, stop: () => server.stop() };
+    const server = await startMoto({ server: moto, host, port, name: "moto's ECR server", logFile: files.logFile, child: { ...SANDBOX_CHILD, pidFile: files.pidFile } });
+    return { kind: 'moto', endpoint: server.endpoint, description: `moto's server at ${server.endpoint}`, stop: () => server.child.stop(SANDBOX_CHILD_GRACE_MS) };
   }
+  const endpoint = `http://${host}:${port}`;
   const simulator = new EcrSimulator({ host, port });
   await simulator.start();
   const why = mode === 'auto' ? ' (moto is not installed: `bash scripts/ensure-moto.sh` installs it)' : '';

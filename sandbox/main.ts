@@ -1,6 +1,7 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { PortTakenError } from '../harness/free-ports';
 import { parseSandboxOptions, SandboxOptionsError, USAGE, type SandboxOptions } from './options';
-import { DataDirBusyError, PortTakenError } from './processes';
+import { DataDirBusyError } from './processes';
 import { watchPipelines, type ProgressWatcher } from './progress';
 import { DEPLOY_COMMAND, displayPath, SandboxAbortedError, startSandbox, type Sandbox } from './sandbox';
 
@@ -75,7 +76,7 @@ async function main(): Promise<number> {
       // Under `npm start` one Ctrl-C arrives twice: from the terminal and forwarded by npm.
       if (Date.now() - firstSignalAt < SAME_CTRL_C_MS) return;
       printError(`sandbox: ${signal} again, not waiting any longer`);
-      // The exit hook in processes.ts kills the children.
+      // The harness's exit hook kills the children.
       process.exit(130);
     }
     firstSignalAt = Date.now();

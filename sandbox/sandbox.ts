@@ -12,12 +12,15 @@ import type { PendingApproval } from '../simulators/release-app';
 import { DEFAULT_BUNDLE_PATH } from '../worker/bundle-workflows';
 import { createDeployWorker } from '../worker/create-worker';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions';
+import { startDevServer, type DevServer } from '../harness/dev-server';
+import { ensurePortFree } from '../harness/free-ports';
+import { useLocalEcr } from '../harness/moto';
+import { findTemporalCli } from '../harness/temporal-cli';
 import { startEcr, type SandboxEcr } from './ecr';
 import { PORT_SETTINGS, type SandboxOptions } from './options';
-import { claimDataDir, ensurePortFree, leftoverProcesses } from './processes';
+import { claimDataDir, leftoverProcesses, SANDBOX_CHILD, SANDBOX_CHILD_GRACE_MS } from './processes';
 import { loadState, newCommit, newState, saveState, type SandboxState } from './state';
 import { startStack, type Stack } from './stack';
-import { findTemporalCli, startDevServer, type DevServer } from './temporal';
 
 /**
  * Brings the whole platform up on loopback, in an order that lets a second start resume the first:
@@ -29,8 +32,9 @@ export const HOST = '127.0.0.1';
 /** How the deploy CLI runs from the project's folder. */
 export const DEPLOY_COMMAND = 'npm run deploy --';
 export const DEPLOY_ENV_FILE = 'deploy.env';
-const TEMPORAL_LOG = 'temporal.log';
-const MOTO_LOG = 'moto.log';
+/** The children's logs, and their pid files while they run. */
+const TEMPORAL = { log: 'temporal.log', pid: 'temporal.pid' };
+const MOTO = { log: 'moto.log', pid: 'moto.pid' };
 
 export interface StartSandboxOptions extends SandboxOptions {
   print: (line: string) => void;
@@ -93,8 +97,8 @@ class Resources {
 
 export async function checkPorts(options: SandboxOptions): Promise<void> {
   const leftovers = leftoverProcesses([
-    { name: 'the Temporal dev server', logFile: join(options.dataDir, TEMPORAL_LOG), program: 'temporal' },
-    { name: "moto's server", logFile: join(options.dataDir, MOTO_LOG), program: 'moto' },
+    { name: 'the Temporal dev server', pidFile: join(options.dataDir, TEMPORAL.pid), program: 'temporal' },
+    { name: "moto's server", pidFile: join(options.dataDir, MOTO.pid), program: 'moto' },
   ]);
   const hint =
     leftovers.length > 0
@@ -126,24 +130,25 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
     step();
 
     const temporal = (async (): Promise<DevServer> => {
-      const cliPath = await findTemporalCli(() => print('  (building the temporal CLI with Go; the first build takes a few minutes)'));
+      const cliPath = await findTemporalCli({ onSlow: () => print('  (building the temporal CLI with Go; the first build takes a few minutes)') });
       step();
       const server = await startDevServer({
         cliPath,
         dbFile: join(options.dataDir, 'temporal.db'),
-        logFile: join(options.dataDir, TEMPORAL_LOG),
+        logFile: join(options.dataDir, TEMPORAL.log),
         host: HOST,
         port: options.ports.temporal,
         uiPort: options.ports.ui,
+        child: { ...SANDBOX_CHILD, pidFile: join(options.dataDir, TEMPORAL.pid) },
       });
-      resources.add('the Temporal dev server', () => server.stop());
+      resources.add('the Temporal dev server', () => server.stop(SANDBOX_CHILD_GRACE_MS));
       print(`  ✓ Temporal dev server   ${server.address}, state in ${displayPath(join(options.dataDir, 'temporal.db'))}`);
       return server;
     })();
     // The release app's page asks Temporal, which may come up after the simulators.
     const clientHolder: { client?: Client } = {};
     const world = (async () => {
-      const ecr = await startEcr(options.ecr, HOST, options.ports.ecr, join(options.dataDir, MOTO_LOG));
+      const ecr = await startEcr(options.ecr, HOST, options.ports.ecr, { logFile: join(options.dataDir, MOTO.log), pidFile: join(options.dataDir, MOTO.pid) });
       resources.add('ECR', () => ecr.stop());
       print(`  ✓ ECR                   ${ecr.description}`);
       step();
@@ -185,13 +190,14 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
     );
     await chmod(deployEnvFile, 0o600);
 
-    const pipelineUrl = (workflowId: string) => webUiPipelineUrl(server.webUiUrl, server.namespace, workflowId);
+    const webUiUrl = `http://${HOST}:${options.ports.ui}`;
+    const pipelineUrl = (workflowId: string) => webUiPipelineUrl(webUiUrl, server.namespace, workflowId);
     const samples = options.samples ? await startSamples(options.dataDir, state, stack, client) : [];
     return {
       temporalAddress: server.address,
       namespace: server.namespace,
       taskQueue: DEFAULT_TASK_QUEUE,
-      webUiUrl: server.webUiUrl,
+      webUiUrl,
       releaseUrl: `${stack.release.url}/`,
       deployEnvFile,
       deployEnv,
@@ -228,14 +234,7 @@ async function prepareState(options: SandboxOptions): Promise<SandboxState> {
 
 async function startWorld(options: SandboxOptions, state: SandboxState, ecr: SandboxEcr, client: () => Client | undefined): Promise<Stack> {
   // The stack's and the worker's AWS SDK clients find ECR through the SDK's own environment settings.
-  Object.assign(process.env, {
-    AWS_ENDPOINT_URL_ECR: ecr.endpoint,
-    AWS_REGION: 'eu-west-2',
-    AWS_ACCESS_KEY_ID: 'sandbox',
-    AWS_SECRET_ACCESS_KEY: 'sandbox',
-  });
-  delete process.env.AWS_PROFILE;
-  delete process.env.AWS_SESSION_TOKEN;
+  useLocalEcr(ecr.endpoint, 'sandbox');
 
   const apps = Object.fromEntries(Object.entries(options.apps).map(([app, spec]) => [app, { ...spec, history: state.apps[app]!.history }]));
   const stack = await startStack({

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates (or reuses) a Python venv at .cache/venv with a pinned moto server (used by the tests and
-# the sandbox to simulate ECR), and prints the absolute path of `moto_server` on stdout.
+# Creates (or reuses) a Python venv at .cache/venv with a pinned moto server (used by the tests, the
+# bench and the sandbox to simulate ECR), and prints the absolute path of `moto_server` on stdout.
+# .ci/run calls it; so does harness/moto.ts (installMoto) for the tests and the bench.
 # Logs go to stderr. Idempotent: a second run only checks a stamp file and returns at once.
 #
 # Usage: bash scripts/ensure-moto.sh

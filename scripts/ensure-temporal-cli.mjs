@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Finds (or builds) a usable `temporal` CLI for the dev server used by tests and the sandbox
-// (see DESIGN.md §6). Prints the executable's absolute path on stdout; all logging goes to stderr.
+// Finds (or builds) a usable `temporal` CLI for the dev server used by the tests, the bench and the
+// sandbox (see DESIGN.md §6). Prints the executable's absolute path on stdout; all logging goes to stderr.
+// The one lookup: .ci/run and `npm run temporal-cli` run it before anything is compiled, and
+// harness/temporal-cli.ts runs it for the TypeScript code.
 //
 // Order:
 //   1. $TEMPORAL_CLI_PATH (must work if set; no silent fallback)

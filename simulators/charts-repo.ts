@@ -45,9 +45,53 @@ const GIT_ENV = {
   GIT_TERMINAL_PROMPT: '0',
 };
 
-async function git(args: string[], cwd?: string): Promise<string> {
+/** Runs git (as the fixture's author); resolves with its output, trimmed. */
+export async function git(args: string[], cwd?: string): Promise<string> {
   const { stdout } = await run('git', args, { cwd, env: { ...process.env, ...GIT_ENV }, encoding: 'utf8' });
   return stdout.trim();
+}
+
+/** The commit `ref` names in the (bare) repository. */
+export function commitOf(repoDir: string, ref: string): Promise<string> {
+  return git(['--git-dir', repoDir, 'rev-parse', '--verify', `${ref}^{commit}`]);
+}
+
+/** The file's content at `ref`, undefined when the path does not exist there; throws when `ref` names nothing. */
+export async function readFileAt(repoDir: string, ref: string, path: string): Promise<string | undefined> {
+  if (!(await git(['--git-dir', repoDir, 'ls-tree', ref, '--', path]))) return undefined;
+  const { stdout } = await run('git', ['--git-dir', repoDir, 'cat-file', 'blob', `${ref}:${path}`], { encoding: 'utf8' });
+  return stdout;
+}
+
+export interface ChartsWriter {
+  /** Commits the files (path → content) on top of the remote branch's tip, whoever pushed it, and pushes; returns the new commit. */
+  commitFiles(files: Record<string, string>, message: string): Promise<string>;
+}
+
+/** A clone of `bareDir` in `workDir` (created) that writes to its `branch`, as a person or another worker would. */
+export async function chartsWriter(bareDir: string, workDir: string, branch = 'main'): Promise<ChartsWriter> {
+  await git(['init', '--quiet', `--initial-branch=${branch}`, workDir]);
+  await git(['remote', 'add', 'origin', bareDir], workDir);
+  return {
+    async commitFiles(files, message) {
+      // Someone else (the pipeline) may have pushed since; build on their work.
+      const remoteHasBranch = (await git(['ls-remote', '--heads', 'origin', branch], workDir)) !== '';
+      if (remoteHasBranch) {
+        await git(['fetch', '--quiet', 'origin', branch], workDir);
+        await git(['reset', '--quiet', '--hard', `origin/${branch}`], workDir);
+      }
+      for (const [path, content] of Object.entries(files)) {
+        if (path.startsWith('/') || path.split('/').includes('..')) throw new Error(`path ${path} must stay inside the repo`);
+        const target = join(workDir, path);
+        await mkdir(dirname(target), { recursive: true });
+        await writeFile(target, content);
+      }
+      await git(['add', '--all'], workDir);
+      await git(['-c', 'commit.gpgsign=false', 'commit', '--quiet', '--allow-empty', '-m', message], workDir);
+      await git(['push', '--quiet', 'origin', `HEAD:refs/heads/${branch}`], workDir);
+      return git(['rev-parse', 'HEAD'], workDir);
+    },
+  };
 }
 
 export function imageTagPath(chartsPath: string, app: string, environment: string): string {
@@ -63,27 +107,7 @@ export async function createLocalChartsRepo(options: LocalChartsRepoOptions = {}
   const workDir = join(root, 'charts-work');
 
   await git(['init', '--quiet', '--bare', `--initial-branch=${branch}`, bareDir]);
-  await git(['init', '--quiet', `--initial-branch=${branch}`, workDir]);
-  await git(['remote', 'add', 'origin', bareDir], workDir);
-
-  const commitFiles = async (files: Record<string, string>, message: string): Promise<string> => {
-    // Someone else (the pipeline) may have pushed since; build on their work.
-    const remoteHasBranch = (await git(['ls-remote', '--heads', 'origin', branch], workDir)) !== '';
-    if (remoteHasBranch) {
-      await git(['fetch', '--quiet', 'origin', branch], workDir);
-      await git(['reset', '--quiet', '--hard', `origin/${branch}`], workDir);
-    }
-    for (const [path, content] of Object.entries(files)) {
-      if (path.startsWith('/') || path.split('/').includes('..')) throw new Error(`path ${path} must stay inside the repo`);
-      const target = join(workDir, path);
-      await mkdir(dirname(target), { recursive: true });
-      await writeFile(target, content);
-    }
-    await git(['add', '--all'], workDir);
-    await git(['-c', 'commit.gpgsign=false', 'commit', '--quiet', '--allow-empty', '-m', message], workDir);
-    await git(['push', '--quiet', 'origin', `HEAD:refs/heads/${branch}`], workDir);
-    return git(['rev-parse', 'HEAD'], workDir);
-  };
+  const { commitFiles } = await chartsWriter(bareDir, workDir, branch);
 
   const repo: LocalChartsRepo = {
     bareDir,
@@ -92,15 +116,8 @@ export async function createLocalChartsRepo(options: LocalChartsRepoOptions = {}
     commitFiles,
     writeImageTag: (app, environment, tag, extra = {}) =>
       commitFiles({ [imageTagPath(chartsPath, app, environment)]: stringifyYaml({ image_tag: tag, ...extra }) }, `Deploy ${app} ${tag} to ${environment}`),
-    tip: () => git(['--git-dir', bareDir, 'rev-parse', `refs/heads/${branch}`]),
-    async readFile(path) {
-      try {
-        const { stdout } = await run('git', ['--git-dir', bareDir, 'cat-file', 'blob', `refs/heads/${branch}:${path}`], { encoding: 'utf8' });
-        return stdout;
-      } catch {
-        return undefined;
-      }
-    },
+    tip: () => commitOf(bareDir, `refs/heads/${branch}`),
+    readFile: (path) => readFileAt(bareDir, `refs/heads/${branch}`, path).catch(() => undefined),
     async remove() {
       await rm(ownsRoot ? root : bareDir, { recursive: true, force: true });
       if (!ownsRoot) await rm(workDir, { recursive: true, force: true });

@@ -16,8 +16,9 @@
 import type { temporal } from '@temporalio/proto';
 import { startPipeline } from '../client/pipelines';
 import type { PipelineStatus } from '../common/types';
+import { findTemporalCli } from '../harness/temporal-cli';
 import { listCommits } from './support/charts-repo';
-import { startCrashHarness, temporalCliPath, type CrashHarness, type WorkerProcess } from './support/crash-harness';
+import { startCrashHarness, type CrashHarness, type WorkerProcess } from './support/crash-harness';
 import { digestOfTag } from './support/ecr';
 import { waitFor } from './support/env';
 import { uniqueTaskQueue } from './support/temporal';
@@ -218,7 +219,7 @@ describe('crash matrix: kill -9 the worker or the Temporal server at any step', 
   const started = Date.now();
 
   beforeAll(async () => {
-    const cliPath = temporalCliPath();
+    const cliPath = await findTemporalCli();
     const harnesses = await Promise.allSettled(
       Array.from({ length: LANES }, () =>
         startCrashHarness({

@@ -9,14 +9,15 @@
  * TEMPORAL_TEST_ADDRESS, TEMPORAL_TEST_NAMESPACE, WORKFLOW_BUNDLE_PATH, AWS_ENDPOINT_URL_ECR, AWS_REGION,
  * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY. test/global-teardown.ts stops the servers.
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
+import { freePort } from '../harness/free-ports';
+import { installMoto, startMoto, useLocalEcr, type Moto } from '../harness/moto';
+import { findTemporalCli } from '../harness/temporal-cli';
 import { bundleDeployWorkflows, WORKFLOWS_PATH } from '../worker/bundle-workflows';
 import { SEARCH_ATTRIBUTES } from '../workflows/definitions';
-import { freePort, waitFor } from './support/env';
 
 const ROOT = path.resolve(__dirname, '..');
 const TEST_CACHE = path.join(ROOT, '.cache', 'test');
@@ -24,7 +25,7 @@ const NAMESPACE = 'default';
 
 export interface TestGlobals {
   env?: TestWorkflowEnvironment;
-  moto?: ChildProcess;
+  moto?: Moto;
 }
 
 /** Shared with global-teardown.ts (jest runs both in the same process). */
@@ -44,30 +45,14 @@ function errorText(err: unknown): string {
   return String(err);
 }
 
-/** Runs a helper script that prints a path on stdout and logs to stderr (passed through). */
-function runPathScript(command: string, args: string[], what: string): string {
-  try {
-    const out = execFileSync(command, args, {
-      cwd: ROOT,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      maxBuffer: 1024 * 1024,
-    });
-    const lines = out.trim().split('\n');
-    const p = lines[lines.length - 1]?.trim();
-    if (!p) throw new Error(`${command} ${args.join(' ')} printed no path`);
-    return p;
-  } catch (err) {
-    throw new Error(`${what}: \`${command} ${args.join(' ')}\` failed (its output is above): ${errorText(err)}`);
-  }
-}
-
 async function startTemporal(): Promise<void> {
-  const cliPath = runPathScript(process.execPath, ['scripts/ensure-temporal-cli.mjs'], 'temporal CLI could not be found or built');
+  const cliPath = await findTemporalCli({ log: 'show' });
   log(`starting the Temporal dev server (${path.relative(ROOT, cliPath) || cliPath})`);
   const started = Date.now();
   let env: TestWorkflowEnvironment;
   try {
+    // The SDK's own runner of the CLI's dev server (DESIGN.md §6); the sandbox, the bench and the crash tests,
+    // which need a log file, a SQLite file or restarts, use harness/dev-server.ts.
     env = await TestWorkflowEnvironment.createLocal({
       server: {
         executable: { type: 'existing-path', path: cliPath },
@@ -86,57 +71,13 @@ async function startTemporal(): Promise<void> {
   log(`Temporal dev server at ${env.address}, namespace ${process.env.TEMPORAL_TEST_NAMESPACE} (${Date.now() - started} ms)`);
 }
 
-async function startMoto(): Promise<void> {
-  const motoServer = runPathScript('bash', ['scripts/ensure-moto.sh'], 'moto server could not be installed');
-  const port = await freePort();
-  const endpoint = `http://127.0.0.1:${port}`;
-  log(`starting moto on ${endpoint}`);
-  const output: string[] = [];
-  const child = spawn(motoServer, ['-H', '127.0.0.1', '-p', String(port)], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  testGlobals().moto = child;
-  const keep = (chunk: Buffer) => {
-    output.push(chunk.toString());
-    if (output.length > 100) output.shift();
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  let exited: string | undefined;
-  let spawnError: Error | undefined;
-  child.on('error', (err) => (spawnError = err));
-  child.on('exit', (code, signal) => (exited = `exited with ${code ?? signal}`));
-  // Never leave moto running if jest dies without running the teardown.
-  process.once('exit', () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-
-  try {
-    await waitFor(
-      async () => {
-        if (spawnError) throw new Error(`moto_server could not be started: ${spawnError.message}`);
-        if (exited) throw new Error(`moto_server ${exited}`);
-        const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(2_000) });
-        return res.status < 500;
-      },
-      { timeoutMs: 30_000, intervalMs: 200, description: `moto server on ${endpoint} to answer HTTP` },
-    );
-  } catch (err) {
-    child.kill('SIGKILL');
-    throw new Error(`moto server did not come up: ${errorText(err)}\n--- moto output ---\n${output.join('').trim()}`);
-  }
-  // Stop buffering output once it is up, but keep draining the pipes so moto never blocks on a full pipe.
-  child.stdout?.off('data', keep);
-  child.stderr?.off('data', keep);
-  child.stdout?.resume();
-  child.stderr?.resume();
-
-  process.env.AWS_ENDPOINT_URL_ECR = endpoint;
-  process.env.AWS_REGION = 'eu-west-2';
-  process.env.AWS_ACCESS_KEY_ID = 'testing';
-  process.env.AWS_SECRET_ACCESS_KEY = 'testing';
-  log(`moto ready at ${endpoint} (pid ${child.pid})`);
+async function startEcr(): Promise<void> {
+  const server = await installMoto({ log: 'show' });
+  mkdirSync(TEST_CACHE, { recursive: true });
+  const moto = await startMoto({ server, port: await freePort(), logFile: path.join(TEST_CACHE, 'moto.log'), child: { cwd: ROOT, freshLog: true }, readyTimeoutMs: 30_000 });
+  testGlobals().moto = moto;
+  useLocalEcr(moto.endpoint);
+  log(`moto ready at ${moto.endpoint} (pid ${moto.child.pid}, log ${path.relative(ROOT, moto.child.logFile!)})`);
 }
 
 async function bundleWorkflows(): Promise<void> {
@@ -159,12 +100,12 @@ export default async function globalSetup(): Promise<void> {
   process.stderr.write('\n');
   try {
     await startTemporal();
-    await startMoto();
+    await startEcr();
     await bundleWorkflows();
   } catch (err) {
     // Jest skips the teardown when the setup fails: stop what was started here.
     const { env, moto } = testGlobals();
-    moto?.kill('SIGKILL');
+    await moto?.child.kill();
     await env?.teardown().catch(() => undefined);
     throw err;
   }

@@ -20,7 +20,8 @@ import { loadTelemetrySettings } from '../worker/telemetry';
 import { statusQuery } from '../workflows/definitions';
 import { APPROVAL_WAIT_METRIC, PIPELINE_OUTCOME_METRIC } from '../workflows/metrics-interceptors';
 import { STEP_DURATION_METRIC } from '../activities/metrics-interceptor';
-import { freePort, waitFor } from './support/env';
+import { freePort } from '../harness/free-ports';
+import { waitFor } from './support/env';
 import { connectClient, testAddress, testNamespace, uniqueTaskQueue, workflowBundlePath } from './support/temporal';
 
 const ROOT = path.resolve(__dirname, '..');

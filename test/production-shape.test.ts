@@ -11,6 +11,7 @@ import path from 'node:path';
 import { SearchAttributeType } from '@temporalio/common';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_SLACK_API_URL, loadWorkerSettings, SettingsError } from '../common/settings';
+import { findTemporalCli } from '../harness/temporal-cli';
 import { DEFAULT_BUNDLE_PATH } from '../worker/bundle-workflows';
 import { WORKER_NODE_FLAGS, WORKER_PROCESS_ENV } from '../worker/process-env';
 import { DEFAULT_METRICS_PORT } from '../worker/telemetry';
@@ -191,9 +192,8 @@ describe("the admin-tools job's registration script", () => {
   const namespace = `shape-${randomBytes(4).toString('hex')}`;
   let cliDir: string;
 
-  beforeAll(() => {
-    const cli = execFileSync(process.execPath, ['scripts/ensure-temporal-cli.mjs'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop()!;
-    cliDir = path.dirname(cli);
+  beforeAll(async () => {
+    cliDir = path.dirname(await findTemporalCli());
   });
 
   function runScript(attributes: string) {

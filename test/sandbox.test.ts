@@ -11,12 +11,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { promisify, parseEnv } from 'node:util';
 import ts from 'typescript';
-import { ensurePortFree } from '../sandbox/processes';
-import { freePort, waitFor } from './support/env';
+import { ensurePortFree, freePort } from '../harness/free-ports';
+import { waitFor } from './support/env';
 import { workflowBundlePath } from './support/temporal';
 
 const ROOT = resolve(__dirname, '..');
-const SOURCE_DIRS = ['common', 'workflows', 'activities', 'worker', 'client', 'simulators', 'sandbox'];
+/** What `npm run build` compiles. */
+const SOURCE_DIRS = (ts.readConfigFile(join(ROOT, 'tsconfig.build.json'), ts.sys.readFile).config as { include: string[] }).include;
 const run = promisify(execFile);
 
 /**

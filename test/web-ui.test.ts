@@ -11,9 +11,10 @@ import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
 import { listPipelines, pipelineStatus } from '../client/pipelines';
 import type { PipelineStatus } from '../common/types';
+import { freePort } from '../harness/free-ports';
 import { DEFAULT_APPS_FILE, loadSandboxApps, type SandboxPorts } from '../sandbox/options';
 import { startSandbox, type Sandbox } from '../sandbox/sandbox';
-import { freePort, waitFor } from './support/env';
+import { waitFor } from './support/env';
 import { workflowBundlePath } from './support/temporal';
 
 const ROOT = resolve(__dirname, '..');

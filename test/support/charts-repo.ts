@@ -1,54 +1,28 @@
-/** Real git repositories standing in for the Helm-charts repo: a bare "remote" and clones that write to it. */
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+/**
+ * What tests ask of the Helm-charts repo (a real bare git repo, see simulators/charts-repo.ts): its commits and
+ * files, and other writers that push to it.
+ */
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import path from 'node:path';
-import { simpleGit, type SimpleGit } from 'simple-git';
+import { chartsWriter, commitOf, createLocalChartsRepo, git, readFileAt } from '../../simulators/charts-repo';
+
+export { readFileAt };
 
 export interface CommitSummary {
   sha: string;
   subject: string;
 }
 
-const TEST_AUTHOR = ['user.name=Charts Test', 'user.email=charts-test@example.com', 'commit.gpgsign=false'];
-
-function gitIn(dir: string): SimpleGit {
-  return simpleGit({ baseDir: dir, config: TEST_AUTHOR });
-}
-
-async function writeFiles(dir: string, files: Record<string, string>): Promise<void> {
-  for (const [file, content] of Object.entries(files)) {
-    const target = path.join(dir, file);
-    await mkdir(path.dirname(target), { recursive: true });
-    await writeFile(target, content);
-  }
-}
-
 /** Makes `<dir>/charts.git`, a bare repo whose branch main has one commit holding `files`; returns its path. */
 export async function createChartsRepo(dir: string, files: Record<string, string>): Promise<string> {
-  const bare = path.join(dir, 'charts.git');
-  const seed = path.join(dir, 'charts-seed');
-  await mkdir(bare, { recursive: true });
-  await mkdir(seed, { recursive: true });
-  await gitIn(bare).raw(['init', '--quiet', '--bare', '--initial-branch=main']);
-  const git = gitIn(seed);
-  await git.raw(['init', '--quiet', '--initial-branch=main']);
-  await writeFiles(seed, files);
-  await git.raw(['add', '--all']);
-  await git.raw(['commit', '--quiet', '--allow-empty', '-m', 'Initial charts']);
-  await git.raw(['push', '--quiet', bare, 'main:refs/heads/main']);
-  return bare;
-}
-
-/** The file's content at `ref`, or undefined when the path does not exist there. */
-export async function readFileAt(bare: string, ref: string, file: string): Promise<string | undefined> {
-  const git = gitIn(bare);
-  const listing = await git.raw(['ls-tree', ref, '--', file]);
-  if (!listing.trim()) return undefined;
-  return git.raw(['show', `${ref}:${file}`]);
+  const repo = await createLocalChartsRepo({ parentDir: dir });
+  await repo.commitFiles(files, 'Initial charts');
+  return repo.bareDir;
 }
 
 /** Commits on `ref`, newest first. */
 export async function listCommits(bare: string, ref = 'main'): Promise<CommitSummary[]> {
-  const out = await gitIn(bare).raw(['log', '--format=%H%x09%s', ref]);
+  const out = await git(['--git-dir', bare, 'log', '--format=%H%x09%s', ref]);
   return out
     .split('\n')
     .filter(Boolean)
@@ -60,17 +34,17 @@ export async function listCommits(bare: string, ref = 'main'): Promise<CommitSum
 
 /** Every file path at `ref`. */
 export async function listFiles(bare: string, ref = 'main'): Promise<string[]> {
-  const out = await gitIn(bare).raw(['ls-tree', '-r', '--name-only', ref]);
+  const out = await git(['--git-dir', bare, 'ls-tree', '-r', '--name-only', ref]);
   return out.split('\n').filter(Boolean);
 }
 
 /** The SHA `ref` names in the bare repo. */
-export async function headOf(bare: string, ref = 'main'): Promise<string> {
-  return (await gitIn(bare).raw(['rev-parse', '--verify', `${ref}^{commit}`])).trim();
+export function headOf(bare: string, ref = 'main'): Promise<string> {
+  return commitOf(bare, ref);
 }
 
-export async function parentOf(bare: string, sha: string): Promise<string> {
-  return (await gitIn(bare).raw(['rev-parse', '--verify', `${sha}^`])).trim();
+export function parentOf(bare: string, sha: string): Promise<string> {
+  return commitOf(bare, `${sha}^`);
 }
 
 export interface CompetingWriter {
@@ -87,8 +61,7 @@ export interface CompetingWriter {
 export async function competingWriter(bare: string, workspace: string): Promise<CompetingWriter> {
   await mkdir(workspace, { recursive: true });
   const clone = await mkdtemp(path.join(workspace, 'competing-writer-'));
-  const git = gitIn(clone);
-  await git.raw(['init', '--quiet', '--initial-branch=main']);
+  const writer = await chartsWriter(bare, clone);
   let pushes = 0;
   return {
     get pushes() {
@@ -96,14 +69,9 @@ export async function competingWriter(bare: string, workspace: string): Promise<
     },
     async push(files, subject) {
       const n = pushes + 1;
-      await git.raw(['fetch', '--quiet', bare, '+refs/heads/main:refs/remotes/origin/main']);
-      await git.raw(['checkout', '--quiet', '--force', '-B', 'main', 'refs/remotes/origin/main']);
-      await writeFiles(clone, files ?? { [`notes/competing-${path.basename(clone)}-${n}.md`]: `competing change ${n}\n` });
-      await git.raw(['add', '--all']);
-      await git.raw(['commit', '--quiet', '-m', subject ?? `Competing change ${n}`]);
-      await git.raw(['push', '--quiet', bare, 'HEAD:refs/heads/main']);
+      const sha = await writer.commitFiles(files ?? { [`notes/competing-${path.basename(clone)}-${n}.md`]: `competing change ${n}\n` }, subject ?? `Competing change ${n}`);
       pushes = n;
-      return (await git.raw(['rev-parse', 'HEAD'])).trim();
+      return sha;
     },
   };
 }

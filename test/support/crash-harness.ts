@@ -4,15 +4,18 @@
  * against a stack of simulators in the test process. Every process started here is SIGKILLed by `close()`, and
  * also if the test process exits first.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { startChild, type Child } from '../../harness/child-processes';
+import { startDevServer, type DevServer as HarnessDevServer } from '../../harness/dev-server';
+import { freePort } from '../../harness/free-ports';
+import { findTemporalCli } from '../../harness/temporal-cli';
 import { startStack, type Stack, type StackOptions } from '../../sandbox/stack';
-import { SEARCH_ATTRIBUTES } from '../../workflows/definitions';
 import { CRASH_POINT_MARKER } from './crash-worker';
-import { freePort, waitFor } from './env';
+import { waitFor } from './env';
 import { workflowBundlePath } from './temporal';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -20,65 +23,12 @@ const ROOT = path.resolve(__dirname, '..', '..');
 export const CRASH_WORKER = path.join(__dirname, 'crash-worker.ts');
 const NAMESPACE = 'default';
 
-/** Processes still running, killed when the test process exits whatever happened. */
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function track(child: ChildProcess): void {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
-  }
-}
-
-function isRunning(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null;
-}
-
-/** SIGKILL; resolves once the process is gone and its output read (or a second later). */
-async function killHard(child: ChildProcess): Promise<void> {
-  const closed = new Promise<void>((resolve) => {
-    if (child.stdout?.readableEnded !== false && child.stderr?.readableEnded !== false && !isRunning(child)) resolve();
-    child.once('close', () => resolve());
-    setTimeout(resolve, 1_000).unref();
-  });
-  if (isRunning(child)) {
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGKILL');
-    await exited;
-  }
-  await closed;
-}
-
-/** Collects a child's output line by line (bounded), for markers and for failure messages. */
-function collectLines(child: ChildProcess, lines: string[], max = 5000): void {
-  for (const stream of [child.stdout, child.stderr]) {
-    let partial = '';
-    stream?.on('data', (chunk: Buffer) => {
-      const parts = (partial + chunk.toString('utf8')).split('\n');
-      partial = parts.pop() ?? '';
-      lines.push(...parts.filter((line) => line.trim() !== ''));
-      if (lines.length > max) lines.splice(0, lines.length - max);
-    });
-  }
-}
-
-export function temporalCliPath(): string {
-  const out = execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'ensure-temporal-cli.mjs')], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  const cli = out.trim().split('\n').pop()?.trim();
-  if (!cli) throw new Error('scripts/ensure-temporal-cli.mjs printed no path');
-  return cli;
-}
-
 export interface DevServer {
   /** 127.0.0.1:port, the same across restarts. */
   readonly address: string;
   readonly dbFile: string;
+  readonly logFile: string;
   readonly pid: number | undefined;
-  readonly output: string[];
   readonly running: boolean;
   /** (Re)starts on the same SQLite file and ports; resolves once the frontend answers and our search attributes exist. */
   start(): Promise<void>;
@@ -87,55 +37,30 @@ export interface DevServer {
 }
 
 /**
- * `temporal server start-dev` with its state in `<dir>/temporal.db` and our search attributes. `dynamicConfig` values
- * are JSON, e.g. `{ 'history.defaultWorkflowTaskTimeout': '"3s"' }`.
+ * `temporal server start-dev` with its state in `<dir>/temporal.db`, its log in `<dir>/temporal.log`, and our search
+ * attributes. `dynamicConfig` values are JSON, e.g. `{ 'history.defaultWorkflowTaskTimeout': '"3s"' }`.
  */
-export async function createDevServer(dir: string, cliPath = temporalCliPath(), dynamicConfig: Record<string, string> = {}): Promise<DevServer> {
+export async function createDevServer(dir: string, cliPath?: string, dynamicConfig: Record<string, string> = {}): Promise<DevServer> {
+  const cli = cliPath ?? (await findTemporalCli());
   const port = await freePort();
   let uiPort = await freePort();
   const dbFile = path.join(dir, 'temporal.db');
-  const address = `127.0.0.1:${port}`;
-  const output: string[] = [];
-  let child: ChildProcess | undefined;
-  const args = () => [
-    'server',
-    'start-dev',
-    '--db-filename',
-    dbFile,
-    '--ip',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--ui-port',
-    String(uiPort),
-    '--namespace',
-    NAMESPACE,
-    '--log-level',
-    'warn',
-    ...SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=Keyword`]),
-    ...Object.entries(dynamicConfig).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]),
-  ];
-
-  async function ready(): Promise<void> {
-    const connection = await Connection.connect({ address, connectTimeout: 1_000 });
-    try {
-      const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace: NAMESPACE });
-      const missing = SEARCH_ATTRIBUTES.map((k) => k.name).filter((name) => !customAttributes?.[name]);
-      if (missing.length > 0) throw new Error(`search attributes ${missing.join(', ')} not registered yet`);
-    } finally {
-      await connection.close();
-    }
-  }
-
+  const logFile = path.join(dir, 'temporal.log');
+  let current: HarnessDevServer | undefined;
+  const startOnce = async () => {
+    if (current?.child.running) throw new Error('the dev server is already running');
+    current = undefined;
+    current = await startDevServer({ cliPath: cli, port, uiPort, dbFile, logFile, logLevel: 'warn', dynamicConfig, readyTimeoutMs: 30_000, child: { cwd: dir, freshLog: true } });
+  };
   const server: DevServer = {
-    address,
+    address: `127.0.0.1:${port}`,
     dbFile,
-    output,
+    logFile,
     get pid() {
-      return child?.pid;
+      return current?.child.pid;
     },
     get running() {
-      return child !== undefined && isRunning(child);
+      return current?.child.running ?? false;
     },
     async start() {
       for (let attempt = 1; ; attempt++) {
@@ -144,44 +69,16 @@ export async function createDevServer(dir: string, cliPath = temporalCliPath(), 
         } catch (err) {
           // The CLI picks free ports for the server's inner services and we pick the Web UI's: another process may
           // take one between the choice and the bind. Try again with the same gRPC port (its state lives in dbFile).
-          const inUse = output.some((line) => line.includes('address already in use'));
+          const inUse = readFileSync(logFile, 'utf8').includes('address already in use');
           if (!inUse || attempt >= 5) throw err;
           uiPort = await freePort();
         }
       }
     },
     async kill() {
-      if (child) await killHard(child);
+      await current?.kill();
     },
   };
-
-  async function startOnce(): Promise<void> {
-    if (child && isRunning(child)) throw new Error('the dev server is already running');
-    const started = spawn(cliPath, args(), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    child = started;
-    track(started);
-    output.length = 0;
-    collectLines(started, output, 500);
-    let spawnError: Error | undefined;
-    started.once('error', (err) => (spawnError = err));
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (spawnError || !isRunning(started)) {
-        await killHard(started);
-        throw new Error(`temporal server start-dev ${spawnError ? `could not start: ${spawnError.message}` : `exited with ${started.exitCode ?? started.signalCode}`}: ${output.filter((line) => /panic|bind|error/i.test(line)).slice(0, 5).join('\n')}`);
-      }
-      try {
-        await ready();
-        return;
-      } catch (err) {
-        if (Date.now() > deadline) {
-          await killHard(started);
-          throw new Error(`the Temporal dev server on ${address} did not answer within 30 s: ${(err as Error).message}`);
-        }
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
   await server.start();
   return server;
 }
@@ -195,7 +92,7 @@ export interface CrashPoint {
 }
 
 export interface WorkerProcess {
-  readonly child: ChildProcess;
+  readonly child: Child['process'];
   readonly pid: number;
   /** stdout and stderr, one entry per line. */
   readonly lines: string[];
@@ -251,45 +148,36 @@ export const WORKER_MAIN = path.join(ROOT, 'worker', 'main.ts');
 
 /** Spawns `entry` (TypeScript, through tsx) with exactly `env`. */
 export async function spawnWorker(entry: string, env: Record<string, string>, waitUntilPolling = true): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
-  track(child);
-  const lines: string[] = [];
-  collectLines(child, lines);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const child = startChild('the worker', process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env, stdin: true });
+  const { lines } = child;
   const worker: WorkerProcess = {
-    child,
-    pid: child.pid!,
+    child: child.process,
+    pid: child.pid,
     lines,
-    exited,
+    exited: child.ended,
     get running() {
-      return isRunning(child);
+      return child.running;
     },
     crashPoints() {
       return lines.filter((l) => l.startsWith(`${CRASH_POINT_MARKER} `)).map((l) => JSON.parse(l.slice(CRASH_POINT_MARKER.length + 1)) as CrashPoint);
     },
     resume() {
-      if (isRunning(child)) child.stdin?.write('resume\n');
+      if (child.running) child.process.stdin?.write('resume\n');
     },
-    kill: () => killHard(child),
-    async stop() {
-      if (!isRunning(child)) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    kill: () => child.kill(),
+    stop: () => child.stop(10_000),
   };
   if (waitUntilPolling) {
     try {
       await waitFor(
         () => {
-          if (!isRunning(child)) throw new Error(`the worker exited (${child.exitCode ?? child.signalCode})`);
+          if (!child.running) throw new Error(`the worker ${child.exited ?? 'ended'}`);
           return lines.some((line) => line.includes('deploy worker polling'));
         },
         { timeoutMs: 60_000, intervalMs: 50, description: 'the worker to poll' },
       );
     } catch (err) {
-      await killHard(child);
+      await child.kill();
       throw new Error(`${(err as Error).message}\n${lines.slice(-20).join('\n')}`);
     }
   }
@@ -314,7 +202,7 @@ export interface CrashHarnessOptions {
   stack: Omit<StackOptions, 'dataDir'>;
   /** An existing dev server to share (its owner closes it); default: one of this harness's own. */
   server?: DevServer;
-  /** The `temporal` CLI; default: what scripts/ensure-temporal-cli.mjs finds. */
+  /** The `temporal` CLI; default: what harness/temporal-cli.ts finds. */
   cliPath?: string;
   /** Extra environment of every worker this harness starts. */
   workerEnv?: Record<string, string>;

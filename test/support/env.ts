@@ -1,7 +1,5 @@
-/** Generic helpers for tests and the jest global setup: free ports, expected failures and polling. */
+/** Generic helpers for tests: expected failures, closed ports and polling. (Free ports: harness/free-ports.ts.) */
 import { createServer } from 'node:net';
-
-export { freePort } from '../../sandbox/ports';
 
 /** Runs the call and returns what it threw, failing the test when it did not throw. */
 export async function errorFrom(call: () => Promise<unknown>): Promise<Error> {

@@ -1,4 +1,4 @@
-/** Free TCP ports for the servers the sandbox, the tests and the bench start. */
+/** TCP ports for the servers the sandbox, the bench and the tests start: free ones to pick, and a check that a chosen one is free. */
 import { createServer } from 'node:net';
 
 /**
@@ -24,4 +24,25 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
     if (await bindable(port, host)) return port;
   }
   throw new Error(`no free TCP port on ${host} between ${PICKED_PORTS.from} and ${PICKED_PORTS.to} after 200 tries`);
+}
+
+export class PortTakenError extends Error {
+  constructor(
+    readonly port: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PortTakenError';
+  }
+}
+
+/** Resolves when nothing listens on host:port; rejects with PortTakenError (carrying `message`) otherwise. */
+export function ensurePortFree(host: string, port: number, message: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? new PortTakenError(port, message) : err);
+    });
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve()));
+  });
 }
