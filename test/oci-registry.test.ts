@@ -12,7 +12,7 @@ import { createOciImageRegistry, type OciImageRegistry } from '../adapters/oci-r
 import { PermanentHttpError } from '../common/errors';
 import { pushOciImage } from '../simulators/oci-images';
 import { RegistryTokenSimulator } from '../simulators/registry-token';
-import { startDistributionRegistry, type RunningRegistry } from './support/distribution-registry';
+import { startDistributionRegistry, type RunningRegistry } from '../harness/distribution-registry';
 
 const CI_PASSWORD = `ci-${randomBytes(12).toString('hex')}`;
 const DEPLOYER_PASSWORD = `deployer-${randomBytes(12).toString('hex')}`;
