@@ -28,21 +28,12 @@ export function laneWorkflowId(taskQueue: string, app: string, environment: stri
   return `lane-${taskQueue}-${app}-${environment}`;
 }
 
-/**
- * A lane whose holder ended without handing it back (terminated, say) frees itself once someone waits for it:
- * it checks that the holder still runs when a pipeline queues behind it and every minute while any waits.
- * Pipelines send their run ID with their request, so a pipeline ID deployed again is known for a new run. Lanes
- * and pipelines started before this change go on as they ran.
- */
-export const HOLDER_CHECKS_PATCH = 'lane-holder-checks';
-
 /** Pipeline → lane. */
 export const acquireLaneSignal = defineSignal<[LaneRequest]>('acquire');
-/** `deployed`: the releasing pipeline deployed here (pipelines older than SIDE_BY_SIDE_PATCH send `deployed` apart). */
+/** `deployed`: the releasing pipeline deployed here; the lane tells pipelines waiting for approval there. */
 export const releaseLaneSignal = defineSignal<[{ pipelineId: string; deployed?: LaneDeployed }]>('release');
 export const awaitingApprovalSignal = defineSignal<[LaneRequest]>('awaitingApproval');
 export const stoppedAwaitingSignal = defineSignal<[{ pipelineId: string }]>('stoppedAwaiting');
-export const deployedSignal = defineSignal<[LaneDeployed]>('deployed');
 export const setHoldSignal = defineSignal<[Hold]>('setHold');
 /** People → lane. */
 export const clearHoldUpdate = defineUpdate<Hold, [{ by: string }]>('clearHold');

@@ -6,7 +6,6 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
-  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -38,10 +37,8 @@ import {
   DeployApp,
   DeployCommit,
   DeployEnvironment,
-  deployedSignal,
   DeployStatusAttribute,
   DeployTrigger,
-  HOLDER_CHECKS_PATCH,
   laneGrantedSignal,
   laneHolderCheckSignal,
   laneWaitingSignal,
@@ -57,33 +54,6 @@ import {
 import { renderDetails } from './details';
 
 const PERMANENT_FAILURES = Object.values(FailureTypes);
-/**
- * Pipelines started before GitHub deployments and Slack messages existed replay without them; see
- * "Shipping a workflow change safely" in the README. test/histories/ holds histories of both kinds.
- */
-export const ANNOUNCE_PATCH = 'github-deployments-and-slack';
-/** The deploy window opens `waitMs` after the instant the pipeline asked, not after the answer came back. */
-export const WINDOW_FROM_ASKED_AT_PATCH = 'deploy-window-from-asked-at';
-/**
- * Steps that do not depend on one another run side by side: after the bump, the GitHub deployment, the image tag
- * and the release app; after the deploy, the GitHub status and the lane's release, which also carries the news of
- * the deploy (it was a signal of its own). Each server round trip saved is a few tens of milliseconds per
- * environment. Pipelines started before this change replay one step after another.
- */
-export const SIDE_BY_SIDE_PATCH = 'side-steps-side-by-side';
-/**
- * Search attributes are upserted only when one of them changes: every upsert is a write to the server's
- * visibility store, and most steps change only the details. Pipelines started before this change upsert at
- * every step, as they did.
- */
-export const QUIET_UPSERTS_PATCH = 'upsert-search-attributes-on-change';
-/**
- * An approved pipeline asks for the lane in the same workflow task as it tells the lane it no longer waits for
- * approval, instead of waiting for that signal to be delivered first: one server round trip less between an
- * approval and the deploy. The lane handles the two in either order. Pipelines approved before this change
- * replay as they ran.
- */
-export const STRAIGHT_TO_LANE_PATCH = 'approval-straight-to-lane';
 /** Failures after our bump that mean "this release is bad here": the environment goes back to what it ran. */
 const ROLLBACK_CAUSES: string[] = [FailureTypes.SmokeTestFailed, FailureTypes.ArgoCdDegraded, FailureTypes.ArgoCdSyncFailed];
 
@@ -157,11 +127,14 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   let waits = waitCalls(undefined);
   let pending: PendingDecision | undefined;
   const granted = new Set<string>();
-  /** After an approval: the lane is told we stopped waiting while we ask it for the lane (see STRAIGHT_TO_LANE_PATCH). */
+  /**
+   * After an approval the lane is told we stopped waiting in the same workflow task as we ask it for the lane, not
+   * first: one server round trip less between an approval and the deploy. The lane handles the two in either order.
+   */
   let laneToldStoppedAwaiting: Promise<void> | undefined;
   let rolledBack = false;
 
-  const quietUpserts = patched(QUIET_UPSERTS_PATCH);
+  /** Every upsert is a write to the server's visibility store, and most steps change only the details. */
   let upserted: string | undefined;
 
   function publish(): void {
@@ -173,7 +146,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
       ...(state.currentEnvironment ? [{ key: DeployEnvironment, value: state.currentEnvironment }] : []),
     ];
     const values = JSON.stringify(attributes.map(({ key, value }) => [key.name, value]));
-    if (!quietUpserts || values !== upserted) upsertSearchAttributes(attributes);
+    if (values !== upserted) upsertSearchAttributes(attributes);
     upserted = values;
     setCurrentDetails(renderDetails(state));
   }
@@ -306,11 +279,8 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     internal,
   );
 
-  const announces = patched(ANNOUNCE_PATCH);
-
   /** Outside reports must never turn a pipeline's outcome into another: a failed one is logged. */
   async function bestEffort(what: string, report: () => Promise<void>): Promise<void> {
-    if (!announces) return;
     try {
       await report();
     } catch (err) {
@@ -434,8 +404,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
       { app: release.app, environment: env.environment, nowMs: askedAt },
     ]);
     if (waitMs <= 0) return;
-    // Pipelines that waited before this change count from after the activity, as they did then.
-    const opensAtMs = (patched(WINDOW_FROM_ASKED_AT_PATCH) ? askedAt : Date.now()) + waitMs;
+    const opensAtMs = askedAt + waitMs;
     const opensAt = new Date(opensAtMs).toISOString();
     env.waitingFor = `the deploy window for ${env.environment} opens at ${opensAt}`;
     setStatus('DEPLOYING', env, 'OUTSIDE_WINDOW');
@@ -446,7 +415,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   async function takeLane(release: ReleasePlan, env: EnvironmentStatus): Promise<void> {
     env.waitingFor = 'waiting for the lane';
     setStatus('DEPLOYING', env, 'WAITING_FOR_LANE');
-    const request = { pipelineId: state.workflowId, ...(patched(HOLDER_CHECKS_PATCH) ? { runId: workflowInfo().runId } : {}), sha: release.sha, trigger: input.trigger };
+    const request = { pipelineId: state.workflowId, runId: workflowInfo().runId, sha: release.sha, trigger: input.trigger };
     await calls.signalLane.executeWithOptions({ summary: `Ask for the ${env.environment} lane` }, [
       { app: release.app, environment: env.environment, signal: 'acquire', request },
     ]);
@@ -483,14 +452,13 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     env.chartsCommit = change.chartsCommit;
     env.previousTag = change.previousTag;
     publish();
-    const sideBySide = patched(SIDE_BY_SIDE_PATCH);
-    const afterBump = [
-      () => reportDeployment(envPlan.name, 'in_progress', `deploying ${release.tag}`),
-      () => calls.tagImage.executeWithOptions({ summary: `Tag image deployed-to-${envPlan.name}` }, [step]),
-      () => calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${where}` }, [step]),
-    ];
-    if (sideBySide) await allSettledThenThrow(afterBump.map((start) => start()));
-    else for (const start of afterBump) await start();
+    // Steps that do not depend on one another run side by side: each server round trip saved is a few tens of
+    // milliseconds per environment.
+    await allSettledThenThrow([
+      reportDeployment(envPlan.name, 'in_progress', `deploying ${release.tag}`),
+      calls.tagImage.executeWithOptions({ summary: `Tag image deployed-to-${envPlan.name}` }, [step]),
+      calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${where}` }, [step]),
+    ]);
 
     try {
       setStatus('WAITING_FOR_SYNC', env, 'WAITING_FOR_SYNC');
@@ -505,7 +473,6 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     env.finishedAt = new Date().toISOString();
     setStatus('DEPLOYING', env, 'DEPLOYED');
     const reported = reportDeployment(envPlan.name, 'success', `${release.tag} is Synced, Healthy and passed its smoke tests`);
-    if (!sideBySide) await reported;
     const toldLane = (async () => {
       if (!automatic) {
         await tellLane(release, envPlan.name, (lane) =>
@@ -517,9 +484,8 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
           }),
         );
       }
-      const deployed = { pipelineId: state.workflowId, sha: release.sha };
-      if (sideBySide) await releaseLane(release, envPlan.name, deployed);
-      else await tellLane(release, envPlan.name, (lane) => lane.signal(deployedSignal, deployed));
+      // The lane's release carries the news of our deploy to pipelines waiting for approval there.
+      await releaseLane(release, envPlan.name, { pipelineId: state.workflowId, sha: release.sha });
     })();
     await allSettledThenThrow([reported, toldLane]);
     return undefined;
@@ -603,7 +569,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
       if (approved) env.approval = { by: approved.approver, at: approved.at, comment: approved.comment };
       if (rejected) env.rejection = { by: rejected.approver, at: rejected.at, comment: rejected.reason };
       const told = tellLane(release, env.environment, (lane) => lane.signal(stoppedAwaitingSignal, { pipelineId: state.workflowId }));
-      if (approved && patched(STRAIGHT_TO_LANE_PATCH)) {
+      if (approved) {
         // Handled now so that a failure is not an unhandled rejection; takeLane awaits it.
         told.catch(() => undefined);
         laneToldStoppedAwaiting = told;

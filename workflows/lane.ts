@@ -4,7 +4,6 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
-  patched,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -17,8 +16,6 @@ import {
   clearHoldUpdate,
   DeployApp,
   DeployEnvironment,
-  deployedSignal,
-  HOLDER_CHECKS_PATCH,
   laneGrantedSignal,
   laneHolderCheckSignal,
   laneStateQuery,
@@ -38,12 +35,6 @@ export interface LaneInput {
   holderCheckIntervalMs?: number;
 }
 
-/**
- * Lanes started before this change keep their old loop on replay (see "Shipping a workflow change safely"
- * in the README): it could miss a release that arrived while it signalled a pipeline, and stall.
- */
-export const LANE_WAKEUP_PATCH = 'lane-no-lost-wakeup';
-
 /** How long an idle lane with nothing to remember stays open before it completes. */
 const IDLE_MS = 10 * 60_000;
 const DEFAULT_HOLDER_CHECK_INTERVAL_MS = 60_000;
@@ -51,20 +42,10 @@ const DEFAULT_HOLDER_CHECK_INTERVAL_MS = 60_000;
 /**
  * A lane continues as new once its history passes this many events, long before the server would suggest it:
  * a busy app's lane hears of every pipeline, and a lane out of the worker's cache replays its whole history for
- * its next signal (the parked-pipelines benchmark slowed to a crawl on it). Lanes started before this change
- * go on as they ran.
+ * its next signal (the parked-pipelines benchmark slowed to a crawl on it).
  */
-export const SHORT_HISTORIES_PATCH = 'lane-short-histories';
 const MAX_LANE_HISTORY = 500;
 
-/**
- * A queue of n pipelines used to cost n² signals: each was told the holder's name again at every hand-over,
- * one signal after another, and the next grant waited behind them; and every newcomer had the holder checked.
- * Now only the pipeline next in line is told who holds the lane (the others show that they wait for it, as
- * they asked), the holder is checked when the first pipeline queues behind it and then every interval, and
- * what the queue is told goes out side by side. Lanes started before this change go on as they ran.
- */
-export const QUIET_QUEUE_PATCH = 'lane-quiet-queue';
 /**
  * Signals sent side by side, at most this many at once: the server fails (and retries forever) a workflow task
  * that would leave more than 2,000 of a workflow's signals in flight.
@@ -108,16 +89,12 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     const holderReason = () => `${state.holder!.pipelineId} is deploying ${state.app} to ${state.environment}`;
     const holdReason = () =>
       `hold on ${state.app} in ${state.environment}: ${state.hold!.reason} (set by ${state.hold!.setBy} at ${state.hold!.setAt}); clear it with "deploy hold clear"`;
-    if (quietQueue) {
-      if (state.holder && state.queue.find(eligible) === request) return holderReason();
-      if (!eligible(request)) return holdReason();
-      // Behind others in the queue the pipeline shows that it waits for the lane, as it asked; unless it was told
-      // something else before (a hold since cleared), there is nothing to say.
-      return told.has(request.pipelineId) ? `queued behind other pipelines deploying ${state.app} to ${state.environment}` : undefined;
-    }
-    if (state.holder) return holderReason();
-    if (state.hold && request.trigger !== 'manual') return holdReason();
-    return 'queued';
+    // Only the pipeline next in line is told who holds the lane: telling every one at each hand-over costs n² signals.
+    if (state.holder && state.queue.find(eligible) === request) return holderReason();
+    if (!eligible(request)) return holdReason();
+    // Behind others in the queue the pipeline shows that it waits for the lane, as it asked; unless it was told
+    // something else before (a hold since cleared), there is nothing to say.
+    return told.has(request.pipelineId) ? `queued behind other pipelines deploying ${state.app} to ${state.environment}` : undefined;
   }
 
   /** A pipeline queued behind the holder where none waited: time to check the holder still runs. */
@@ -154,10 +131,6 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     state.hold = hold;
     touch();
   });
-  setHandler(deployedSignal, (deployed) => {
-    pendingNews.push(deployed);
-    touch();
-  });
   setHandler(
     clearHoldUpdate,
     ({ by }) => {
@@ -192,16 +165,12 @@ export async function DeployLane(input: LaneInput): Promise<void> {
   }
 
   const told = new Map<string, string>();
-  const noLostWakeup = patched(LANE_WAKEUP_PATCH);
-  const holderChecks = patched(HOLDER_CHECKS_PATCH);
-  const shortHistories = patched(SHORT_HISTORIES_PATCH);
-  const quietQueue = patched(QUIET_QUEUE_PATCH);
   const holderCheckIntervalMs = input.holderCheckIntervalMs ?? DEFAULT_HOLDER_CHECK_INTERVAL_MS;
   let holderCheckDue = false;
   for (;;) {
     // Reset before looking, not after: a signal handled while we await a signal to a pipeline below must
     // bring us round again (a release arriving then would otherwise leave the lane free with pipelines queued).
-    if (noLostWakeup) changed = false;
+    changed = false;
     // Who deployed a newer release: every pipeline waiting for approval here decides if it is now superseded.
     for (const news of pendingNews.splice(0)) {
       // One at a time: each pipeline told runs a compare, and a hundred told at once are a burst of work (with
@@ -209,7 +178,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
       for (const waiting of state.awaitingApproval.filter((r) => r.pipelineId !== news.pipelineId)) {
         const delivered = await tell(waiting.pipelineId, (h) => h.signal(newerDeployedSignal, { environment: state.environment, ...news }));
         // It ended without saying so (terminated): nothing waits, and the lane may go idle.
-        if (!delivered && holderChecks) state.awaitingApproval = state.awaitingApproval.filter((r) => r !== waiting);
+        if (!delivered) state.awaitingApproval = state.awaitingApproval.filter((r) => r !== waiting);
       }
     }
     if (!state.holder) {
@@ -218,41 +187,33 @@ export async function DeployLane(input: LaneInput): Promise<void> {
         state.queue = state.queue.filter((r) => r !== next);
         state.holder = next;
         // Should it queue again (a freeze sends it back), it is told why it waits afresh.
-        if (noLostWakeup) told.delete(next.pipelineId);
+        told.delete(next.pipelineId);
         if (!(await tell(next.pipelineId, (h) => h.signal(laneGrantedSignal, { environment: state.environment }), next.runId))) state.holder = undefined;
         continue;
       }
-    } else if (holderChecks && (holderCheckDue || (quietQueue ? firstBehindHolder : state.queue.some((r) => !told.has(r.pipelineId))))) {
+    } else if (holderCheckDue || firstBehindHolder) {
       holderCheckDue = false;
       firstBehindHolder = false;
       if (!(await holderRuns(state.holder))) continue;
       // Let go while we looked: hand the lane on before telling anyone why they wait.
-      if (quietQueue && !state.holder) continue;
+      if (!state.holder) continue;
     }
     const tellWhy = (request: LaneRequest, reason: string) => {
       told.set(request.pipelineId, reason);
       return tell(request.pipelineId, (h) => h.signal(laneWaitingSignal, { environment: state.environment, reason }));
     };
-    if (quietQueue) {
-      const toTell = state.queue.flatMap((request) => {
-        const reason = waitingReason(request);
-        return reason !== undefined && told.get(request.pipelineId) !== reason ? [{ request, reason }] : [];
-      });
-      await tellEach(toTell, ({ request, reason }) => tellWhy(request, reason));
-    } else {
-      for (const request of state.queue) {
-        const reason = waitingReason(request)!;
-        if (told.get(request.pipelineId) !== reason) await tellWhy(request, reason);
-      }
-    }
+    const toTell = state.queue.flatMap((request) => {
+      const reason = waitingReason(request);
+      return reason !== undefined && told.get(request.pipelineId) !== reason ? [{ request, reason }] : [];
+    });
+    await tellEach(toTell, ({ request, reason }) => tellWhy(request, reason));
 
-    if (workflowInfo().continueAsNewSuggested || (shortHistories && workflowInfo().historyLength > MAX_LANE_HISTORY)) {
+    if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_LANE_HISTORY) {
       await continueAsNew<typeof DeployLane>({ ...input, state });
     }
-    if (!noLostWakeup) changed = false;
     const idle = !state.holder && state.queue.length === 0 && !state.hold && state.awaitingApproval.length === 0;
     if (!idle) {
-      if (holderChecks && state.holder && state.queue.length > 0) holderCheckDue = !(await condition(() => changed, holderCheckIntervalMs));
+      if (state.holder && state.queue.length > 0) holderCheckDue = !(await condition(() => changed, holderCheckIntervalMs));
       else await condition(() => changed);
     } else if (!(await condition(() => changed, IDLE_MS))) {
       return;
