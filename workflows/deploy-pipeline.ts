@@ -1,22 +1,18 @@
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
   getExternalWorkflowHandle,
   isCancellation,
   log,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   sleep,
-  TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { PipelineActivities } from '../activities/pipeline-activities';
 import { formatDuration } from '../common/duration';
-import { shortSha, validateAppName, validateApprover } from '../common/names';
+import { shortSha, validateApprover } from '../common/names';
 import type {
   ApprovalReceipt,
   ApproveRequest,
@@ -52,43 +48,9 @@ import {
   stoppedAwaitingSignal,
 } from './definitions';
 import { renderDetails } from './details';
-
-const PERMANENT_FAILURES = Object.values(FailureTypes);
-/** Failures after our bump that mean "this release is bad here": the environment goes back to what it ran. */
-const ROLLBACK_CAUSES: string[] = [FailureTypes.SmokeTestFailed, FailureTypes.ArgoCdDegraded, FailureTypes.ArgoCdSyncFailed];
-
-function stepCalls(retry: ReleasePlan['stepRetry']) {
-  /** Calls to GitHub, ECR, git and the release app: transient faults retried with backoff, up to the catalogue's limit. */
-  return proxyActivities<PipelineActivities>({
-    // Also how soon a step whose worker died is tried again.
-    startToCloseTimeout: retry.attemptTimeoutMs ?? '2 minutes',
-    retry: {
-      initialInterval: '1 second',
-      backoffCoefficient: 2,
-      maximumInterval: retry.maximumIntervalMs,
-      maximumAttempts: retry.maximumAttempts,
-      nonRetryableErrorTypes: PERMANENT_FAILURES,
-    },
-  });
-}
-
-/** Before the plan (and its retry limits) is known. */
-const resolving = stepCalls({ maximumAttempts: 10, maximumIntervalMs: 30_000 });
-
-/** Long waits: they heartbeat, so a dead worker is noticed within the heartbeat timeout and the wait resumes elsewhere. */
-function waitCalls(heartbeatTimeoutMs: number | undefined) {
-  return proxyActivities<PipelineActivities>({
-    // Each call sets its own bound from the catalogue (build and sync timeouts); this is the fallback.
-    scheduleToCloseTimeout: '1 hour',
-    heartbeatTimeout: heartbeatTimeoutMs ?? '1 minute',
-    retry: {
-      initialInterval: '1 second',
-      backoffCoefficient: 2,
-      maximumInterval: '30 seconds',
-      nonRetryableErrorTypes: PERMANENT_FAILURES,
-    },
-  });
-}
+import { allSettledThenThrow, describeFailure, PipelineEnded, rollbackCause } from './failures';
+import { inputRefusal } from './input-checks';
+import { Steps } from './steps';
 
 interface PendingDecision {
   environment: string;
@@ -100,16 +62,6 @@ interface PendingDecision {
 
 type ApprovalOutcome = 'approved' | 'rejected' | 'expired' | 'superseded';
 type DeployOutcome = 'deployed' | 'superseded';
-
-/** A pipeline ending that is not an error of ours: it completes with this status. */
-class PipelineEnded extends Error {
-  constructor(
-    readonly status: DeployStatus,
-    reason: string,
-  ) {
-    super(reason);
-  }
-}
 
 export async function DeployPipeline(input: PipelineInput): Promise<PipelineStatus> {
   const refused = inputRefusal(input);
@@ -123,8 +75,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     environments: [],
   };
   let plan: ReleasePlan | undefined;
-  let calls = resolving;
-  let waits = waitCalls(undefined);
+  const steps = new Steps();
   let pending: PendingDecision | undefined;
   const granted = new Set<string>();
   /**
@@ -213,7 +164,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     const teams = allowed.filter((a) => a.startsWith('@'));
     if (teams.length === 0 || allowed.some((a) => a.toLowerCase() === request.approver.toLowerCase())) return undefined;
     for (const team of teams) {
-      if (await calls.isTeamMember({ team, login: request.approver })) return undefined;
+      if (await steps.calls.isTeamMember({ team, login: request.approver })) return undefined;
     }
     return `${request.approver} may not approve deploys to ${request.environment} (approvers: ${allowed.join(', ')})`;
   }
@@ -290,22 +241,21 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   }
 
   function tellPeople(text: string): Promise<void> {
-    return bestEffort('notify people', () => calls.notifyPeople.executeWithOptions({ summary: 'Tell people on Slack' }, [{ text }]));
+    return bestEffort('notify people', () => steps.calls.notifyPeople.executeWithOptions({ summary: 'Tell people on Slack' }, [{ text }]));
   }
 
   function reportDeployment(environment: string, deploymentState: 'in_progress' | 'success' | 'failure' | 'inactive', description: string): Promise<void> {
     if (!plan) return Promise.resolve();
     const request = { app: plan.app, environment, sha: plan.sha, state: deploymentState, description };
     return bestEffort('record the GitHub deployment', () =>
-      calls.recordGitHubDeployment.executeWithOptions({ summary: `GitHub deployment ${environment}: ${deploymentState}` }, [request]),
+      steps.calls.recordGitHubDeployment.executeWithOptions({ summary: `GitHub deployment ${environment}: ${deploymentState}` }, [request]),
     );
   }
 
   publish();
   try {
-    plan = await resolving.resolveRelease.executeWithOptions({ summary: `Resolve ${input.app} ${input.ref}` }, [input]);
-    calls = stepCalls(plan.stepRetry);
-    waits = waitCalls(plan.stepRetry.heartbeatTimeoutMs);
+    plan = await steps.calls.resolveRelease.executeWithOptions({ summary: `Resolve ${input.app} ${input.ref}` }, [input]);
+    steps.usePlan(plan);
     state.sha = plan.sha;
     state.tag = plan.tag;
     state.environments = plan.environments.map((env) => ({ environment: env.name, state: 'PENDING', tag: plan!.tag }));
@@ -354,11 +304,11 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   }
 
   async function ensureImage(release: ReleasePlan): Promise<void> {
-    if (await calls.imageExists.executeWithOptions({ summary: `Look for image ${release.tag}` }, [release.app, release.tag])) return;
+    if (await steps.calls.imageExists.executeWithOptions({ summary: `Look for image ${release.tag}` }, [release.app, release.tag])) return;
     setStatus('BUILDING');
     const request = { app: release.app, sha: release.sha, tag: release.tag };
-    await calls.dispatchImageBuild.executeWithOptions({ summary: `Build image ${release.tag}` }, [request]);
-    await waits.waitForImage.executeWithOptions({ summary: `Wait for image ${release.tag}`, scheduleToCloseTimeout: release.buildTimeoutMs }, [request]);
+    await steps.calls.dispatchImageBuild.executeWithOptions({ summary: `Build image ${release.tag}` }, [request]);
+    await steps.waits.waitForImage.executeWithOptions({ summary: `Wait for image ${release.tag}`, scheduleToCloseTimeout: release.buildTimeoutMs }, [request]);
   }
 
   /** Waits for the deploy window (automatic deploys), takes the lane, deploys; a freeze sends it back to wait. */
@@ -370,7 +320,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
       let frozenAt: string | undefined;
       try {
         if (automatic) {
-          const deployed = await calls.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [
+          const deployed = await steps.calls.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [
             { app: release.app, environment: env.environment, tag: release.tag, sha: release.sha },
           ]);
           if (deployed.relation === 'behind') {
@@ -400,7 +350,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   async function awaitDeployWindow(release: ReleasePlan, env: EnvironmentStatus): Promise<void> {
     // The wait is counted from the instant we asked about: the activity itself takes time (and may be retried).
     const askedAt = Date.now();
-    const waitMs = await calls.msUntilDeployWindow.executeWithOptions({ summary: `Check the deploy window of ${env.environment}` }, [
+    const waitMs = await steps.calls.msUntilDeployWindow.executeWithOptions({ summary: `Check the deploy window of ${env.environment}` }, [
       { app: release.app, environment: env.environment, nowMs: askedAt },
     ]);
     if (waitMs <= 0) return;
@@ -416,7 +366,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     env.waitingFor = 'waiting for the lane';
     setStatus('DEPLOYING', env, 'WAITING_FOR_LANE');
     const request = { pipelineId: state.workflowId, runId: workflowInfo().runId, sha: release.sha, trigger: input.trigger };
-    await calls.signalLane.executeWithOptions({ summary: `Ask for the ${env.environment} lane` }, [
+    await steps.calls.signalLane.executeWithOptions({ summary: `Ask for the ${env.environment} lane` }, [
       { app: release.app, environment: env.environment, signal: 'acquire', request },
     ]);
     const told = laneToldStoppedAwaiting;
@@ -447,7 +397,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     const where = `${release.app} ${release.tag} to ${envPlan.name}`;
     env.startedAt ??= new Date().toISOString();
     setStatus('DEPLOYING', env, 'DEPLOYING');
-    const change = await calls.bumpImageTag.executeWithOptions({ summary: `Bump image tag: ${where}` }, [{ ...step, respectFreeze: automatic }]);
+    const change = await steps.calls.bumpImageTag.executeWithOptions({ summary: `Bump image tag: ${where}` }, [{ ...step, respectFreeze: automatic }]);
     if (change.frozen) return change.path;
     env.chartsCommit = change.chartsCommit;
     env.previousTag = change.previousTag;
@@ -456,18 +406,18 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     // milliseconds per environment.
     await allSettledThenThrow([
       reportDeployment(envPlan.name, 'in_progress', `deploying ${release.tag}`),
-      calls.tagImage.executeWithOptions({ summary: `Tag image deployed-to-${envPlan.name}` }, [step]),
-      calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${where}` }, [step]),
+      steps.calls.tagImage.executeWithOptions({ summary: `Tag image deployed-to-${envPlan.name}` }, [step]),
+      steps.calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${where}` }, [step]),
     ]);
 
     try {
       setStatus('WAITING_FOR_SYNC', env, 'WAITING_FOR_SYNC');
       await waitForSync(release, envPlan, change.chartsCommit, release.tag);
       setStatus('SMOKE_TESTING', env, 'SMOKE_TESTING');
-      await waits.runSmokeTests.executeWithOptions({ summary: `Smoke test ${where}`, startToCloseTimeout: '30 minutes' }, [step]);
+      await steps.waits.runSmokeTests.executeWithOptions({ summary: `Smoke test ${where}`, startToCloseTimeout: '30 minutes' }, [step]);
     } catch (err) {
-      const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-      if (!cause || !ROLLBACK_CAUSES.includes(cause.type ?? '') || !env.previousTag || env.previousTag === release.tag) throw err;
+      const cause = rollbackCause(err);
+      if (!cause || !env.previousTag || env.previousTag === release.tag) throw err;
       await rollBack(release, envPlan, env, cause.message);
     }
     env.finishedAt = new Date().toISOString();
@@ -492,7 +442,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   }
 
   async function waitForSync(release: ReleasePlan, envPlan: EnvironmentPlan, chartsCommit: string, tag: string): Promise<void> {
-    await waits.waitForArgoSync.executeWithOptions(
+    await steps.waits.waitForArgoSync.executeWithOptions(
       { summary: `Wait for Argo CD: ${envPlan.name} at charts ${shortSha(chartsCommit)}`, scheduleToCloseTimeout: envPlan.syncTimeoutMs },
       [{ app: release.app, environment: envPlan.name, tag, chartsCommit }],
     );
@@ -505,15 +455,15 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     rolledBack = true;
     env.error = reason;
     setStatus('DEPLOYING', env, 'ROLLING_BACK');
-    const revert = await calls.bumpImageTag.executeWithOptions({ summary: `Roll back ${envPlan.name} to ${previousTag}` }, [
+    const revert = await steps.calls.bumpImageTag.executeWithOptions({ summary: `Roll back ${envPlan.name} to ${previousTag}` }, [
       { ...step, respectFreeze: false, reason: `${release.tag} failed` },
     ]);
     if (revert.frozen) throw new Error('a rollback never stops at a freeze');
-    await calls.tagImage.executeWithOptions({ summary: `Tag image ${previousTag} deployed-to-${envPlan.name}` }, [step]).catch((err: unknown) => {
+    await steps.calls.tagImage.executeWithOptions({ summary: `Tag image ${previousTag} deployed-to-${envPlan.name}` }, [step]).catch((err: unknown) => {
       // The old image may be gone from ECR; the charts revert is what puts it back in the cluster.
       log.warn('could not move the deployed-to tag back', { error: (err as Error).message });
     });
-    await calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${envPlan.name} back on ${previousTag}` }, [step]);
+    await steps.calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${envPlan.name} back on ${previousTag}` }, [step]);
     await tellLane(release, envPlan.name, (lane) =>
       lane.signal(setHoldSignal, {
         reason: `rolled back from ${release.tag}: ${reason}`,
@@ -537,7 +487,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     state.awaitingApprovalFor = env.environment;
     setStatus('AWAITING_APPROVAL', env, 'AWAITING_APPROVAL');
     await tellPeople(`${headline()} waits for approval to deploy to ${env.environment}: deploy approve ${state.workflowId} --environment ${env.environment}`);
-    await calls.signalLane.executeWithOptions({ summary: `Tell the ${env.environment} lane we wait for approval` }, [
+    await steps.calls.signalLane.executeWithOptions({ summary: `Tell the ${env.environment} lane we wait for approval` }, [
       { app: release.app, environment: env.environment, signal: 'awaitingApproval', request: { pipelineId: state.workflowId, sha: release.sha, trigger: input.trigger } },
     ]);
     const deadline = Date.now() + release.approvalTimeoutMs;
@@ -553,7 +503,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
         else if (!woke) outcome = 'expired';
         else {
           const news = pending.newer.shift()!;
-          const relation = await calls.compareCommits.executeWithOptions({ summary: `Is ${shortSha(news.sha)} newer than ours?` }, [
+          const relation = await steps.calls.compareCommits.executeWithOptions({ summary: `Is ${shortSha(news.sha)} newer than ours?` }, [
             { app: release.app, base: release.sha, head: news.sha },
           ]);
           if (relation === 'ahead') {
@@ -587,33 +537,6 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
 /** Longest comment or rejection reason: they are kept in the pipeline's state and history. */
 const MAX_DECISION_TEXT = 1000;
 
-/**
- * What the workflow checks before it uses its input at all: its shape, and the values it writes to search attributes
- * (the server refuses oversized ones, which would fail every workflow task). resolveRelease checks the rest.
- */
-/** Waits for every step begun side by side (none is left running unseen), then fails with the first failure. */
-async function allSettledThenThrow(steps: Promise<unknown>[]): Promise<void> {
-  const settled = await Promise.allSettled(steps);
-  const failed = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-  if (failed) throw failed.reason;
-}
-
-function inputRefusal(input: unknown): string | undefined {
-  if (!input || typeof input !== 'object' || Array.isArray(input)) {
-    return `a pipeline's input is {"app", "ref", "trigger", "environment"?}, not ${JSON.stringify(input) ?? String(input)}`;
-  }
-  const { app, trigger } = input as Record<string, unknown>;
-  if (typeof app !== 'string' || app.length > 63) {
-    try {
-      validateAppName(app);
-    } catch (err) {
-      return (err as Error).message;
-    }
-  }
-  if (typeof trigger !== 'string' || trigger.length > 20) return `trigger must be "ci" or "manual", not ${JSON.stringify(trigger) ?? String(trigger)}`;
-  return undefined;
-}
-
 /** An approval or rejection as sent (the Web UI sends anything): an object, with a reason to reject, and texts of bounded length. */
 function decisionRefusal(request: unknown, decision: 'approved' | 'rejected'): string | undefined {
   if (!request || typeof request !== 'object' || Array.isArray(request)) {
@@ -633,32 +556,4 @@ function decisionRefusal(request: unknown, decision: 'approved' | 'rejected'): s
 
 function isFinished(state: EnvironmentState): boolean {
   return ['DEPLOYED', 'REJECTED', 'EXPIRED', 'FAILED', 'CANCELLED', 'ROLLED_BACK', 'SUPERSEDED'].includes(state);
-}
-
-function timeoutMessage(activityType: string, plan: ReleasePlan | undefined, environment: string | undefined): string {
-  const release = plan ? `${plan.app} ${plan.tag}` : 'the release';
-  if (activityType === 'waitForImage') {
-    return `image build timed out: no image for ${release} appeared in ECR within ${formatDuration(plan?.buildTimeoutMs ?? 0)}`;
-  }
-  if (activityType === 'waitForArgoSync') {
-    const limit = plan?.environments.find((e) => e.name === environment)?.syncTimeoutMs ?? 0;
-    return `Argo CD did not report ${release} Synced and Healthy in ${environment} within ${formatDuration(limit)}`;
-  }
-  return `step ${activityType} timed out`;
-}
-
-/** The root cause in words: the activity's own message, or what a timeout means for that step. */
-function describeFailure(err: unknown, plan: ReleasePlan | undefined, environment: string | undefined): { type: string; message: string } {
-  if (err instanceof ActivityFailure) {
-    const cause = err.cause;
-    if (cause instanceof ApplicationFailure) return { type: cause.type ?? 'ActivityFailed', message: cause.message };
-    if (cause instanceof TimeoutFailure) {
-      const type =
-        err.activityType === 'waitForImage' ? FailureTypes.ImageBuildTimedOut : err.activityType === 'waitForArgoSync' ? FailureTypes.ArgoCdSyncTimedOut : 'StepTimedOut';
-      return { type, message: timeoutMessage(err.activityType, plan, environment) };
-    }
-    return { type: 'ActivityFailed', message: `${err.activityType} failed: ${cause?.message ?? err.message}` };
-  }
-  if (err instanceof ApplicationFailure) return { type: err.type ?? 'PipelineFailed', message: err.message };
-  return { type: 'PipelineFailed', message: err instanceof Error ? err.message : String(err) };
 }
