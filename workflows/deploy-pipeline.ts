@@ -12,7 +12,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { formatDuration } from '../common/duration';
-import { shortSha, validateApprover } from '../common/names';
+import { shortSha } from '../common/names';
 import type {
   ApprovalReceipt,
   ApproveRequest,
@@ -47,18 +47,11 @@ import {
   statusQuery,
   stoppedAwaitingSignal,
 } from './definitions';
+import { approvalRefusal, type Decision, type DecisionRequest, type GateView, type PendingDecision, teamRefusal } from './approval-rules';
 import { renderDetails } from './details';
 import { allSettledThenThrow, describeFailure, PipelineEnded, rollbackCause } from './failures';
 import { inputRefusal } from './input-checks';
 import { Steps } from './steps';
-
-interface PendingDecision {
-  environment: string;
-  approved?: ApproveRequest & { at: string };
-  rejected?: RejectRequest & { at: string };
-  /** Newer releases deployed to this environment while we wait; each may supersede us. */
-  newer: LaneDeployed[];
-}
 
 type ApprovalOutcome = 'approved' | 'rejected' | 'expired' | 'superseded';
 type DeployOutcome = 'deployed' | 'superseded';
@@ -125,52 +118,31 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     return plan?.environments.find((e) => e.name === name);
   }
 
+  function gateView(): GateView {
+    return {
+      workflowId: state.workflowId,
+      status: state.status,
+      environments: state.environments,
+      pending,
+      environmentPlan: pending ? environmentPlan(pending.environment) : undefined,
+      sha: plan?.sha,
+      authorLogin: plan?.authorLogin,
+    };
+  }
+
   /** Checks that need no I/O, so the update's validator can refuse at once. */
-  function refusal(request: { environment: string; approver: string }, decision: 'approved' | 'rejected'): string | undefined {
-    const malformed = decisionRefusal(request, decision);
-    if (malformed) return malformed;
-    try {
-      validateApprover(request.approver);
-    } catch (err) {
-      return (err as Error).message;
-    }
-    // A decision stands: a second one names the first, also once the pipeline has moved on from that environment.
-    const decided = state.environments.find((e) => e.environment === request.environment);
-    if (decided?.approval) return `${request.environment} was already approved by ${decided.approval.by}`;
-    if (decided?.rejection) return `${request.environment} was already rejected by ${decided.rejection.by}: ${decided.rejection.comment}`;
-    if (!pending) return `pipeline ${state.workflowId} is not awaiting approval (status ${state.status})`;
-    if (request.environment !== pending.environment) {
-      return `pipeline ${state.workflowId} is awaiting approval for ${pending.environment}, not ${request.environment}`;
-    }
-    if (pending.approved) return `${pending.environment} was already approved by ${pending.approved.approver}`;
-    if (pending.rejected) return `${pending.environment} was already rejected by ${pending.rejected.approver}: ${pending.rejected.reason}`;
-    const envPlan = environmentPlan(pending.environment);
-    const author = plan?.authorLogin;
-    if (envPlan && !envPlan.allowSelfApproval && author && author.toLowerCase() === request.approver.toLowerCase()) {
-      return `${request.approver} wrote ${shortSha(plan!.sha)} and may not approve its deploy to ${pending.environment}`;
-    }
-    const allowed = envPlan?.approvers ?? [];
-    const users = allowed.filter((a) => !a.startsWith('@')).map((a) => a.toLowerCase());
-    const teams = allowed.filter((a) => a.startsWith('@'));
-    if (allowed.length > 0 && teams.length === 0 && !users.includes(request.approver.toLowerCase())) {
-      return `${request.approver} may not approve deploys to ${pending.environment} (approvers: ${allowed.join(', ')})`;
-    }
-    return undefined;
+  function refusal(request: DecisionRequest, decision: Decision): string | undefined {
+    return approvalRefusal(request, decision, gateView());
   }
 
   /** Team membership needs GitHub, so it is checked in the handler, after the validator. */
-  async function teamRefusal(request: { environment: string; approver: string }): Promise<string | undefined> {
-    const allowed = environmentPlan(request.environment)?.approvers ?? [];
-    const teams = allowed.filter((a) => a.startsWith('@'));
-    if (teams.length === 0 || allowed.some((a) => a.toLowerCase() === request.approver.toLowerCase())) return undefined;
-    for (const team of teams) {
-      if (await steps.calls.isTeamMember({ team, login: request.approver })) return undefined;
-    }
-    return `${request.approver} may not approve deploys to ${request.environment} (approvers: ${allowed.join(', ')})`;
+  function teamRefusalOf(request: DecisionRequest): Promise<string | undefined> {
+    const approvers = environmentPlan(request.environment)?.approvers ?? [];
+    return teamRefusal(request, approvers, (team) => steps.calls.isTeamMember({ team, login: request.approver }));
   }
 
   async function decide(request: ApproveRequest | RejectRequest, decision: 'approved' | 'rejected'): Promise<ApprovalReceipt> {
-    const reason = refusal(request, decision) ?? (await teamRefusal(request)) ?? refusal(request, decision);
+    const reason = refusal(request, decision) ?? (await teamRefusalOf(request)) ?? refusal(request, decision);
     if (reason) throw ApplicationFailure.create({ type: FailureTypes.ApprovalRefused, message: reason, nonRetryable: true });
     const at = new Date().toISOString();
     if (decision === 'approved') pending!.approved = { ...(request as ApproveRequest), at };
@@ -532,26 +504,6 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     if (outcome === 'superseded') env.state = 'SUPERSEDED';
     return outcome;
   }
-}
-
-/** Longest comment or rejection reason: they are kept in the pipeline's state and history. */
-const MAX_DECISION_TEXT = 1000;
-
-/** An approval or rejection as sent (the Web UI sends anything): an object, with a reason to reject, and texts of bounded length. */
-function decisionRefusal(request: unknown, decision: 'approved' | 'rejected'): string | undefined {
-  if (!request || typeof request !== 'object' || Array.isArray(request)) {
-    return 'an approval is {"environment", "approver", "comment"?} and a rejection {"environment", "approver", "reason"}';
-  }
-  const { comment, reason } = request as Record<string, unknown>;
-  if (decision === 'rejected' && (typeof reason !== 'string' || !reason.trim())) return 'a rejection gives a reason';
-  for (const [name, text] of [
-    ['comment', comment],
-    ['reason', reason],
-  ] as const) {
-    if (text !== undefined && text !== null && typeof text !== 'string') return `the ${name} must be text`;
-    if (typeof text === 'string' && text.length > MAX_DECISION_TEXT) return `the ${name} is longer than ${MAX_DECISION_TEXT} characters`;
-  }
-  return undefined;
 }
 
 function isFinished(state: EnvironmentState): boolean {
