@@ -164,7 +164,7 @@ export type FailureType = (typeof FailureTypes)[keyof typeof FailureTypes];
 /** A pipeline's request to deploy one app to one environment. */
 export interface LaneRequest {
   pipelineId: string;
-  /** The pipeline's run: a pipeline ID is reused when a commit is deployed again (pipelines older than the lane's holder checks leave it out). */
+  /** The pipeline's run: a pipeline ID is reused when a commit is deployed again. Pipelines send it; a request sent by hand may leave it out. */
   runId?: string;
   sha: string;
   trigger: Trigger;

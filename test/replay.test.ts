@@ -8,7 +8,10 @@ import { workflowBundlePath } from './support/temporal';
  * A failure here means running pipelines would break: guard the change with patched() instead.
  */
 const HISTORIES = join(__dirname, 'histories');
-/** Histories recorded before a patched() change stay in a folder of their own until the patch is deprecated. */
+/**
+ * One history per shape at the top; histories recorded before a patched() change go in a folder of their own
+ * (`before-<change>/`) until the patch is removed, so both paths of the guard stay covered.
+ */
 const files = readdirSync(HISTORIES, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json')).sort();
 
 describe('replaying stored histories with the current workflow code', () => {

@@ -1,7 +1,7 @@
-/** The public names of the DeployPipeline workflow, shared by the workflow, the worker and the CLI. */
+/** The public names of the DeployPipeline and DeployLane workflows, shared by the workflows, the worker and the CLI. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { ApprovalReceipt, ApproveRequest, Hold, LaneDeployed, LaneRequest, LaneState, PipelineStatus, RejectRequest } from '../common/types';
+import type { ApprovalReceipt, ApproveRequest, PipelineStatus, RejectRequest } from '../common/types';
 
 export const WORKFLOW_TYPE = 'DeployPipeline';
 export const DEFAULT_TASK_QUEUE = 'deployments';
@@ -21,36 +21,20 @@ export const DeployTrigger = defineSearchAttributeKey('DeployTrigger', SearchAtt
 
 export const SEARCH_ATTRIBUTES = [DeployApp, DeployCommit, DeployEnvironment, DeployStatusAttribute, DeployTrigger];
 
-export const LANE_WORKFLOW_TYPE = 'DeployLane';
-
-/** Lanes belong to a task queue: two deploy systems sharing a namespace keep separate lanes and holds. */
-export function laneWorkflowId(taskQueue: string, app: string, environment: string): string {
-  return `lane-${taskQueue}-${app}-${environment}`;
-}
-
-/**
- * A lane whose holder ended without handing it back (terminated, say) frees itself once someone waits for it:
- * it checks that the holder still runs when a pipeline queues behind it and every minute while any waits.
- * Pipelines send their run ID with their request, so a pipeline ID deployed again is known for a new run. Lanes
- * and pipelines started before this change go on as they ran.
- */
-export const HOLDER_CHECKS_PATCH = 'lane-holder-checks';
-
-/** Pipeline → lane. */
-export const acquireLaneSignal = defineSignal<[LaneRequest]>('acquire');
-/** `deployed`: the releasing pipeline deployed here (pipelines older than SIDE_BY_SIDE_PATCH send `deployed` apart). */
-export const releaseLaneSignal = defineSignal<[{ pipelineId: string; deployed?: LaneDeployed }]>('release');
-export const awaitingApprovalSignal = defineSignal<[LaneRequest]>('awaitingApproval');
-export const stoppedAwaitingSignal = defineSignal<[{ pipelineId: string }]>('stoppedAwaiting');
-export const deployedSignal = defineSignal<[LaneDeployed]>('deployed');
-export const setHoldSignal = defineSignal<[Hold]>('setHold');
-/** People → lane. */
-export const clearHoldUpdate = defineUpdate<Hold, [{ by: string }]>('clearHold');
-export const laneStateQuery = defineQuery<LaneState>('laneState');
-
-/** Lane → pipeline. */
-export const laneGrantedSignal = defineSignal<[{ environment: string }]>('laneGranted');
-export const laneWaitingSignal = defineSignal<[{ environment: string; reason: string }]>('laneWaiting');
-export const newerDeployedSignal = defineSignal<[{ environment: string } & LaneDeployed]>('newerDeployed');
-/** Asks nothing: the lane learns its holder has ended when this cannot be delivered. */
-export const laneHolderCheckSignal = defineSignal<[{ environment: string }]>('laneHolderCheck');
+/** The lane's names live with the rest of its protocol; they are public too. */
+export {
+  acquireLaneSignal,
+  awaitingApprovalSignal,
+  clearHoldUpdate,
+  LANE_WORKFLOW_TYPE,
+  laneGrantedSignal,
+  laneHolderCheckSignal,
+  laneStateQuery,
+  laneWaitingSignal,
+  laneWorkflowId,
+  newerDeployedSignal,
+  releaseLaneSignal,
+  setHoldSignal,
+  stoppedAwaitingSignal,
+} from './lane-protocol';
+export type { LaneInput, LaneRelease, NewerDeployed } from './lane-protocol';

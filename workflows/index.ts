@@ -1,2 +1,2 @@
-export * from './deploy-pipeline';
-export * from './lane';
+export { DeployPipeline } from './deploy-pipeline';
+export { DeployLane } from './lane';

@@ -4,6 +4,7 @@
  * failing replay pass: a replay failure means running pipelines would break (use patched() instead).
  */
 import { execFileSync } from 'node:child_process';
+import { realpathSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { testAddress } from '../support/temporal';
@@ -19,6 +20,8 @@ const NEEDS_APPROVAL = {
 };
 
 const PROJECT_ROOT = resolve(__dirname, '..', '..');
+/** node_modules may be a link to another checkout's; its stack frames are scrubbed as the project's own. */
+const NODE_MODULES = realpathSync(join(PROJECT_ROOT, 'node_modules'));
 const temporalCli = execFileSync('node', [join(__dirname, '..', '..', 'scripts', 'ensure-temporal-cli.mjs')], { encoding: 'utf8' }).trim();
 
 /** The CLI writes the proto3 JSON that Worker.runReplayHistory reads. */
@@ -29,7 +32,7 @@ async function save(h: PipelineHarness, shape: string, workflowId: string): Prom
     maxBuffer: 64 * 1024 * 1024,
   });
   // Stack traces name where this checkout lives; that is nobody's business and changes nothing in a replay.
-  const scrubbed = json.split(PROJECT_ROOT).join('<project>').replace(/\/tmp\/[^\s"\\)]+/g, '<tmp>');
+  const scrubbed = json.split(NODE_MODULES).join('<project>/node_modules').split(PROJECT_ROOT).join('<project>').replace(/\/tmp\/[^\s"\\)]+/g, '<tmp>');
   await writeFile(join(__dirname, `${shape}.json`), scrubbed.endsWith('\n') ? scrubbed : `${scrubbed}\n`);
 }
 

@@ -1,0 +1,1 @@
+export type { PipelineActivities } from './pipeline-activities';

@@ -1,0 +1,151 @@
+/**
+ * The deploy of one environment: the deploy window, the lane, the no-regression check, the bump, the side steps,
+ * Argo CD's sync, the smoke tests, and the rollback when the release turns out bad there.
+ */
+import { ApplicationFailure, log, sleep } from '@temporalio/workflow';
+import { formatDuration } from '../common/duration';
+import { shortSha } from '../common/names';
+import type { EnvironmentPlan, EnvironmentStatus } from '../common/types';
+import { FailureTypes } from '../common/types';
+import { allSettledThenThrow, PipelineEnded, rollbackCause } from './failures';
+import type { PipelineContext } from './pipeline-context';
+
+/**
+ * Waits for the deploy window (automatic deploys), takes the lane, deploys; a freeze sends it back to wait. A newer
+ * release already there ends the pipeline SUPERSEDED.
+ */
+export async function deployEnvironment(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus): Promise<void> {
+  const automatic = ctx.input.trigger === 'ci';
+  for (;;) {
+    if (automatic && envPlan.hasDeployWindows) await awaitDeployWindow(ctx, env);
+    await ctx.lanes.take(env);
+    let frozenAt: string | undefined;
+    try {
+      if (automatic && (await alreadyThere(ctx, env))) return;
+      frozenAt = await deploy(ctx, envPlan, env, automatic);
+      if (frozenAt === undefined) return;
+    } finally {
+      await ctx.lanes.release(env.environment);
+    }
+    const recheck = ctx.pipeline.plan!.freezeRecheckIntervalMs;
+    env.waitingFor = `automatic deploys to ${env.environment} are turned off (automatic_deploys_enabled: false in ${frozenAt})`;
+    ctx.pipeline.setStatus('DEPLOYING', env, 'FROZEN');
+    await sleep(recheck, { summary: `Frozen: look again in ${formatDuration(recheck)}` });
+  }
+}
+
+async function awaitDeployWindow({ pipeline, steps }: PipelineContext, env: EnvironmentStatus): Promise<void> {
+  // The wait is counted from the instant we asked about: the activity itself takes time (and may be retried).
+  const askedAt = Date.now();
+  const waitMs = await steps.calls.msUntilDeployWindow.executeWithOptions({ summary: `Check the deploy window of ${env.environment}` }, [
+    { app: pipeline.plan!.app, environment: env.environment, nowMs: askedAt },
+  ]);
+  if (waitMs <= 0) return;
+  const opensAtMs = askedAt + waitMs;
+  const opensAt = new Date(opensAtMs).toISOString();
+  env.waitingFor = `the deploy window for ${env.environment} opens at ${opensAt}`;
+  pipeline.setStatus('DEPLOYING', env, 'OUTSIDE_WINDOW');
+  const remaining = opensAtMs - Date.now();
+  if (remaining > 0) await sleep(remaining, { summary: `Wait for the ${env.environment} deploy window (${opensAt})` });
+}
+
+/** Never move an environment backwards: true when it already runs this commit; a newer one there supersedes us. */
+async function alreadyThere({ pipeline, steps }: PipelineContext, env: EnvironmentStatus): Promise<boolean> {
+  const release = pipeline.plan!;
+  const deployed = await steps.calls.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [
+    { app: release.app, environment: env.environment, tag: release.tag, sha: release.sha },
+  ]);
+  if (deployed.relation === 'behind') {
+    env.state = 'SUPERSEDED';
+    env.waitingFor = `${env.environment} already runs ${deployed.tag}, newer than ${shortSha(release.sha)}`;
+    throw new PipelineEnded('SUPERSEDED', env.waitingFor);
+  }
+  if (deployed.relation !== 'identical') return false;
+  env.state = 'DEPLOYED';
+  env.waitingFor = undefined;
+  env.finishedAt = new Date().toISOString();
+  pipeline.publish();
+  return true;
+}
+
+/** Bump, side steps, sync, smoke tests, while holding the lane. Returns the frozen file's path when a freeze stopped it. */
+async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus, automatic: boolean): Promise<string | undefined> {
+  const { input, pipeline, steps, reports, lanes } = ctx;
+  const release = pipeline.plan!;
+  const step = { app: release.app, environment: envPlan.name, tag: release.tag };
+  const where = `${release.app} ${release.tag} to ${envPlan.name}`;
+  env.startedAt ??= new Date().toISOString();
+  pipeline.setStatus('DEPLOYING', env, 'DEPLOYING');
+  const change = await steps.calls.bumpImageTag.executeWithOptions({ summary: `Bump image tag: ${where}` }, [{ ...step, respectFreeze: automatic }]);
+  if (change.frozen) return change.path;
+  env.chartsCommit = change.chartsCommit;
+  env.previousTag = change.previousTag;
+  pipeline.publish();
+  // Steps that do not depend on one another run side by side: each server round trip saved is a few tens of
+  // milliseconds per environment.
+  await allSettledThenThrow([
+    reports.reportDeployment(envPlan.name, 'in_progress', `deploying ${release.tag}`),
+    steps.calls.tagImage.executeWithOptions({ summary: `Tag image deployed-to-${envPlan.name}` }, [step]),
+    steps.calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${where}` }, [step]),
+  ]);
+
+  try {
+    pipeline.setStatus('WAITING_FOR_SYNC', env, 'WAITING_FOR_SYNC');
+    await waitForSync(ctx, envPlan, change.chartsCommit, release.tag);
+    pipeline.setStatus('SMOKE_TESTING', env, 'SMOKE_TESTING');
+    await steps.waits.runSmokeTests.executeWithOptions({ summary: `Smoke test ${where}`, startToCloseTimeout: '30 minutes' }, [step]);
+  } catch (err) {
+    const cause = rollbackCause(err);
+    if (!cause || !env.previousTag || env.previousTag === release.tag) throw err;
+    await rollBack(ctx, envPlan, env, cause.message);
+  }
+  env.finishedAt = new Date().toISOString();
+  pipeline.setStatus('DEPLOYING', env, 'DEPLOYED');
+  const reported = reports.reportDeployment(envPlan.name, 'success', `${release.tag} is Synced, Healthy and passed its smoke tests`);
+  const toldLane = (async () => {
+    if (!automatic) {
+      const setBy = input.requestedBy ?? 'manual deploy';
+      await lanes.hold(envPlan.name, { reason: `manual deploy of ${input.ref} (${shortSha(release.sha)})`, setBy, setAt: env.finishedAt! });
+    }
+    // The lane's release carries the news of our deploy to pipelines waiting for approval there.
+    await lanes.release(envPlan.name, { pipelineId: pipeline.workflowId, sha: release.sha });
+  })();
+  await allSettledThenThrow([reported, toldLane]);
+  return undefined;
+}
+
+async function waitForSync({ pipeline, steps }: PipelineContext, envPlan: EnvironmentPlan, chartsCommit: string, tag: string): Promise<void> {
+  await steps.waits.waitForArgoSync.executeWithOptions(
+    { summary: `Wait for Argo CD: ${envPlan.name} at charts ${shortSha(chartsCommit)}`, scheduleToCloseTimeout: envPlan.syncTimeoutMs },
+    [{ app: pipeline.plan!.app, environment: envPlan.name, tag, chartsCommit }],
+  );
+}
+
+/** Put back the tag the environment ran, wait for it, and hold automatic deploys here. */
+async function rollBack(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus, reason: string): Promise<never> {
+  const { pipeline, steps, lanes } = ctx;
+  const release = pipeline.plan!;
+  const previousTag = env.previousTag!;
+  const step = { app: release.app, environment: envPlan.name, tag: previousTag, purpose: 'rollback' as const };
+  pipeline.rolledBack = true;
+  env.error = reason;
+  pipeline.setStatus('DEPLOYING', env, 'ROLLING_BACK');
+  const revert = await steps.calls.bumpImageTag.executeWithOptions({ summary: `Roll back ${envPlan.name} to ${previousTag}` }, [
+    { ...step, respectFreeze: false, reason: `${release.tag} failed` },
+  ]);
+  if (revert.frozen) throw new Error('a rollback never stops at a freeze');
+  await steps.calls.tagImage.executeWithOptions({ summary: `Tag image ${previousTag} deployed-to-${envPlan.name}` }, [step]).catch((err: unknown) => {
+    // The old image may be gone from ECR; the charts revert is what puts it back in the cluster.
+    log.warn('could not move the deployed-to tag back', { error: (err as Error).message });
+  });
+  await steps.calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${envPlan.name} back on ${previousTag}` }, [step]);
+  await lanes.hold(envPlan.name, { reason: `rolled back from ${release.tag}: ${reason}`, setBy: 'deploy pipeline', setAt: new Date().toISOString() });
+  await waitForSync(ctx, envPlan, revert.chartsCommit, previousTag);
+  env.state = 'ROLLED_BACK';
+  env.finishedAt = new Date().toISOString();
+  throw ApplicationFailure.create({
+    type: FailureTypes.RolledBack,
+    message: `${reason}; rolled ${envPlan.name} back to ${previousTag} and put a hold on automatic deploys there`,
+    nonRetryable: true,
+  });
+}

@@ -1,0 +1,50 @@
+/**
+ * What a pipeline and its lane say to each other: the lane's workflow ID, its input, and the signals each side sends
+ * and hears, with their payloads. The pipeline, the lane and the activity that signals-with-start a lane all use it.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Hold, LaneDeployed, LaneRequest, LaneState } from '../common/types';
+
+export type { Hold, LaneDeployed, LaneRequest, LaneState } from '../common/types';
+
+export const LANE_WORKFLOW_TYPE = 'DeployLane';
+
+/** Lanes belong to a task queue: two deploy systems sharing a namespace keep separate lanes and holds. */
+export function laneWorkflowId(taskQueue: string, app: string, environment: string): string {
+  return `lane-${taskQueue}-${app}-${environment}`;
+}
+
+export interface LaneInput {
+  app: string;
+  environment: string;
+  /** Carried over by continue-as-new. */
+  state?: LaneState;
+  /** How often a lane with pipelines waiting checks that its holder still runs (default one minute). */
+  holderCheckIntervalMs?: number;
+}
+
+/** `deployed`: the releasing pipeline deployed here; the lane tells pipelines waiting for approval there. */
+export interface LaneRelease {
+  pipelineId: string;
+  deployed?: LaneDeployed;
+}
+
+/** A newer release reached `environment` while the pipeline told waits for approval there. */
+export type NewerDeployed = { environment: string } & LaneDeployed;
+
+/** Pipeline → lane. */
+export const acquireLaneSignal = defineSignal<[LaneRequest]>('acquire');
+export const releaseLaneSignal = defineSignal<[LaneRelease]>('release');
+export const awaitingApprovalSignal = defineSignal<[LaneRequest]>('awaitingApproval');
+export const stoppedAwaitingSignal = defineSignal<[{ pipelineId: string }]>('stoppedAwaiting');
+export const setHoldSignal = defineSignal<[Hold]>('setHold');
+/** People → lane. */
+export const clearHoldUpdate = defineUpdate<Hold, [{ by: string }]>('clearHold');
+export const laneStateQuery = defineQuery<LaneState>('laneState');
+
+/** Lane → pipeline. */
+export const laneGrantedSignal = defineSignal<[{ environment: string }]>('laneGranted');
+export const laneWaitingSignal = defineSignal<[{ environment: string; reason: string }]>('laneWaiting');
+export const newerDeployedSignal = defineSignal<[NewerDeployed]>('newerDeployed');
+/** Asks nothing: the lane learns its holder has ended when this cannot be delivered. */
+export const laneHolderCheckSignal = defineSignal<[{ environment: string }]>('laneHolderCheck');

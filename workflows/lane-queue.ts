@@ -1,0 +1,157 @@
+/**
+ * A lane's queue and hold, and what the pipelines in it should hear: plain state and rules, no Temporal calls, so
+ * it is tested without a server. `DeployLane` feeds it the signals it receives and does the talking.
+ */
+import type { Hold, LaneDeployed, LaneRelease, LaneRequest, LaneState } from './lane-protocol';
+
+export function emptyLane(app: string, environment: string): LaneState {
+  return { app, environment, queue: [], awaitingApproval: [] };
+}
+
+export class LaneQueue {
+  /** Set by every change; the lane's loop clears it before it looks, so a change made while it talks brings it round again. */
+  changed = false;
+  /** What each queued pipeline was last told about why it waits: it is told again only when that changes. */
+  private readonly told = new Map<string, string>();
+  /** A pipeline queued behind the holder where none waited: time to check the holder still runs. */
+  private firstBehindHolder = false;
+  /** Deploys that pipelines waiting for approval here have not heard of yet. */
+  private readonly news: LaneDeployed[] = [];
+
+  constructor(readonly state: LaneState) {}
+
+  /**
+   * Queues a pipeline, once. Returns the holder it replaces when the request comes from a new run of the holding
+   * pipeline: one pipeline ID has one open run at most, so the run holding the lane has ended.
+   */
+  acquire(request: LaneRequest): LaneRequest | undefined {
+    const { state } = this;
+    let ended: LaneRequest | undefined;
+    if (state.holder?.pipelineId === request.pipelineId && request.runId && state.holder.runId && request.runId !== state.holder.runId) {
+      ended = state.holder;
+      state.holder = undefined;
+    }
+    state.queue = state.queue.filter((r) => r.pipelineId !== request.pipelineId || !request.runId || r.runId === request.runId);
+    const known = state.holder?.pipelineId === request.pipelineId || state.queue.some((r) => r.pipelineId === request.pipelineId);
+    if (!known && state.holder && state.queue.length === 0) this.firstBehindHolder = true;
+    if (!known) state.queue.push(request);
+    this.changed = true;
+    return ended;
+  }
+
+  release({ pipelineId, deployed }: LaneRelease): void {
+    if (deployed) this.news.push(deployed);
+    if (this.state.holder?.pipelineId === pipelineId) this.state.holder = undefined;
+    this.state.queue = this.state.queue.filter((r) => r.pipelineId !== pipelineId);
+    this.changed = true;
+  }
+
+  awaitingApproval(request: LaneRequest): void {
+    if (!this.state.awaitingApproval.some((r) => r.pipelineId === request.pipelineId)) this.state.awaitingApproval.push(request);
+    this.changed = true;
+  }
+
+  stoppedAwaiting(pipelineId: string): void {
+    this.state.awaitingApproval = this.state.awaitingApproval.filter((r) => r.pipelineId !== pipelineId);
+    this.changed = true;
+  }
+
+  setHold(hold: Hold): void {
+    this.state.hold = hold;
+    this.changed = true;
+  }
+
+  /** Why a hold cannot be cleared now, if it cannot. */
+  clearHoldRefusal(): string | undefined {
+    return this.state.hold ? undefined : `there is no hold on ${this.state.app} in ${this.state.environment}`;
+  }
+
+  clearHold(): Hold {
+    const cleared = this.state.hold!;
+    this.state.hold = undefined;
+    this.changed = true;
+    return cleared;
+  }
+
+  /** The deploys not yet passed on. */
+  takeNews(): LaneDeployed[] {
+    return this.news.splice(0);
+  }
+
+  /** Who should hear of a deploy: every pipeline waiting for approval here now, but the one that deployed. */
+  recipientsOf(news: LaneDeployed): LaneRequest[] {
+    return this.state.awaitingApproval.filter((r) => r.pipelineId !== news.pipelineId);
+  }
+
+  /** A pipeline waiting for approval could not be reached: it ended without saying so, and nothing waits. */
+  forgetAwaiting(request: LaneRequest): void {
+    this.state.awaitingApproval = this.state.awaitingApproval.filter((r) => r !== request);
+  }
+
+  /** Hands a free lane to the first pipeline that may deploy now (a hold stops automatic deploys, not manual ones). */
+  grantNext(): LaneRequest | undefined {
+    if (this.state.holder) return undefined;
+    const next = this.state.queue.find((r) => this.eligible(r));
+    if (!next) return undefined;
+    this.state.queue = this.state.queue.filter((r) => r !== next);
+    this.state.holder = next;
+    // Should it queue again (a freeze sends it back), it is told why it waits afresh.
+    this.told.delete(next.pipelineId);
+    return next;
+  }
+
+  /** The lane went to a pipeline that has ended: nobody holds it. */
+  grantUndelivered(): void {
+    this.state.holder = undefined;
+  }
+
+  /** Whether to check now that the holder still runs: when the first pipeline queues behind it, or when a check is due. */
+  holderCheckWanted(due: boolean): boolean {
+    const wanted = this.state.holder !== undefined && (due || this.firstBehindHolder);
+    if (wanted) this.firstBehindHolder = false;
+    return wanted;
+  }
+
+  /** The holder has ended without handing the lane back: the lane is free (unless it changed hands meanwhile). */
+  holderEnded(holder: LaneRequest): void {
+    if (this.state.holder === holder) this.state.holder = undefined;
+  }
+
+  /** The queued pipelines whose reason to wait changed since they were last told, with the reason; recorded as told. */
+  reasonsToTell(): { request: LaneRequest; reason: string }[] {
+    const toTell = this.state.queue.flatMap((request) => {
+      const reason = this.waitingReason(request);
+      return reason !== undefined && this.told.get(request.pipelineId) !== reason ? [{ request, reason }] : [];
+    });
+    for (const { request, reason } of toTell) this.told.set(request.pipelineId, reason);
+    return toTell;
+  }
+
+  /** Nothing held, queued, on hold or waiting for approval: the lane has nothing to remember. */
+  isIdle(): boolean {
+    const { state } = this;
+    return !state.holder && state.queue.length === 0 && !state.hold && state.awaitingApproval.length === 0;
+  }
+
+  /** Pipelines wait behind a holder: the holder is checked every interval. */
+  watchesHolder(): boolean {
+    return this.state.holder !== undefined && this.state.queue.length > 0;
+  }
+
+  private eligible(request: LaneRequest): boolean {
+    return request.trigger === 'manual' || this.state.hold === undefined;
+  }
+
+  private waitingReason(request: LaneRequest): string | undefined {
+    const { state } = this;
+    // Only the pipeline next in line is told who holds the lane: telling every one at each hand-over costs n² signals.
+    if (state.holder && state.queue.find((r) => this.eligible(r)) === request) return `${state.holder.pipelineId} is deploying ${state.app} to ${state.environment}`;
+    if (!this.eligible(request)) {
+      const hold = state.hold!;
+      return `hold on ${state.app} in ${state.environment}: ${hold.reason} (set by ${hold.setBy} at ${hold.setAt}); clear it with "deploy hold clear"`;
+    }
+    // Behind others in the queue the pipeline shows that it waits for the lane, as it asked; unless it was told
+    // something else before (a hold since cleared), there is nothing to say.
+    return this.told.has(request.pipelineId) ? `queued behind other pipelines deploying ${state.app} to ${state.environment}` : undefined;
+  }
+}

@@ -1,0 +1,73 @@
+/** The pipeline's side of its lanes: asking for one, waiting for it, handing it back, and what else it tells them. */
+import { CancellationScope, condition, getExternalWorkflowHandle, workflowInfo } from '@temporalio/workflow';
+import type { EnvironmentStatus, Hold, LaneDeployed, Trigger } from '../common/types';
+import { laneWorkflowId, releaseLaneSignal, setHoldSignal, stoppedAwaitingSignal } from './lane-protocol';
+import type { PipelineState } from './pipeline-state';
+import type { Steps } from './steps';
+
+type Lane = ReturnType<typeof getExternalWorkflowHandle>;
+
+export class PipelineLanes {
+  /** Environments whose lane we hold. */
+  private readonly held = new Set<string>();
+  /**
+   * After an approval the lane is told we stopped waiting in the same workflow task as we ask it for the lane, not
+   * first: one server round trip less between an approval and the deploy. The lane handles the two in either order.
+   */
+  private toldStoppedAwaiting?: Promise<void>;
+
+  constructor(
+    private readonly pipeline: PipelineState,
+    private readonly steps: Steps,
+    private readonly trigger: Trigger,
+  ) {}
+
+  /** The lane's `laneGranted` signal. */
+  granted(environment: string): void {
+    this.held.add(environment);
+  }
+
+  async take(env: EnvironmentStatus): Promise<void> {
+    const { plan } = this.pipeline;
+    env.waitingFor = 'waiting for the lane';
+    this.pipeline.setStatus('DEPLOYING', env, 'WAITING_FOR_LANE');
+    const request = { pipelineId: this.pipeline.workflowId, runId: workflowInfo().runId, sha: plan!.sha, trigger: this.trigger };
+    await this.steps.calls.signalLane.executeWithOptions({ summary: `Ask for the ${env.environment} lane` }, [
+      { app: plan!.app, environment: env.environment, signal: 'acquire', request },
+    ]);
+    const told = this.toldStoppedAwaiting;
+    this.toldStoppedAwaiting = undefined;
+    await told;
+    await condition(() => this.held.has(env.environment));
+  }
+
+  /** Hands the lane back, with the news of our deploy when there is one. */
+  async release(environment: string, deployed?: LaneDeployed): Promise<void> {
+    if (!this.held.delete(environment)) return;
+    // Even a cancelled pipeline must hand the lane back.
+    await this.tell(environment, (lane) => lane.signal(releaseLaneSignal, { pipelineId: this.pipeline.workflowId, ...(deployed ? { deployed } : {}) }));
+  }
+
+  /** Stops automatic deploys to the environment until someone clears the hold. */
+  hold(environment: string, hold: Omit<Hold, 'pipelineId'>): Promise<void> {
+    return this.tell(environment, (lane) => lane.signal(setHoldSignal, { ...hold, pipelineId: this.pipeline.workflowId }));
+  }
+
+  /**
+   * We no longer wait for approval there. Returns the signal to wait for, or nothing once approved: then the lane
+   * hears it while we ask for the lane, and take() waits for it.
+   */
+  stoppedAwaiting(environment: string, approved: boolean): Promise<void> | undefined {
+    const told = this.tell(environment, (lane) => lane.signal(stoppedAwaitingSignal, { pipelineId: this.pipeline.workflowId }));
+    if (!approved) return told;
+    // Handled now so that a failure is not an unhandled rejection.
+    told.catch(() => undefined);
+    this.toldStoppedAwaiting = told;
+    return undefined;
+  }
+
+  private async tell(environment: string, send: (lane: Lane) => Promise<void>): Promise<void> {
+    const id = laneWorkflowId(workflowInfo().taskQueue, this.pipeline.plan!.app, environment);
+    await CancellationScope.nonCancellable(() => send(getExternalWorkflowHandle(id)));
+  }
+}

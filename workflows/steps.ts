@@ -1,0 +1,52 @@
+/** How the pipeline calls its activities: timeouts and retries, first from defaults, then from the release's plan. */
+import { proxyActivities } from '@temporalio/workflow';
+import type { PipelineActivities } from '../activities';
+import type { ReleasePlan } from '../common/types';
+import { FailureTypes } from '../common/types';
+
+const PERMANENT_FAILURES = Object.values(FailureTypes);
+
+/** Calls to GitHub, ECR, git and the release app: transient faults retried with backoff, up to the catalogue's limit. */
+function stepCalls(retry: ReleasePlan['stepRetry']) {
+  return proxyActivities<PipelineActivities>({
+    // Also how soon a step whose worker died is tried again.
+    startToCloseTimeout: retry.attemptTimeoutMs ?? '2 minutes',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: retry.maximumIntervalMs,
+      maximumAttempts: retry.maximumAttempts,
+      nonRetryableErrorTypes: PERMANENT_FAILURES,
+    },
+  });
+}
+
+/** Long waits: they heartbeat, so a dead worker is noticed within the heartbeat timeout and the wait resumes elsewhere. */
+function waitCalls(heartbeatTimeoutMs: number | undefined) {
+  return proxyActivities<PipelineActivities>({
+    // Each call sets its own bound from the catalogue (build and sync timeouts); this is the fallback.
+    scheduleToCloseTimeout: '1 hour',
+    heartbeatTimeout: heartbeatTimeoutMs ?? '1 minute',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      nonRetryableErrorTypes: PERMANENT_FAILURES,
+    },
+  });
+}
+
+/** Before the plan (and its retry limits) is known. */
+const RESOLVING = stepCalls({ maximumAttempts: 10, maximumIntervalMs: 30_000 });
+
+export class Steps {
+  /** Quick steps. */
+  calls = RESOLVING;
+  /** Long waits (build, Argo CD sync, smoke tests). */
+  waits = waitCalls(undefined);
+
+  usePlan(plan: ReleasePlan): void {
+    this.calls = stepCalls(plan.stepRetry);
+    this.waits = waitCalls(plan.stepRetry.heartbeatTimeoutMs);
+  }
+}
