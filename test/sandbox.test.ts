@@ -16,7 +16,7 @@ import { freePort, waitFor } from './support/env';
 import { workflowBundlePath } from './support/temporal';
 
 const ROOT = resolve(__dirname, '..');
-const SOURCE_DIRS = ['common', 'workflows', 'activities', 'worker', 'client', 'simulators', 'sandbox'];
+const SOURCE_DIRS = ['common', 'workflows', 'activities', 'adapters', 'worker', 'client', 'simulators', 'sandbox'];
 const run = promisify(execFile);
 
 /**
