@@ -83,6 +83,19 @@ export function createGitHubSourceHost(options: GitHubSourceHostOptions): Source
       }
     },
 
+    async hasCommit(repo, sha) {
+      const target = split(repo);
+      try {
+        const { data } = await octokit.rest.repos.getCommit({ ...target, ref: sha, per_page: 1 });
+        // The endpoint takes any ref: a branch that happens to be named like a SHA is not that commit.
+        return data.sha === sha;
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 404 || status === 422) return false;
+        throw classify(err, `read commit ${sha} of ${repo}`);
+      }
+    },
+
     async findTagForCommit(repo, sha, pattern) {
       const target = split(repo);
       // A global or sticky pattern would carry lastIndex from one test() to the next.

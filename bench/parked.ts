@@ -119,7 +119,7 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
       async ({ app, workflowId }) => {
         await roomToStart();
         const sha = shaOf.get(app)!;
-        const input: PipelineInput = { app, ref: sha, trigger: 'ci', requestedBy: 'ci' };
+        const input: PipelineInput = { app, ref: sha, sha, trigger: 'ci', requestedBy: 'ci' };
         // What startPipeline sends, with an ID of our own: one commit per app, many pipelines.
         await ctx.client.workflow.start<typeof DeployPipeline>(WORKFLOW_TYPE, {
           taskQueue,

@@ -64,7 +64,7 @@ export interface StartContext {
   taskQueue: string;
   /** When present, app and environment are checked here before anything starts. */
   catalogue?: Catalogue;
-  /** Resolves branches and tags to a SHA (the workflow ID names the commit). */
+  /** Resolves branches and tags to a SHA, once: the workflow ID and the pipeline's input carry that commit. */
   sourceHost?: SourceHost;
 }
 
@@ -115,7 +115,8 @@ export async function startPipeline(request: StartRequest, context: StartContext
   const sha = await resolveSha({ ...request, app, ref }, context);
   const trigger = environment ? 'manual' : 'ci';
   const workflowId = environment ? manualWorkflowId(app, sha, environment) : ciWorkflowId(app, sha);
-  const input: PipelineInput = { app, ref, trigger, environment, requestedBy: request.requestedBy };
+  // The one lookup of the ref: the pipeline deploys this commit, and its ID names it, wherever the ref moves next.
+  const input: PipelineInput = { app, ref, sha, trigger, environment, requestedBy: request.requestedBy };
   const startOptions = {
     taskQueue: context.taskQueue,
     workflowId,

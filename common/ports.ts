@@ -19,6 +19,8 @@ export type CompareStatus = 'ahead' | 'behind' | 'identical' | 'diverged';
 export interface SourceHost {
   /** Full SHA of a branch, tag or commit; throws RefNotFoundError when GitHub does not know it. */
   resolveRef(repo: string, ref: string): Promise<string>;
+  /** Whether the full SHA names a commit of the repo (GET /repos/{owner}/{repo}/commits/{sha}); a branch or tag never counts. */
+  hasCommit(repo: string, sha: string): Promise<boolean>;
   /** A tag of the repo that points at the commit and matches the pattern, if any. */
   findTagForCommit(repo: string, sha: string, pattern: RegExp): Promise<string | undefined>;
   dispatchWorkflow(repo: string, workflowFile: string, ref: string, inputs: Record<string, string>): Promise<void>;

@@ -31,8 +31,13 @@ export const FINAL_STATUSES: readonly DeployStatus[] = [
 
 export interface PipelineInput {
   app: string;
-  /** Branch, tag or SHA; CI passes the merged commit's SHA. */
+  /** What the person or CI asked for (branch, tag or SHA), for display: the pipeline never resolves it again. */
   ref: string;
+  /**
+   * The full 40-character SHA the client resolved `ref` to, once: the commit the pipeline deploys and its
+   * workflow ID names, however the ref moves later.
+   */
+  sha: string;
   trigger: Trigger;
   /** Manual deploys only: the one environment to deploy. */
   environment?: string;

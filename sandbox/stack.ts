@@ -3,7 +3,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { stringify as stringifyYaml } from 'yaml';
-import type { ActivityDependencies } from '../activities/pipeline-activities';
+import type { ActivityDependencies } from '../activities';
 import { loadCatalogue, type Catalogue } from '../common/catalogue';
 import { loadWorkerSettings, type WorkerSettings } from '../common/settings';
 import { AppEndpointsSimulator } from '../simulators/app-endpoints';

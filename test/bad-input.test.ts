@@ -66,11 +66,12 @@ describe('bad input: one clear error and no side effect', () => {
   });
 
   it.each([
-    [{ app: '../etc', ref: 'main', trigger: 'ci' }, /^invalid app name "\.\.\/etc"/],
-    [{ app: 'whitehall', ref: 'main`reboot`', trigger: 'ci' }, /^invalid git ref/],
-    [{ app: 'unknown-app', ref: 'main', trigger: 'ci' }, /^unknown app "unknown-app"/],
-    [{ app: 'whitehall', ref: 'main', trigger: 'manual', environment: 'qa' }, /^app "whitehall" has no environment "qa"/],
-    [{ app: 'whitehall', ref: 'main', trigger: 'deploy-everything' }, /^trigger must be "ci" or "manual"/],
+    [{ app: '../etc', ref: 'main', sha: 'a'.repeat(40), trigger: 'ci' }, /^invalid app name "\.\.\/etc"/],
+    [{ app: 'whitehall', ref: 'main`reboot`', sha: 'a'.repeat(40), trigger: 'ci' }, /^invalid git ref/],
+    [{ app: 'unknown-app', ref: 'main', sha: 'a'.repeat(40), trigger: 'ci' }, /^unknown app "unknown-app"/],
+    [{ app: 'whitehall', ref: 'main', sha: 'a'.repeat(40), trigger: 'manual', environment: 'qa' }, /^app "whitehall" has no environment "qa"/],
+    [{ app: 'whitehall', ref: 'main', sha: 'a'.repeat(40), trigger: 'deploy-everything' }, /^trigger must be "ci" or "manual"/],
+    [{ app: 'whitehall', ref: 'main', sha: 'a'.repeat(40), trigger: 'ci' }, /^GitHub repository \S+ has no commit a{40} \(what "main" was resolved to\)$/],
   ])('a workflow started directly with %j fails at once, before any side effect', async (input, message) => {
     const handle = await h.client.workflow.start('DeployPipeline', {
       taskQueue: h.taskQueue,

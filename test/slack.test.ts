@@ -8,7 +8,7 @@ import { PermanentHttpError, TransientHttpError } from '../common/errors';
 import { MockActivityEnvironment } from '@temporalio/testing';
 
 import { createSlackWebApiNotifier, createSlackWebhookNotifier, SLACK_CLOCK_SKEW_MS, SLACK_EVENT_TYPE } from '../adapters/slack';
-import { createActivities, type ActivityDependencies } from '../activities/pipeline-activities';
+import { createActivities, type ActivityDependencies } from '../activities';
 import { type Notice } from '../common/ports';
 import { loadWorkerSettings, SettingsError, type Env } from '../common/settings';
 import { SlackSimulator } from '../simulators/slack';

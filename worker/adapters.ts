@@ -8,7 +8,7 @@ import {
   createSlackWebApiNotifier,
   createSlackWebhookNotifier,
 } from '../adapters';
-import type { ActivityDependencies } from '../activities/pipeline-activities';
+import type { ActivityDependencies } from '../activities';
 import type { Catalogue } from '../common/catalogue';
 import type { Notifier } from '../common/ports';
 import type { SlackSettings, WorkerSettings } from '../common/settings';

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { NativeConnection, Worker, type ActivityInterceptorsFactory, type WorkerOptions } from '@temporalio/worker';
 import { stepMetricsInterceptor } from '../activities/metrics-interceptor';
-import { createActivities, type ActivityDependencies } from '../activities/pipeline-activities';
+import { createActivities, type ActivityDependencies } from '../activities';
 import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from './bundle-workflows';
 
 export interface DeployWorkerOptions {

@@ -1,0 +1,74 @@
+import { RefNotFoundError } from '../common/errors';
+import { isFullSha, validateImageTag } from '../common/names';
+import type { CompareStatus, ImageTagChange } from '../common/ports';
+import { classified, type EnvironmentStep, type Stage } from './stage';
+
+export interface BumpRequest extends EnvironmentStep {
+  /** Automatic deploys stop at `automatic_deploys_enabled: false`; manual ones do not. */
+  respectFreeze: boolean;
+  /** Why we roll back, for the charts commit message. */
+  reason?: string;
+}
+
+export type BumpOutcome = ({ frozen: false } & ImageTagChange) | { frozen: true; path: string };
+
+export interface DeployedRelease {
+  /** What the environment's image-tag file holds now. */
+  tag?: string;
+  /** The commit that tag was built from, when known. */
+  sha?: string;
+  /** How our commit relates to it: `ahead` means ours is newer. */
+  relation: CompareStatus | 'unknown';
+}
+
+/** Steps 3.1 and 3.2, the charts repo: what an environment runs, whether ours is newer, and the bump itself. */
+export function createChartsActivities(stage: Stage) {
+  const { charts, sourceHost } = stage.deps;
+
+  return {
+    /** One charts commit per environment; a retry finds the commit it already made. */
+    async bumpImageTag(step: BumpRequest): Promise<BumpOutcome> {
+      return classified(async () => {
+        const { app, env } = stage.target(step);
+        const tag = validateImageTag(step.tag);
+        if (step.respectFreeze) {
+          const file = await charts.readImageTag(app.name, env.name);
+          // Our own earlier commit may already be there (a retry); a freeze set after it does not undo it.
+          if (!file.automaticDeploysEnabled && file.imageTag !== tag) return { frozen: true, path: file.path };
+        }
+        const message =
+          step.purpose === 'rollback'
+            ? `Roll back ${app.name} to ${tag} in ${env.name}${step.reason ? `: ${step.reason}` : ''}`
+            : `Deploy ${app.name} ${tag} to ${env.name}`;
+        return { frozen: false, ...(await charts.setImageTag(app.name, env.name, tag, message.slice(0, 500))) };
+      });
+    },
+
+    /** What the environment runs now, and whether our commit is newer (GitHub compare). */
+    async compareWithDeployed(step: EnvironmentStep & { sha: string }): Promise<DeployedRelease> {
+      return classified(async () => {
+        const { app, env } = stage.target(step);
+        const file = await charts.readImageTag(app.name, env.name);
+        if (!file.imageTag) return { relation: 'unknown' };
+        let deployedSha: string | undefined;
+        if (isFullSha(file.imageTag)) deployedSha = file.imageTag;
+        else {
+          // A release tag (v3231) or short SHA in the file: GitHub knows which commit it names.
+          try {
+            deployedSha = await sourceHost.resolveRef(app.repo, file.imageTag);
+          } catch (err) {
+            if (!(err instanceof RefNotFoundError)) throw err;
+          }
+        }
+        if (!deployedSha) return { tag: file.imageTag, relation: 'unknown' };
+        if (deployedSha === step.sha) return { tag: file.imageTag, sha: deployedSha, relation: 'identical' };
+        return { tag: file.imageTag, sha: deployedSha, relation: await sourceHost.compareCommits(app.repo, deployedSha, step.sha) };
+      });
+    },
+
+    /** Is `head` newer than `base`? (GitHub compare: `ahead` means it is.) */
+    async compareCommits(request: { app: string; base: string; head: string }): Promise<CompareStatus> {
+      return classified(() => sourceHost.compareCommits(stage.app(request.app).repo, request.base, request.head));
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * The charts stage (activities/charts.ts) alone, in MockActivityEnvironment: a real bare Helm-charts repo through
+ * the production git adapter, and GitHub's compare from the GitHub simulator.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities, type PipelineActivities } from '../activities';
+import { startStack, type Stack } from '../sandbox/stack';
+import { listCommits, readFileAt } from './support/charts-repo';
+import { errorFrom } from './support/env';
+
+/** Runs one activity in a MockActivityEnvironment, keeping its return type. */
+function inActivity<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
+  return env.run(fn, ...args) as Promise<R>;
+}
+
+
+const APP = 'publisher';
+const FILE = (environment: string) => `charts/app-config/image-tags/${environment}/${APP}`;
+
+describe('the charts stage', () => {
+  let dataDir: string;
+  let stack: Stack;
+  let activities: PipelineActivities;
+  const run = new MockActivityEnvironment();
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'activities-charts-'));
+    stack = await startStack({ dataDir, apps: { [APP]: {} } });
+    activities = createActivities(stack.dependencies);
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('bumpImageTag makes one commit per environment; a retry finds it and pushes nothing', async () => {
+    const sha = await stack.merge(APP);
+    const step = { app: APP, environment: 'integration', tag: sha, respectFreeze: true };
+    const before = (await listCommits(stack.charts.bareDir)).length;
+    const first = await inActivity(run, activities.bumpImageTag, step);
+    expect(first).toMatchObject({ frozen: false, changed: true, previousTag: 'initial' });
+    const retry = await inActivity(new MockActivityEnvironment({ attempt: 2 }), activities.bumpImageTag, step);
+    expect(retry).toMatchObject({ frozen: false, changed: false });
+    if (first.frozen || retry.frozen) throw new Error('nothing is frozen here');
+    expect(retry.chartsCommit).toBe(first.chartsCommit);
+    const commits = await listCommits(stack.charts.bareDir);
+    expect(commits).toHaveLength(before + 1);
+    expect(commits[0]!.subject).toBe(`Deploy ${APP} ${sha} to integration`);
+    expect(await readFileAt(stack.charts.bareDir, 'main', FILE('integration'))).toContain(`image_tag: ${sha}`);
+  });
+
+  it('a rollback says so, with its reason, in the charts commit', async () => {
+    const sha = await stack.merge(APP);
+    await run.run(activities.bumpImageTag, { app: APP, environment: 'staging', tag: sha, respectFreeze: true });
+    await run.run(activities.bumpImageTag, { app: APP, environment: 'staging', tag: 'initial', respectFreeze: false, purpose: 'rollback' as const, reason: 'smoke test failed' });
+    expect((await listCommits(stack.charts.bareDir))[0]!.subject).toBe(`Roll back ${APP} to initial in staging: smoke test failed`);
+  });
+
+  it('a freeze stops an automatic bump but not a manual one', async () => {
+    await stack.charts.writeImageTag(APP, 'production', 'initial', { promote_deployment: true, automatic_deploys_enabled: false });
+    const sha = await stack.merge(APP);
+    const frozen = await run.run(activities.bumpImageTag, { app: APP, environment: 'production', tag: sha, respectFreeze: true });
+    expect(frozen).toEqual({ frozen: true, path: FILE('production') });
+    expect(await readFileAt(stack.charts.bareDir, 'main', FILE('production'))).toContain('image_tag: initial');
+    const manual = await run.run(activities.bumpImageTag, { app: APP, environment: 'production', tag: sha, respectFreeze: false });
+    expect(manual).toMatchObject({ frozen: false, changed: true });
+    const file = await readFileAt(stack.charts.bareDir, 'main', FILE('production'));
+    expect(file).toContain(`image_tag: ${sha}`);
+    expect(file).toContain('automatic_deploys_enabled: false');
+  });
+
+  it('compareWithDeployed: unknown for a tag GitHub does not know, else how our commit relates to the running one', async () => {
+    await stack.charts.writeImageTag(APP, 'integration', 'initial', { promote_deployment: true, automatic_deploys_enabled: true });
+    const older = await stack.merge(APP);
+    const newer = await stack.merge(APP);
+    const step = (sha: string) => ({ app: APP, environment: 'integration', tag: sha, sha });
+    await expect(run.run(activities.compareWithDeployed, step(newer))).resolves.toEqual({ tag: 'initial', relation: 'unknown' });
+    await run.run(activities.bumpImageTag, { app: APP, environment: 'integration', tag: older, respectFreeze: true });
+    await expect(run.run(activities.compareWithDeployed, step(newer))).resolves.toEqual({ tag: older, sha: older, relation: 'ahead' });
+    await expect(run.run(activities.compareWithDeployed, step(older))).resolves.toEqual({ tag: older, sha: older, relation: 'identical' });
+    await expect(run.run(activities.compareCommits, { app: APP, base: newer, head: older })).resolves.toBe('behind');
+  });
+
+  it('refuses for good a tag or environment that could climb a path', async () => {
+    const badTag = await errorFrom(() => run.run(activities.bumpImageTag, { app: APP, environment: 'integration', tag: '../../etc', respectFreeze: true }));
+    expect(badTag).toMatchObject({ type: 'InvalidInput', nonRetryable: true });
+    expect(badTag.message).toMatch(/^invalid image tag "\.\.\/\.\.\/etc"/);
+    const badEnv = await errorFrom(() => run.run(activities.compareWithDeployed, { app: APP, environment: '../prod', tag: 'v1', sha: 'a'.repeat(40) }));
+    expect(badEnv).toMatchObject({ type: 'InvalidInput', nonRetryable: true });
+    expect(badEnv.message).toMatch(/^invalid environment "\.\.\/prod"/);
+  });
+
+  it('a GitHub outage during the compare is left to Temporal to retry', async () => {
+    const sha = await stack.merge(APP);
+    await run.run(activities.bumpImageTag, { app: APP, environment: 'staging', tag: sha, respectFreeze: true });
+    const newer = await stack.merge(APP);
+    stack.github.injectFault({ method: 'GET', pathPattern: `^/repos/${stack.repoOf(APP)}/compare/`, status: 502, times: 1 });
+    const err = await errorFrom(() => run.run(activities.compareWithDeployed, { app: APP, environment: 'staging', tag: newer, sha: newer }));
+    expect(err).not.toHaveProperty('nonRetryable', true);
+    expect(err.message).toMatch(/returned 502/);
+    await expect(new MockActivityEnvironment({ attempt: 2 }).run(activities.compareWithDeployed, { app: APP, environment: 'staging', tag: newer, sha: newer })).resolves.toMatchObject({ relation: 'ahead' });
+  });
+});
