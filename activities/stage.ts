@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { findApp, type AppConfig, type Catalogue, type EnvironmentConfig } from '../common/catalogue';
-import { PermanentHttpError, RefNotFoundError, TransientHttpError } from '../common/errors';
+import { IdentityRefusedError, PermanentHttpError, PushRefusedError, RefNotFoundError, TransientHttpError } from '../common/errors';
 import { InvalidNameError, validateAppName, validateEnvironmentName } from '../common/names';
 import type { ArgoCd, ChartsRepository, DeploymentTracker, ImageRegistry, Notifier, ReleaseApp, SmokeTester, SourceHost } from '../common/ports';
 import { FailureTypes } from '../common/types';
@@ -53,6 +53,8 @@ export function classify(err: unknown): unknown {
   if (err instanceof RefNotFoundError) return permanent(FailureTypes.RefNotFound, err.message);
   if (err instanceof InvalidNameError) return permanent(FailureTypes.InvalidInput, err.message);
   if (err instanceof PermanentHttpError) return permanent(FailureTypes.PermanentHttpError, err.message);
+  if (err instanceof PushRefusedError) return permanent(FailureTypes.ChartsPushRefused, err.message);
+  if (err instanceof IdentityRefusedError) return permanent(FailureTypes.IdentityRefused, err.message);
   // Back off as long as the server asked (Retry-After, GitHub's rate-limit reset), within reason.
   if (err instanceof TransientHttpError && err.retryAfterMs !== undefined) {
     return ApplicationFailure.create({ type: 'TransientHttpError', message: err.message, nextRetryDelay: Math.min(Math.max(err.retryAfterMs, 1000), 15 * 60_000) });

@@ -162,6 +162,8 @@ export const FailureTypes = {
   ArgoCdSyncTimedOut: 'ArgoCdSyncTimedOut',
   PermanentHttpError: 'PermanentHttpError',
   ApprovalRefused: 'ApprovalRefused',
+  ChartsPushRefused: 'ChartsPushRefused',
+  IdentityRefused: 'IdentityRefused',
   RolledBack: 'RolledBack',
 } as const;
 export type FailureType = (typeof FailureTypes)[keyof typeof FailureTypes];
