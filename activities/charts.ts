@@ -10,7 +10,8 @@ export interface BumpRequest extends EnvironmentStep {
   reason?: string;
 }
 
-export type BumpOutcome = ({ frozen: false } & ImageTagChange) | { frozen: true; path: string };
+/** `reason`: why automatic deploys are off when the file's flag says neither true nor false. */
+export type BumpOutcome = ({ frozen: false } & ImageTagChange) | { frozen: true; path: string; reason?: string };
 
 export interface DeployedRelease {
   /** What the environment's image-tag file holds now. */
@@ -34,7 +35,9 @@ export function createChartsActivities(stage: Stage) {
         if (step.respectFreeze) {
           const file = await charts.readImageTag(app.name, env.name);
           // Our own earlier commit may already be there (a retry); a freeze set after it does not undo it.
-          if (!file.automaticDeploysEnabled && file.imageTag !== tag) return { frozen: true, path: file.path };
+          if (!file.automaticDeploysEnabled && file.imageTag !== tag) {
+            return { frozen: true, path: file.path, ...(file.freezeFlagProblem ? { reason: file.freezeFlagProblem } : {}) };
+          }
         }
         const message =
           step.purpose === 'rollback'

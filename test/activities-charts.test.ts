@@ -2,9 +2,10 @@
  * The charts stage (activities/charts.ts) alone, in MockActivityEnvironment: a real bare Helm-charts repo through
  * the production git adapter, and GitHub's compare from the GitHub simulator.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type PipelineActivities } from '../activities';
 import { startStack, type Stack } from '../sandbox/stack';
@@ -70,6 +71,32 @@ describe('the charts stage', () => {
     const file = await readFileAt(stack.charts.bareDir, 'main', FILE('production'));
     expect(file).toContain(`image_tag: ${sha}`);
     expect(file).toContain('automatic_deploys_enabled: false');
+  });
+
+  it('a freeze flag that is neither true nor false stops an automatic bump, saying why', async () => {
+    await stack.charts.writeImageTag(APP, 'production', 'initial', { automatic_deploys_enabled: 'no' });
+    const sha = await stack.merge(APP);
+    const frozen = await run.run(activities.bumpImageTag, { app: APP, environment: 'production', tag: sha, respectFreeze: true });
+    expect(frozen).toEqual({
+      frozen: true,
+      path: FILE('production'),
+      reason: `${FILE('production')}: automatic_deploys_enabled is "no", neither true nor false; automatic deploys stay off until it says one of them`,
+    });
+  });
+
+  it('a push refused by branch protection fails for good, saying so', async () => {
+    const hook = join(stack.charts.bareDir, 'hooks', 'pre-receive');
+    await writeFile(hook, '#!/bin/sh\necho "error: GH006: Protected branch update failed for refs/heads/main." >&2\nexit 1\n');
+    await chmod(hook, 0o755);
+    try {
+      const sha = await stack.merge(APP);
+      const err = await errorFrom(() => run.run(activities.bumpImageTag, { app: APP, environment: 'integration', tag: sha, respectFreeze: false }));
+      expect(err).toBeInstanceOf(ApplicationFailure);
+      expect(err).toMatchObject({ type: 'ChartsPushRefused', nonRetryable: true });
+      expect(err.message).toMatch(/^the charts repository refused our push: branch protection on main\. Let the deploy identity push to main/);
+    } finally {
+      await rm(hook, { force: true });
+    }
   });
 
   it('compareWithDeployed: unknown for a tag GitHub does not know, else how our commit relates to the running one', async () => {

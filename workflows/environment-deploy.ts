@@ -19,16 +19,16 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
   for (;;) {
     if (automatic && envPlan.hasDeployWindows) await awaitDeployWindow(ctx, env);
     await ctx.lanes.take(env);
-    let frozenAt: string | undefined;
+    let frozen: Freeze | undefined;
     try {
       if (automatic && (await alreadyThere(ctx, env))) return;
-      frozenAt = await deploy(ctx, envPlan, env, automatic);
-      if (frozenAt === undefined) return;
+      frozen = await deploy(ctx, envPlan, env, automatic);
+      if (frozen === undefined) return;
     } finally {
       await ctx.lanes.release(env.environment);
     }
     const recheck = ctx.pipeline.plan!.freezeRecheckIntervalMs;
-    env.waitingFor = `automatic deploys to ${env.environment} are turned off (automatic_deploys_enabled: false in ${frozenAt})`;
+    env.waitingFor = frozen.reason ?? `automatic deploys to ${env.environment} are turned off (automatic_deploys_enabled: false in ${frozen.path})`;
     ctx.pipeline.setStatus('DEPLOYING', env, 'FROZEN');
     await sleep(recheck, { summary: `Frozen: look again in ${formatDuration(recheck)}` });
   }
@@ -68,8 +68,14 @@ async function alreadyThere({ pipeline, steps }: PipelineContext, env: Environme
   return true;
 }
 
-/** Bump, side steps, sync, smoke tests, while holding the lane. Returns the frozen file's path when a freeze stopped it. */
-async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus, automatic: boolean): Promise<string | undefined> {
+/** The image-tag file that stopped an automatic deploy, and why, when its flag could not be read. */
+interface Freeze {
+  path: string;
+  reason?: string;
+}
+
+/** Bump, side steps, sync, smoke tests, while holding the lane. Returns the freeze that stopped it, if one did. */
+async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus, automatic: boolean): Promise<Freeze | undefined> {
   const { input, pipeline, steps, reports, lanes } = ctx;
   const release = pipeline.plan!;
   const step = { app: release.app, environment: envPlan.name, tag: release.tag };
@@ -77,7 +83,7 @@ async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Envir
   env.startedAt ??= new Date().toISOString();
   pipeline.setStatus('DEPLOYING', env, 'DEPLOYING');
   const change = await steps.calls.bumpImageTag.executeWithOptions({ summary: `Bump image tag: ${where}` }, [{ ...step, respectFreeze: automatic }]);
-  if (change.frozen) return change.path;
+  if (change.frozen) return { path: change.path, reason: change.reason };
   env.chartsCommit = change.chartsCommit;
   env.previousTag = change.previousTag;
   pipeline.publish();
