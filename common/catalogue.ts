@@ -87,7 +87,8 @@ const duration = z.union([z.string(), z.number().int().nonnegative()]).transform
 /** A timeout or interval of zero would fail every attempt at once, or poll without pause: refused. */
 const positiveDuration = duration.refine((ms) => ms > 0, 'must be longer than zero');
 
-function named(validate: (value: unknown) => string) {
+/** A string that `validate` accepts, its refusal becoming the field's message; the sandbox's options use it too. */
+export function named(validate: (value: unknown) => string) {
   return z.string().superRefine((value, ctx) => {
     try {
       validate(value);

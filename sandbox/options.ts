@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { named } from '../common/catalogue';
 import { parseDuration } from '../common/duration';
 import { validateAppName, validateApprover, validateEnvironmentName } from '../common/names';
 import type { StackAppSpec } from './stack';
@@ -185,16 +186,6 @@ export function parseSandboxOptions(argv: string[], env: Record<string, string |
   };
 }
 
-function checked(validate: (value: unknown) => string) {
-  return z.string().superRefine((value, ctx) => {
-    try {
-      validate(value);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    }
-  });
-}
-
 const duration = z
   .union([z.string(), z.number().int().nonnegative()])
   .superRefine((value, ctx) => {
@@ -217,7 +208,7 @@ const appsSchema = z.strictObject({
             z
               .strictObject({
                 continuousDeployment: z.boolean().optional(),
-                approvers: z.array(checked(validateApprover)).optional(),
+                approvers: z.array(named(validateApprover)).optional(),
                 syncTimeout: duration.optional(),
                 smokeAttempts: z.number().int().min(1).max(20).optional(),
               })
