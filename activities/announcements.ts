@@ -33,7 +33,8 @@ export function createAnnouncementActivities(stage: Stage) {
     async recordGitHubDeployment(request: GitHubDeploymentRequest): Promise<void> {
       return classified(async () => {
         const { app, env } = stage.target(request);
-        const { workflowExecution } = Context.current().info;
+        // The pipeline's own namespace: a worker serves one, and the link must open the pipeline where it runs.
+        const { workflowExecution, workflowNamespace } = Context.current().info;
         const pipelineId = workflowExecution?.workflowId ?? 'unknown';
         const id = await deployments.ensureDeployment(app.repo, {
           sha: request.sha,
@@ -46,7 +47,7 @@ export function createAnnouncementActivities(stage: Stage) {
           state: request.state,
           description: request.description,
           environmentUrl: env.url,
-          logUrl: webUi ? `${webUi.url}/namespaces/${encodeURIComponent(webUi.namespace)}/workflows/${encodeURIComponent(pipelineId)}` : undefined,
+          logUrl: webUi ? `${webUi.url}/namespaces/${encodeURIComponent(workflowNamespace ?? 'default')}/workflows/${encodeURIComponent(pipelineId)}` : undefined,
         });
       });
     },

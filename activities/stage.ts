@@ -25,7 +25,7 @@ export interface ActivityDependencies {
   /** Absent when Slack is not configured. */
   notifier?: Notifier;
   /** For links to a pipeline's page. */
-  webUi?: { url: string; namespace: string };
+  webUi?: { url: string };
   registry: ImageRegistry;
   charts: ChartsRepository;
   argoCd: ArgoCd;

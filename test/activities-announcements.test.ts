@@ -20,8 +20,8 @@ describe('the announcement stage', () => {
   let activities: PipelineActivities;
   let pipelineNumber = 0;
   /** An activity of one pipeline: every attempt of a step shares its workflow, run and activity ID. */
-  const inPipeline = (workflowId: string, attempt = 1, activityId = '7') =>
-    new MockActivityEnvironment({ attempt, activityId, workflowExecution: { workflowId, runId: `run-of-${workflowId}` }, scheduledTimestampMs: Date.now() - 1_000 });
+  const inPipeline = (workflowId: string, attempt = 1, activityId = '7', workflowNamespace = 'default') =>
+    new MockActivityEnvironment({ attempt, activityId, workflowNamespace, workflowExecution: { workflowId, runId: `run-of-${workflowId}` }, scheduledTimestampMs: Date.now() - 1_000 });
   const newPipeline = () => `deploy-${APP}-${String(++pipelineNumber).padStart(40, '0')}`;
 
   beforeAll(async () => {
@@ -73,6 +73,16 @@ describe('the announcement stage', () => {
     const statuses = stack.github.deploymentStatuses.filter((s) => s.deploymentId === deployments[0]!.id);
     expect(statuses.map((s) => s.state)).toEqual(['in_progress', 'success']);
     expect(statuses[0]!.logUrl).toBe(`http://temporal-ui.example:8233/namespaces/default/workflows/${pipeline}`);
+  });
+
+  it("links a GitHub deployment to the pipeline in the worker's own namespace", async () => {
+    const sha = await stack.merge(APP);
+    const pipeline = newPipeline();
+    const request = { app: APP, environment: 'staging', sha, description: 'Deploying', state: 'in_progress' as const };
+    await inPipeline(pipeline, 1, '7', 'deploys-prod').run(activities.recordGitHubDeployment, request);
+    const deployment = stack.github.deployments.find((d) => d.sha === sha && d.environment === 'staging')!;
+    const status = stack.github.deploymentStatuses.find((s) => s.deploymentId === deployment.id)!;
+    expect(status.logUrl).toBe(`http://temporal-ui.example:8233/namespaces/deploys-prod/workflows/${pipeline}`);
   });
 
   it('notifyPeople posts once per step, however often the step is retried, and once per other step', async () => {

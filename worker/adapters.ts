@@ -14,14 +14,14 @@ import type { Notifier } from '../common/ports';
 import type { SlackSettings, WorkerSettings } from '../common/settings';
 
 /** The one production adapter for each outside system, wired from validated settings. */
-export function createProductionDependencies(settings: WorkerSettings, catalogue: Catalogue, namespace = 'default'): ActivityDependencies {
+export function createProductionDependencies(settings: WorkerSettings, catalogue: Catalogue): ActivityDependencies {
   const github = createGitHubSourceHost({ token: settings.github.token, baseUrl: settings.github.apiUrl });
   return {
     catalogue,
     sourceHost: github,
     deployments: github,
     notifier: slackNotifier(settings.slack),
-    webUi: settings.webUiUrl ? { url: settings.webUiUrl, namespace } : undefined,
+    webUi: settings.webUiUrl ? { url: settings.webUiUrl } : undefined,
     // Region, credentials and endpoint come from the AWS SDK's own chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_ECR, …).
     registry: createEcrImageRegistry(),
     charts: createGitChartsRepository({
