@@ -182,7 +182,7 @@ async function follow(client: Client, workflowId: string, until: string | undefi
         seen.set(env.environment, current);
       }
     }
-    if (seen.get('') !== status.status && !['DEPLOYING', 'WAITING_FOR_SYNC', 'SMOKE_TESTING', 'AWAITING_APPROVAL'].includes(status.status)) {
+    if (seen.get('') !== status.status && !['OUTSIDE_WINDOW', 'WAITING_FOR_LANE', 'FROZEN', 'DEPLOYING', 'WAITING_FOR_SYNC', 'SMOKE_TESTING', 'AWAITING_APPROVAL'].includes(status.status)) {
       say(Date.now(), 'pipeline', status.status + (status.failure ? `: ${status.failure}` : ''));
     }
     seen.set('', status.status);

@@ -5,6 +5,10 @@ export type Trigger = 'ci' | 'manual';
 export const DEPLOY_STATUSES = [
   'RESOLVING',
   'BUILDING',
+  // Held back before a deploy, each for its own reason, so that a filter picks out what a freeze or a window holds.
+  'OUTSIDE_WINDOW',
+  'WAITING_FOR_LANE',
+  'FROZEN',
   'DEPLOYING',
   'WAITING_FOR_SYNC',
   'SMOKE_TESTING',

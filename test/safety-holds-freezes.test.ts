@@ -1,9 +1,10 @@
 import { msUntilWindowOpens } from '../common/deploy-windows';
 import { shortSha } from '../common/names';
 import { readFileAt } from './support/charts-repo';
+import { waitFor } from './support/env';
 import { failureOf, startHarness, type PipelineHarness } from './support/pipeline';
-import { holdsOf, imageTagFile, syncsOf, tagHistory, windowOpeningIn } from './support/safety';
-import { DeployStatusAttribute } from '../workflows/definitions';
+import { holdsOf, imageTagFile, syncsOf, tagHistory, windowClosingIn, windowOpeningIn } from './support/safety';
+import { DeployStatusAttribute, LANE_WORKFLOW_TYPE, laneWorkflowId, setHoldSignal } from '../workflows/definitions';
 
 
 const versions = (h: PipelineHarness, app: string, environment: string) =>
@@ -66,7 +67,7 @@ describe('rollback with a hold, and manual deploys holding automatic ones', () =
       (s) => s.environments[1]?.state === 'WAITING_FOR_LANE' && /^hold on /.test(s.environments[1]?.waitingFor ?? ''),
       'the next pipeline to wait on the staging hold',
     );
-    expect(waiting.status).toBe('DEPLOYING');
+    expect(waiting.status).toBe('WAITING_FOR_LANE');
     expect(waiting.currentEnvironment).toBe('staging');
     expect(waiting.environments[0]!.state).toBe('DEPLOYED');
     expect(waiting.environments[1]!.waitingFor).toBe(
@@ -141,7 +142,16 @@ describe('a freeze in the charts file', () => {
     const { workflowId } = await h.startCi('search-api', sha);
     const reason = `automatic deploys to staging are turned off (automatic_deploys_enabled: false in ${file})`;
     const frozen = await h.waitForStatus(workflowId, (s) => s.environments[1]?.state === 'FROZEN', 'the pipeline to stop at the staging freeze');
-    expect(frozen.status).toBe('DEPLOYING');
+    expect(frozen.status).toBe('FROZEN');
+    // What the freeze holds back is found by its search attribute, as in `deploy list --status FROZEN` or a Web UI filter.
+    const listed = await waitFor(
+      async () => {
+        const cli = await h.cli(['list', '--app', 'search-api', '--status', 'FROZEN', '--json']);
+        return (JSON.parse(cli.out.join('\n')) as { workflowId: string }[]).find((row) => row.workflowId === workflowId);
+      },
+      { timeoutMs: 15_000, description: 'the frozen pipeline in `deploy list --status FROZEN`' },
+    );
+    expect(listed.workflowId).toBe(workflowId);
     expect(frozen.environments[0]!.state).toBe('DEPLOYED');
     expect(frozen.environments[1]!.waitingFor).toBe(reason);
     expect(frozen.environments[2]!.state).toBe('PENDING');
@@ -227,7 +237,7 @@ describe('deploy windows', () => {
       `the pipeline to wait for the deploy window (it must get there before ${opening.opensAt.toISOString()})`,
       Math.max(opening.opensAt.getTime() - Date.now(), 1000),
     );
-    expect(waiting.status).toBe('DEPLOYING');
+    expect(waiting.status).toBe('OUTSIDE_WINDOW');
     expect(waiting.environments[0]!.waitingFor).toBe(`the deploy window for integration opens at ${opening.opensAt.toISOString()}`);
     expect(Date.now()).toBeLessThan(opening.opensAt.getTime());
     expect(versions(h, 'maslow', 'integration')).toEqual([]);
@@ -259,5 +269,40 @@ describe('deploy windows', () => {
     expect(automatic.environments[0]).toMatchObject({ state: 'OUTSIDE_WINDOW', waitingFor: reason });
     expect((await h.cli(['cancel', workflowId])).code).toBe(0);
     expect((await h.waitForStatus(workflowId, (s) => s.status === 'CANCELLED', 'the waiting pipeline to be cancelled')).environments[0]!.state).toBe('CANCELLED');
+  });
+});
+
+describe('a deploy window that closes while the pipeline waits for the lane', () => {
+  let h: PipelineHarness;
+  let closing: ReturnType<typeof windowClosingIn>;
+  beforeAll(async () => {
+    // Open now, shut in 40 s: long enough for the pipeline to queue for its lane behind a hold.
+    closing = windowClosingIn(Date.now(), 40_000);
+    h = await startHarness({ apps: { 'short-window': { environments: { integration: { deployWindows: [closing.window] }, staging: {}, production: {} } } } });
+  });
+  afterAll(async () => h?.close());
+
+  it('is looked at again once the lane is held: the pipeline goes back to wait for the next window, deploying nothing', async () => {
+    const app = 'short-window';
+    await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+      workflowId: laneWorkflowId(h.taskQueue, app, 'integration'),
+      taskQueue: h.taskQueue,
+      args: [{ app, environment: 'integration' }],
+      signal: setHoldSignal,
+      signalArgs: [{ reason: 'a person is looking at integration', setBy: 'alice', setAt: new Date().toISOString() }],
+    });
+    const sha = await h.stack.merge(app);
+    const { workflowId } = await h.startCi(app, sha);
+    const queued = await h.waitForStatus(workflowId, (s) => s.environments[0]?.state === 'WAITING_FOR_LANE', 'the pipeline to queue behind the hold');
+    expect(Date.now()).toBeLessThan(closing.closesAt.getTime());
+    expect(queued.status).toBe('WAITING_FOR_LANE');
+
+    await new Promise((resolve) => setTimeout(resolve, closing.closesAt.getTime() - Date.now() + 1000));
+    expect((await h.cli(['hold', 'clear', '--app', app, '--environment', 'integration', '--approver', 'alice'])).code).toBe(0);
+    const outside = await h.waitForStatus(workflowId, (s) => s.environments[0]?.state === 'OUTSIDE_WINDOW', 'the pipeline to go back and wait for the window');
+    expect(outside.status).toBe('OUTSIDE_WINDOW');
+    expect(outside.environments[0]!.waitingFor).toMatch(/^the deploy window for integration opens at \d{4}-/);
+    expect(versions(h, app, 'integration')).toEqual([]);
+    await h.handle(workflowId).cancel();
   });
 });

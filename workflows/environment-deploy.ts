@@ -21,6 +21,8 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
     await ctx.lanes.take(env);
     let frozen: Freeze | undefined;
     try {
+      // Waiting for the lane can outlast the window: a deploy starts only inside one.
+      if (automatic && envPlan.hasDeployWindows && (await msUntilWindow(ctx, env)) > 0) continue;
       if (automatic && (await alreadyThere(ctx, env))) return;
       frozen = await deploy(ctx, envPlan, env, automatic);
       if (frozen === undefined) return;
@@ -29,22 +31,28 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
     }
     const recheck = ctx.pipeline.plan!.freezeRecheckIntervalMs;
     env.waitingFor = frozen.reason ?? `automatic deploys to ${env.environment} are turned off (automatic_deploys_enabled: false in ${frozen.path})`;
-    ctx.pipeline.setStatus('DEPLOYING', env, 'FROZEN');
+    ctx.pipeline.setStatus('FROZEN', env, 'FROZEN');
     await sleep(recheck, { summary: `Frozen: look again in ${formatDuration(recheck)}` });
   }
 }
 
-async function awaitDeployWindow({ pipeline, steps }: PipelineContext, env: EnvironmentStatus): Promise<void> {
-  // The wait is counted from the instant we asked about: the activity itself takes time (and may be retried).
-  const askedAt = Date.now();
-  const waitMs = await steps.calls.msUntilDeployWindow.executeWithOptions({ summary: `Check the deploy window of ${env.environment}` }, [
+/** 0 while the environment's deploy window is open; else how long, from the moment asked, until it opens. */
+async function msUntilWindow({ pipeline, steps }: PipelineContext, env: EnvironmentStatus, askedAt = Date.now()): Promise<number> {
+  return steps.calls.msUntilDeployWindow.executeWithOptions({ summary: `Check the deploy window of ${env.environment}` }, [
     { app: pipeline.plan!.app, environment: env.environment, nowMs: askedAt },
   ]);
+}
+
+async function awaitDeployWindow(ctx: PipelineContext, env: EnvironmentStatus): Promise<void> {
+  const { pipeline } = ctx;
+  // The wait is counted from the instant we asked about: the activity itself takes time (and may be retried).
+  const askedAt = Date.now();
+  const waitMs = await msUntilWindow(ctx, env, askedAt);
   if (waitMs <= 0) return;
   const opensAtMs = askedAt + waitMs;
   const opensAt = new Date(opensAtMs).toISOString();
   env.waitingFor = `the deploy window for ${env.environment} opens at ${opensAt}`;
-  pipeline.setStatus('DEPLOYING', env, 'OUTSIDE_WINDOW');
+  pipeline.setStatus('OUTSIDE_WINDOW', env, 'OUTSIDE_WINDOW');
   const remaining = opensAtMs - Date.now();
   if (remaining > 0) await sleep(remaining, { summary: `Wait for the ${env.environment} deploy window (${opensAt})` });
 }

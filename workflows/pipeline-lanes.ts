@@ -30,7 +30,7 @@ export class PipelineLanes {
   async take(env: EnvironmentStatus): Promise<void> {
     const { plan } = this.pipeline;
     env.waitingFor = 'waiting for the lane';
-    this.pipeline.setStatus('DEPLOYING', env, 'WAITING_FOR_LANE');
+    this.pipeline.setStatus('WAITING_FOR_LANE', env, 'WAITING_FOR_LANE');
     const request = { pipelineId: this.pipeline.workflowId, runId: workflowInfo().runId, sha: plan!.sha, trigger: this.trigger };
     await this.steps.calls.signalLane.executeWithOptions({ summary: `Ask for the ${env.environment} lane` }, [
       { app: plan!.app, environment: env.environment, signal: 'acquire', request },

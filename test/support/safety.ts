@@ -80,3 +80,21 @@ export function windowOpeningIn(now: number, leadMs: number): { window: DeployWi
     opensAt: new Date(opens),
   };
 }
+
+/**
+ * A daily deploy window that is open now and closes `leadMs` from `now`, and the instant it closes. It is written
+ * in a fixed-offset zone where it is about noon, so that it never runs across midnight whenever the test runs.
+ */
+export function windowClosingIn(now: number, leadMs: number): { window: DeployWindow; closesAt: Date } {
+  const utcHour = new Date(now).getUTCHours();
+  let offsetHours = (12 - utcHour + 24) % 24;
+  if (offsetHours > 14) offsetHours -= 24;
+  // POSIX-style names: Etc/GMT-3 is three hours ahead of UTC.
+  const timezone = offsetHours >= 0 ? `Etc/GMT-${offsetHours}` : `Etc/GMT+${-offsetHours}`;
+  const closes = Math.ceil((now + leadMs) / 1000) * 1000;
+  const local = (instant: number) => clock(instant + offsetHours * 3_600_000);
+  return {
+    window: { days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], from: local(now - 10 * 60_000), to: local(closes), timezone },
+    closesAt: new Date(closes),
+  };
+}
