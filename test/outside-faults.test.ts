@@ -12,6 +12,7 @@ import type { PipelineStatus } from '../common/types';
 import type { LoggedRequest } from '../simulators/http';
 import { listCommits } from './support/charts-repo';
 import { waitFor } from './support/env';
+import { holdsOf } from './support/safety';
 import { startHarness, type PipelineHarness } from './support/pipeline';
 
 const MAX_ATTEMPTS = 3;
@@ -20,7 +21,7 @@ const POLLING = { initialIntervalMs: 100, maxIntervalMs: 1000 };
 /** A fixed 100 ms poll would look this many times a second; backing off looks far less. */
 const SYNC_TIMEOUT = '5s';
 
-const APPS = ['five-hundreds', 'slow-release', 'dropped', 'rate-limited', 'retry-after', 'stale-argo', 'charts-race'] as const;
+const APPS = ['five-hundreds', 'slow-release', 'dropped', 'rate-limited', 'retry-after', 'stale-argo', 'argo-refuses', 'charts-race'] as const;
 type App = (typeof APPS)[number];
 
 interface Outcome {
@@ -216,7 +217,7 @@ describe('outside faults: back off, complete once the fault clears, give up clea
     expect(records(app, failing.sha)).toHaveLength(0);
   });
 
-  it('Argo CD answering a stale status: polls with backoff, and the sync timeout ends a status that never moves', async () => {
+  it('Argo CD answering a stale status: polls with backoff; a sync timeout after our bump rolls back and holds, as Degraded does', async () => {
     const app: App = 'stale-argo';
     const name = `${app}-integration`;
     const staleMs = 2_000;
@@ -239,20 +240,54 @@ describe('outside faults: back off, complete once the fault clears, give up clea
     h.stack.argo.clearRequests();
     const next = await h.stack.merge(app);
     h.stack.argo.reportStaleFor(name, 60_000);
+    let failingId: string;
+    let looksBeforeRollback: number;
     try {
       const started = Date.now();
-      const { workflowId: failingId } = await h.startCi(app, next);
-      const failure = await h.handle(failingId).result().then(
-        () => 'succeeded',
-        (err: unknown) => (err as WorkflowFailedError).cause?.message ?? String(err),
-      );
-      expect(failure).toBe(`Argo CD did not report ${app} ${next} Synced and Healthy in integration within ${SYNC_TIMEOUT}`);
+      failingId = (await h.startCi(app, next)).workflowId;
+      // Argo CD never reports our commit: at the sync timeout the environment goes back, as for a Degraded rollout.
+      await h.waitForStatus(failingId, (s) => s.environments[0]?.state === 'ROLLING_BACK', 'the rollback after the sync timeout');
       expect(Date.now() - started).toBeGreaterThanOrEqual(5_000);
-      // 5 s of polling with backoff: about 9 looks.
-      expect(argoReads(app).length).toBeLessThanOrEqual(13);
+      looksBeforeRollback = argoReads(app).length;
     } finally {
       h.stack.argo.reportStaleFor(name, 0);
     }
+    // 5 s of polling with backoff: about 9 looks.
+    expect(looksBeforeRollback).toBeLessThanOrEqual(13);
+    const failure = await h.handle(failingId).result().then(
+      () => 'succeeded',
+      (err: unknown) => (err as WorkflowFailedError).cause?.message ?? String(err),
+    );
+    expect(failure).toBe(
+      `Argo CD did not report ${app} ${next} Synced and Healthy in integration within ${SYNC_TIMEOUT}; rolled integration back to ${sha} and put a hold on automatic deploys there`,
+    );
+    expect((await h.status(failingId)).status).toBe('ROLLED_BACK');
+    expect(h.stack.argo.currentTag(app, 'integration')).toBe(sha);
+    const holds = await holdsOf(h, app, (found) => found.some((hold) => hold.environment === 'integration'));
+    expect(holds.find((hold) => hold.environment === 'integration')!.reason).toMatch(new RegExp(`^rolled back from ${next}: Argo CD did not report`));
+  });
+
+  it('Argo CD refusing our token after the bump: fails at once, and holds the environment nobody can verify', async () => {
+    const app: App = 'argo-refuses';
+    const sha = await h.stack.merge(app);
+    const started = Date.now();
+    const fault = h.stack.argo.injectFault({ pathPattern: `^/api/v1/applications/${app}-integration`, status: 403, body: { error: 'permission denied', code: 7, message: 'permission denied' }, times: Infinity });
+    let failure: string;
+    try {
+      const { workflowId } = await h.startCi(app, sha);
+      failure = await h.handle(workflowId).result().then(
+        () => 'succeeded',
+        (err: unknown) => (err as WorkflowFailedError).cause?.message ?? String(err),
+      );
+      expect((await h.status(workflowId)).environments[0]).toMatchObject({ state: 'FAILED', chartsCommit: expect.stringMatching(/^[0-9a-f]{40}$/) });
+    } finally {
+      fault.cancel();
+    }
+    expect(failure).toMatch(new RegExp(`^Argo CD GET \\S+/api/v1/applications/${app}-integration\\S* returned 403: permission denied`));
+    // At once: no sync timeout's worth of polling.
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const holds = await holdsOf(h, app, (found) => found.some((hold) => hold.environment === 'integration'));
+    expect(holds.find((hold) => hold.environment === 'integration')!.reason).toMatch(new RegExp(`^${sha} is in the charts but unverified: Argo CD GET`));
   });
 
   it('the charts remote refusing pushes because another writer got there first, 20 times in a row', async () => {

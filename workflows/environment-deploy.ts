@@ -7,7 +7,7 @@ import { formatDuration } from '../common/duration';
 import { shortSha } from '../common/names';
 import type { EnvironmentPlan, EnvironmentStatus } from '../common/types';
 import { FailureTypes } from '../common/types';
-import { allSettledThenThrow, PipelineEnded, rollbackCause } from './failures';
+import { allSettledThenThrow, describeFailure, PipelineEnded, rollbackCause, unverifiedAfterBump } from './failures';
 import type { PipelineContext } from './pipeline-context';
 
 /**
@@ -109,9 +109,14 @@ async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Envir
     pipeline.setStatus('SMOKE_TESTING', env, 'SMOKE_TESTING');
     await steps.waits.runSmokeTests.executeWithOptions({ summary: `Smoke test ${where}`, startToCloseTimeout: '30 minutes' }, [step]);
   } catch (err) {
-    const cause = rollbackCause(err);
-    if (!cause || !env.previousTag || env.previousTag === release.tag) throw err;
-    await rollBack(ctx, envPlan, env, cause.message);
+    const cause = rollbackCause(err, release, envPlan.name);
+    if (cause && env.previousTag && env.previousTag !== release.tag) await rollBack(ctx, envPlan, env, cause);
+    // Our tag is in the charts, and Argo CD cannot say how the cluster took it: no automatic deploy here until a person looks.
+    if (unverifiedAfterBump(err)) {
+      const why = describeFailure(err, release, envPlan.name).message;
+      await lanes.hold(envPlan.name, { reason: `${release.tag} is in the charts but unverified: ${why}`, setBy: 'deploy pipeline', setAt: new Date().toISOString() });
+    }
+    throw err;
   }
   env.finishedAt = new Date().toISOString();
   pipeline.setStatus('DEPLOYING', env, 'DEPLOYED');

@@ -1,5 +1,5 @@
 /** How a pipeline's failures are told apart and put into words. */
-import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancelledFailure, TimeoutFailure } from '@temporalio/workflow';
 import { formatDuration } from '../common/duration';
 import type { DeployStatus, ReleasePlan } from '../common/types';
 import { FailureTypes } from '../common/types';
@@ -17,10 +17,21 @@ export class PipelineEnded extends Error {
 /** Failures after our bump that mean "this release is bad here": the environment goes back to what it ran. */
 const ROLLBACK_CAUSES: string[] = [FailureTypes.SmokeTestFailed, FailureTypes.ArgoCdDegraded, FailureTypes.ArgoCdSyncFailed];
 
-/** The activity's own failure when it says the release is bad here. */
-export function rollbackCause(err: unknown): ApplicationFailure | undefined {
-  const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-  return cause && ROLLBACK_CAUSES.includes(cause.type ?? '') ? cause : undefined;
+/**
+ * Why the release is bad here, when a failure after our bump says so: the step's own verdict (smoke tests,
+ * Degraded, a failed sync), or Argo CD never reporting it Synced and Healthy in time, which leaves the cluster
+ * trying to run it just as a Degraded rollout does.
+ */
+export function rollbackCause(err: unknown, plan: ReleasePlan | undefined, environment: string): string | undefined {
+  if (!(err instanceof ActivityFailure)) return undefined;
+  if (err.cause instanceof ApplicationFailure && ROLLBACK_CAUSES.includes(err.cause.type ?? '')) return err.cause.message;
+  if (err.activityType === 'waitForArgoSync' && err.cause instanceof TimeoutFailure) return describeFailure(err, plan, environment).message;
+  return undefined;
+}
+
+/** Argo CD could not tell us what runs after our bump (it refused us, or lost the application): nobody knows. */
+export function unverifiedAfterBump(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.activityType === 'waitForArgoSync' && !(err.cause instanceof CancelledFailure) && !(err.cause instanceof TimeoutFailure);
 }
 
 /** Waits for every step begun side by side (none is left running unseen), then fails with the first failure. */
