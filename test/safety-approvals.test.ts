@@ -107,6 +107,33 @@ describe('approval policy', () => {
     await refused(workflowId, ['--environment', 'production', '--approver', 'bob'], `pipeline ${workflowId} has already finished: SUCCEEDED`);
   });
 
+  it('a team check GitHub cannot answer refuses the decision with the reason, and the pipeline keeps waiting', async () => {
+    const sha = await h.stack.merge('publisher');
+    const { workflowId } = await h.startCi('publisher', sha);
+    await awaiting('publisher', 'staging', workflowId);
+    const before = await snapshot('publisher', workflowId);
+    // GitHub refuses the membership check (403: the token lacks read:org), every time it is asked.
+    const fault = h.stack.github.injectFault({ pathPattern: '^/orgs/alphagov/teams/release-managers/memberships/', status: 403, body: { message: 'Resource not accessible by integration' }, times: Infinity });
+    try {
+      const reason = /^could not check now whether erin may approve deploys to staging: GitHub GET \S+ returned 403: Resource not accessible by integration; nothing was decided, send the decision again$/;
+      const run = await h.cli(['approve', workflowId, '--environment', 'staging', '--approver', 'erin']);
+      expect(run.code).toBe(3);
+      expect(run.err.join('\n')).toMatch(/^deploy: refused: could not check now whether erin may approve/);
+      expect((await handlerRefusals(workflowId)).at(-1)).toMatch(reason);
+      // The same through a signal (Web UI): nothing fails, nothing is decided.
+      await h.handle(workflowId).signal('approve', { environment: 'staging', approver: 'erin' });
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(await snapshot('publisher', workflowId)).toEqual(before);
+      expect((await h.handle(workflowId).describe()).status.name).toBe('RUNNING');
+    } finally {
+      fault.cancel();
+    }
+    // Once GitHub answers again, the same approver's decision goes through.
+    expect((await h.cli(['approve', workflowId, '--environment', 'staging', '--approver', 'erin'])).code).toBe(0);
+    await awaiting('publisher', 'production', workflowId);
+    await h.handle(workflowId).cancel();
+  });
+
   it('refuses an approval after a rejection, giving the rejection, and deploys nothing', async () => {
     const sha = await h.stack.merge('publisher');
     const { workflowId } = await h.startCi('publisher', sha);

@@ -1,5 +1,5 @@
 /** The approval gate before an environment: the wait, and the decisions people send while it lasts. */
-import { ApplicationFailure, condition, log } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, isCancellation, log } from '@temporalio/workflow';
 import { formatDuration } from '../common/duration';
 import { shortSha } from '../common/names';
 import type { ApprovalReceipt, ApproveRequest, EnvironmentStatus, PipelineInput, RejectRequest } from '../common/types';
@@ -62,9 +62,19 @@ export class ApprovalGate {
     }
   }
 
-  private teamRefusal(request: DecisionRequest): Promise<string | undefined> {
+  /**
+   * A check that cannot be made now (GitHub refuses us or is down, after the step's own retries) refuses the
+   * decision with the reason: a handler that threw would fail the whole pipeline, which must keep waiting.
+   */
+  private async teamRefusal(request: DecisionRequest): Promise<string | undefined> {
     const approvers = this.pipeline.environmentPlan(request.environment)?.approvers ?? [];
-    return teamRefusal(request, approvers, (team) => this.steps.calls.isTeamMember({ team, login: request.approver }));
+    try {
+      return await teamRefusal(request, approvers, (team) => this.steps.calls.isTeamMember({ team, login: request.approver }));
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
+      return `could not check now whether ${request.approver} may approve deploys to ${request.environment}: ${cause}; nothing was decided, send the decision again`;
+    }
   }
 
   /** The lane's news of a newer deploy where we wait: it may supersede us. */
