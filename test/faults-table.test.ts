@@ -15,6 +15,7 @@ import { EcrSimulator } from '../simulators/ecr';
 import { ensureRepository, pushSyntheticImage } from '../simulators/ecr-images';
 import { GitHubOidcSimulator } from '../simulators/github-oidc';
 import { startStack, type Stack } from '../sandbox/stack';
+import { errorFrom } from './support/env';
 
 interface Verdict {
   kind: 'permanent' | 'transient';
@@ -36,15 +37,6 @@ function verdictOf(thrown: unknown): Verdict {
     };
   }
   return { kind: 'transient', message: new RegExp('') };
-}
-
-async function thrownBy(work: () => Promise<unknown>): Promise<Error> {
-  try {
-    await work();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe('outside faults: permanent or transient, and what the message says', () => {
@@ -175,7 +167,7 @@ describe('outside faults: permanent or transient, and what the message says', ()
   ];
 
   it.each(rows)('%s', async (_fault, produce, expected) => {
-    const thrown = await thrownBy(produce);
+    const thrown = await errorFrom(produce);
     const verdict = verdictOf(thrown);
     expect(thrown.message).toMatch(expected.message);
     expect(verdict.kind).toBe(expected.kind);
