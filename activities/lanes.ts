@@ -1,15 +1,14 @@
 import { Context } from '@temporalio/activity';
 import { msUntilWindowOpens } from '../common/deploy-windows';
-import type { LaneRequest } from '../common/types';
-import { acquireLaneSignal, awaitingApprovalSignal, LANE_WORKFLOW_TYPE, laneWorkflowId } from '../workflows/definitions';
+import type { Hold, LaneRequest } from '../common/types';
+import { acquireLaneSignal, awaitingApprovalSignal, LANE_WORKFLOW_TYPE, laneWorkflowId, setHoldSignal } from '../workflows/definitions';
 import { classified, type Stage } from './stage';
 
-export interface LaneSignalRequest {
-  app: string;
-  environment: string;
-  signal: 'acquire' | 'awaitingApproval';
-  request: LaneRequest;
-}
+/** What a pipeline tells its lane by signal-with-start: what must reach it even when the lane has ended. */
+export type LaneSignalRequest = { app: string; environment: string } & (
+  | { signal: 'acquire' | 'awaitingApproval'; request: LaneRequest }
+  | { signal: 'setHold'; request: Hold }
+);
 
 /** Step 3's opening: the deploy window, and what a pipeline tells the lane of its app and environment. */
 export function createLaneActivities(stage: Stage) {
@@ -19,13 +18,12 @@ export function createLaneActivities(stage: Stage) {
       return classified(async () => {
         const { app, env } = stage.target(request);
         const { client, info } = Context.current();
-        await client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
-          workflowId: laneWorkflowId(info.taskQueue, app.name, env.name),
-          taskQueue: info.taskQueue,
-          args: [{ app: app.name, environment: env.name }],
-          signal: request.signal === 'acquire' ? acquireLaneSignal : awaitingApprovalSignal,
-          signalArgs: [request.request],
-        });
+        const start = { workflowId: laneWorkflowId(info.taskQueue, app.name, env.name), taskQueue: info.taskQueue, args: [{ app: app.name, environment: env.name }] as const };
+        if (request.signal === 'setHold') await client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, { ...start, signal: setHoldSignal, signalArgs: [request.request] });
+        else {
+          const signal = request.signal === 'acquire' ? acquireLaneSignal : awaitingApprovalSignal;
+          await client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, { ...start, signal, signalArgs: [request.request] });
+        }
       });
     },
 

@@ -74,6 +74,7 @@ export function createResolveActivities(stage: Stage) {
           buildTimeoutMs: app.build.timeoutMs,
           authorLogin,
           freezeRecheckIntervalMs: catalogue.freezeRecheckIntervalMs,
+          laneRecheckIntervalMs: catalogue.laneRecheckIntervalMs,
           stepRetry: catalogue.stepRetry,
           environments: environments.map((env) => ({
             name: env.name,

@@ -60,6 +60,8 @@ export interface Catalogue {
   chartsPath: string;
   /** How often a pipeline held by a freeze looks again. */
   freezeRecheckIntervalMs: number;
+  /** How often a pipeline queued for a lane asks again, so that a lane terminated by hand is started anew. */
+  laneRecheckIntervalMs: number;
   /** Retry limits of the steps that call GitHub, ECR, git and the release app. */
   stepRetry: StepRetry;
   apps: Map<string, AppConfig>;
@@ -177,6 +179,7 @@ const catalogueSchema = z.strictObject({
       environments: z.array(named(validateEnvironmentName)).min(1).optional(),
       approvalTimeout: positiveDuration.optional(),
       freezeRecheckInterval: positiveDuration.optional(),
+      laneRecheckInterval: positiveDuration.optional(),
       stepRetry: z
         .strictObject({
           maximumAttempts: z.number().int().min(1).max(100).optional(),
@@ -278,6 +281,7 @@ export function parseCatalogue(text: string, file: string): Catalogue {
     file,
     chartsPath: defaults.chartsPath ?? DEFAULT_CHARTS_PATH,
     freezeRecheckIntervalMs: defaults.freezeRecheckInterval ?? 60_000,
+    laneRecheckIntervalMs: defaults.laneRecheckInterval ?? 10 * 60_000,
     stepRetry: {
       maximumAttempts: defaults.stepRetry?.maximumAttempts ?? 10,
       maximumIntervalMs: defaults.stepRetry?.maximumInterval ?? 30_000,

@@ -73,6 +73,8 @@ export interface ReleasePlan {
   /** GitHub login of the commit's author, for the self-approval rule. */
   authorLogin?: string;
   freezeRecheckIntervalMs: number;
+  /** How often a pipeline queued for a lane asks again (a lane terminated by hand has lost its queue). */
+  laneRecheckIntervalMs: number;
   /** The timeouts are absent from plans recorded before they existed: the workflow's defaults apply. */
   stepRetry: { maximumAttempts: number; maximumIntervalMs: number; attemptTimeoutMs?: number; heartbeatTimeoutMs?: number };
 }
@@ -196,6 +198,8 @@ export interface LaneState {
   hold?: Hold;
   /** Pipelines waiting for approval to deploy here; a newer deploy supersedes them. */
   awaitingApproval: LaneRequest[];
+  /** Deploys the pipelines waiting for approval have not heard of yet: kept across continue-as-new. */
+  news?: LaneDeployed[];
 }
 
 export interface LaneDeployed {

@@ -55,6 +55,8 @@ export interface StackOptions {
   smokeRetryInterval?: string;
   /** How often a pipeline stopped by a freeze looks again (catalogue `defaults.freezeRecheckInterval`). */
   freezeRecheckInterval?: string;
+  /** How often a pipeline queued for a lane asks again (catalogue `defaults.laneRecheckInterval`). */
+  laneRecheckInterval?: string;
   ports?: { github?: number; argo?: number; release?: number; endpoints?: number };
   /** Names the image repositories and the worker's charts clone; a restarted sandbox passes the same one. Default: random. */
   id?: string;
@@ -191,6 +193,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     defaults: {
       ...(options.stepRetry ? { stepRetry: options.stepRetry } : {}),
       ...(options.freezeRecheckInterval ? { freezeRecheckInterval: options.freezeRecheckInterval } : {}),
+      ...(options.laneRecheckInterval ? { laneRecheckInterval: options.laneRecheckInterval } : {}),
     },
     apps: Object.fromEntries(
       appNames.map((app) => {

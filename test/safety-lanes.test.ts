@@ -350,6 +350,34 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       await holder.terminate('ended while another waited');
       await holderOf(contested, waiting.workflowId, 'the lane to notice its holder ended');
     });
+
+    it('checks the holder every interval, however busy the lane is with other signals', async () => {
+      const holder = await standIn('stand-in-busy-holder');
+      const waiting = await standIn('stand-in-busy-waiting');
+      const contested = await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+        ...lane('busy-checked', 1_000),
+        signal: acquireLaneSignal,
+        signalArgs: [{ pipelineId: holder.workflowId, sha, trigger: 'ci' as const }],
+      });
+      await holderOf(contested, holder.workflowId, 'the first stand-in to hold the lane');
+      await contested.signal(acquireLaneSignal, { pipelineId: waiting.workflowId, sha, trigger: 'ci' });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await holder.terminate('ended while the lane was busy');
+      // A signal every 200 ms, more often than the interval: a check that waited for a quiet interval never came.
+      let busy = true;
+      const chatter = (async () => {
+        for (let i = 0; busy && i < 100; i++) {
+          await contested.signal(awaitingApprovalSignal, { pipelineId: `chatter-${i}`, sha, trigger: 'ci' });
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      })();
+      try {
+        await holderOf(contested, waiting.workflowId, 'the lane to notice, amid the chatter, that its holder ended');
+      } finally {
+        busy = false;
+        await chatter;
+      }
+    });
   });
 
   it('continues as new once its history passes 500 events, keeping what it knows', async () => {
@@ -383,5 +411,53 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       { timeoutMs: 30_000, description: 'every waiting pipeline in the new run' },
     );
     expect(new Set(state.awaitingApproval.map((r) => r.pipelineId)).size).toBe(600);
+  });
+});
+
+describe('lanes terminated by hand', () => {
+  let h: PipelineHarness;
+  beforeAll(async () => {
+    h = await startHarness({ apps: { collections: {}, manuals: {} }, laneRecheckInterval: '1s' });
+  });
+  afterAll(async () => h?.close());
+
+  it('a pipeline queued in a lane that was terminated asks again, starts it anew and deploys', async () => {
+    const app = 'collections';
+    const laneId = laneWorkflowId(h.taskQueue, app, 'staging');
+    const held = await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+      workflowId: laneId,
+      taskQueue: h.taskQueue,
+      args: [{ app, environment: 'staging' }],
+      signal: setHoldSignal,
+      signalArgs: [{ reason: 'someone is looking', setBy: 'alice', setAt: new Date().toISOString() }],
+    });
+    const sha = await h.stack.merge(app);
+    const { workflowId } = await h.startCi(app, sha);
+    await h.waitForStatus(workflowId, (s) => s.environments[1]?.state === 'WAITING_FOR_LANE' && /^hold on /.test(s.environments[1]?.waitingFor ?? ''), 'the pipeline to queue behind the hold');
+    const firstRun = (await held.describe()).runId;
+    await held.terminate('a person terminated the lane in Web UI');
+
+    const result = await h.handle(workflowId).result();
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'DEPLOYED', 'DEPLOYED']);
+    const restarted = await h.client.workflow.getHandle(laneId).describe();
+    expect(restarted.runId).not.toBe(firstRun);
+  });
+
+  it('a pipeline whose lane was terminated while it deployed still finishes', async () => {
+    const app = 'manuals';
+    const name = `${app}-integration`;
+    const sha = await h.stack.merge(app);
+    h.stack.argo.reportStaleFor(name, 60_000);
+    try {
+      const { workflowId } = await h.startCi(app, sha);
+      await h.waitForStatus(workflowId, (s) => s.environments[0]?.state === 'WAITING_FOR_SYNC', 'the pipeline to hold the lane and wait for Argo CD');
+      await h.client.workflow.getHandle(laneWorkflowId(h.taskQueue, app, 'integration')).terminate('terminated under a deploy');
+      h.stack.argo.reportStaleFor(name, 0);
+      const result = await h.handle(workflowId).result();
+      expect(result.status).toBe('SUCCEEDED');
+    } finally {
+      h.stack.argo.reportStaleFor(name, 0);
+    }
   });
 });

@@ -163,7 +163,7 @@ describe('secrets stay out of histories, search attributes, logs and errors', ()
       },
       { timeoutMs: 20_000, description: 'every pipeline to be listed' },
     );
-    expect(ids.filter((id) => id.startsWith('lane-')).length).toBeGreaterThan(0);
+    expect(ids.filter((id) => id.startsWith('lane/')).length).toBeGreaterThan(0);
     for (const id of ids) {
       const handle = client.workflow.getHandle(id);
       histories.push(serialise(await handle.fetchHistory()));

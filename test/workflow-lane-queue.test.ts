@@ -1,5 +1,6 @@
 import type { Hold, LaneRequest } from '../common/types';
 import { emptyLane, LaneQueue } from '../workflows/lane-queue';
+import { laneWorkflowId } from '../workflows/lane-protocol';
 
 /** The lane's queue and hold rules, without a server: DeployLane only carries messages to and from them. */
 const ci = (pipelineId: string, runId = `${pipelineId}-run`): LaneRequest => ({ pipelineId, runId, sha: `${pipelineId}-sha`, trigger: 'ci' });
@@ -229,5 +230,38 @@ describe('the lane queue', () => {
     expect(q.watchesHolder()).toBe(false);
     q.release({ pipelineId: 'b' });
     expect(q.isIdle()).toBe(true);
+  });
+});
+
+describe('what a lane carries over when it continues as new', () => {
+  it('keeps the news of a deploy that arrived while it was busy, for pipelines waiting for approval', () => {
+    const lane = new LaneQueue(emptyLane('whitehall', 'staging'));
+    lane.awaitingApproval(ci('waiting'));
+    lane.release({ pipelineId: 'deployer', deployed: { pipelineId: 'deployer', sha: 'newer-sha' } });
+    // continueAsNew carries the state as a payload: what survives is what survives JSON.
+    const resumed = new LaneQueue(JSON.parse(JSON.stringify(lane.state)) as typeof lane.state);
+    expect(resumed.takeNews()).toEqual([{ pipelineId: 'deployer', sha: 'newer-sha' }]);
+    expect(resumed.takeNews()).toEqual([]);
+    expect(resumed.recipientsOf({ pipelineId: 'deployer', sha: 'newer-sha' }).map((r) => r.pipelineId)).toEqual(['waiting']);
+  });
+});
+
+describe('lane IDs', () => {
+  it('name one lane for every (task queue, app, environment), whatever hyphens and slashes the names hold', () => {
+    expect(laneWorkflowId('deployments', 'search', 'api-staging')).not.toBe(laneWorkflowId('deployments', 'search-api', 'staging'));
+    const names = ['a', 'a-b', 'b', 'a-b-c', 'b-c', 'c'];
+    const queues = ['deployments', 'deployments-a', 'deployments/a', 'q/a/b'];
+    const seen = new Map<string, string>();
+    for (const queue of queues) {
+      for (const app of names) {
+        for (const environment of names) {
+          const id = laneWorkflowId(queue, app, environment);
+          const tuple = JSON.stringify([queue, app, environment]);
+          expect({ id, tuple: seen.get(id) ?? tuple }).toEqual({ id, tuple });
+          seen.set(id, tuple);
+        }
+      }
+    }
+    expect(seen.size).toBe(queues.length * names.length * names.length);
   });
 });

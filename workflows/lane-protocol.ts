@@ -9,9 +9,14 @@ export type { Hold, LaneDeployed, LaneRequest, LaneState } from '../common/types
 
 export const LANE_WORKFLOW_TYPE = 'DeployLane';
 
-/** Lanes belong to a task queue: two deploy systems sharing a namespace keep separate lanes and holds. */
+/**
+ * Lanes belong to a task queue: two deploy systems sharing a namespace keep separate lanes and holds. App and
+ * environment names cannot hold a "/", so the last two parts name them whatever the task queue is called, and no
+ * two (task queue, app, environment) share a lane (with "-" between them, app "search" in "api-staging" and app
+ * "search-api" in "staging" did).
+ */
 export function laneWorkflowId(taskQueue: string, app: string, environment: string): string {
-  return `lane-${taskQueue}-${app}-${environment}`;
+  return `lane/${taskQueue}/${app}/${environment}`;
 }
 
 export interface LaneInput {

@@ -15,8 +15,6 @@ export class LaneQueue {
   private readonly told = new Map<string, string>();
   /** A pipeline queued behind the holder where none waited: time to check the holder still runs. */
   private firstBehindHolder = false;
-  /** Deploys that pipelines waiting for approval here have not heard of yet. */
-  private readonly news: LaneDeployed[] = [];
 
   constructor(readonly state: LaneState) {}
 
@@ -40,7 +38,7 @@ export class LaneQueue {
   }
 
   release({ pipelineId, deployed }: LaneRelease): void {
-    if (deployed) this.news.push(deployed);
+    if (deployed) (this.state.news ??= []).push(deployed);
     if (this.state.holder?.pipelineId === pipelineId) this.state.holder = undefined;
     this.state.queue = this.state.queue.filter((r) => r.pipelineId !== pipelineId);
     this.changed = true;
@@ -75,7 +73,7 @@ export class LaneQueue {
 
   /** The deploys not yet passed on. */
   takeNews(): LaneDeployed[] {
-    return this.news.splice(0);
+    return (this.state.news ?? []).splice(0);
   }
 
   /** Who should hear of a deploy: every pipeline waiting for approval here now, but the one that deployed. */

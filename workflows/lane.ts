@@ -103,7 +103,8 @@ export async function DeployLane(input: LaneInput): Promise<void> {
   }
 
   const holderCheckIntervalMs = input.holderCheckIntervalMs ?? DEFAULT_HOLDER_CHECK_INTERVAL_MS;
-  let holderCheckDue = false;
+  // On the clock, not "after a quiet interval": a busy lane hears signals all the time, and must still look.
+  let nextHolderCheckAt = Date.now() + holderCheckIntervalMs;
   for (;;) {
     // Reset before looking, not after: a signal handled while we await a signal to a pipeline below must
     // bring us round again (a release arriving then would otherwise leave the lane free with pipelines queued).
@@ -122,8 +123,8 @@ export async function DeployLane(input: LaneInput): Promise<void> {
         if (!(await tell(next.pipelineId, (p) => p.signal(laneGrantedSignal, { environment }), next.runId))) lane.grantUndelivered();
         continue;
       }
-    } else if (lane.holderCheckWanted(holderCheckDue)) {
-      holderCheckDue = false;
+    } else if (lane.holderCheckWanted(lane.watchesHolder() && Date.now() >= nextHolderCheckAt)) {
+      nextHolderCheckAt = Date.now() + holderCheckIntervalMs;
       if (!(await holderRuns(state.holder))) continue;
       // Let go while we looked: hand the lane on before telling anyone why they wait.
       if (!state.holder) continue;
@@ -134,8 +135,10 @@ export async function DeployLane(input: LaneInput): Promise<void> {
       await continueAsNew<typeof DeployLane>({ ...input, state });
     }
     if (!lane.isIdle()) {
-      if (lane.watchesHolder()) holderCheckDue = !(await condition(() => lane.changed, holderCheckIntervalMs));
-      else await condition(() => lane.changed);
+      if (lane.watchesHolder()) {
+        const untilCheck = Math.max(1, nextHolderCheckAt - Date.now());
+        await condition(() => lane.changed, untilCheck);
+      } else await condition(() => lane.changed);
     } else if (!(await condition(() => lane.changed, IDLE_MS))) {
       return;
     }

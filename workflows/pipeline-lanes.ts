@@ -1,7 +1,7 @@
 /** The pipeline's side of its lanes: asking for one, waiting for it, handing it back, and what else it tells them. */
-import { CancellationScope, condition, getExternalWorkflowHandle, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation, log, workflowInfo } from '@temporalio/workflow';
 import type { EnvironmentStatus, Hold, LaneDeployed, Trigger } from '../common/types';
-import { laneWorkflowId, releaseLaneSignal, setHoldSignal, stoppedAwaitingSignal } from './lane-protocol';
+import { laneWorkflowId, releaseLaneSignal, stoppedAwaitingSignal } from './lane-protocol';
 import type { PipelineState } from './pipeline-state';
 import type { Steps } from './steps';
 
@@ -32,13 +32,16 @@ export class PipelineLanes {
     env.waitingFor = 'waiting for the lane';
     this.pipeline.setStatus('WAITING_FOR_LANE', env, 'WAITING_FOR_LANE');
     const request = { pipelineId: this.pipeline.workflowId, runId: workflowInfo().runId, sha: plan!.sha, trigger: this.trigger };
-    await this.steps.calls.signalLane.executeWithOptions({ summary: `Ask for the ${env.environment} lane` }, [
-      { app: plan!.app, environment: env.environment, signal: 'acquire', request },
-    ]);
+    const ask = (summary: string) =>
+      this.steps.calls.signalLane.executeWithOptions({ summary }, [{ app: plan!.app, environment: env.environment, signal: 'acquire', request }]);
+    await ask(`Ask for the ${env.environment} lane`);
     const told = this.toldStoppedAwaiting;
     this.toldStoppedAwaiting = undefined;
     await told;
-    await condition(() => this.held.has(env.environment));
+    // A lane terminated by hand has lost its queue: asking again starts it anew; a lane that runs knows us already.
+    while (!(await condition(() => this.held.has(env.environment), plan!.laneRecheckIntervalMs))) {
+      await ask(`Ask again for the ${env.environment} lane`);
+    }
   }
 
   /** Hands the lane back, with the news of our deploy when there is one. */
@@ -48,9 +51,14 @@ export class PipelineLanes {
     await this.tell(environment, (lane) => lane.signal(releaseLaneSignal, { pipelineId: this.pipeline.workflowId, ...(deployed ? { deployed } : {}) }));
   }
 
-  /** Stops automatic deploys to the environment until someone clears the hold. */
-  hold(environment: string, hold: Omit<Hold, 'pipelineId'>): Promise<void> {
-    return this.tell(environment, (lane) => lane.signal(setHoldSignal, { ...hold, pipelineId: this.pipeline.workflowId }));
+  /** Stops automatic deploys to the environment until someone clears the hold; it reaches a lane that has ended too. */
+  async hold(environment: string, hold: Omit<Hold, 'pipelineId'>): Promise<void> {
+    const request = { ...hold, pipelineId: this.pipeline.workflowId };
+    await CancellationScope.nonCancellable(() =>
+      this.steps.calls.signalLane.executeWithOptions({ summary: `Hold automatic deploys to ${environment}` }, [
+        { app: this.pipeline.plan!.app, environment, signal: 'setHold', request },
+      ]),
+    );
   }
 
   /**
@@ -66,8 +74,16 @@ export class PipelineLanes {
     return undefined;
   }
 
+  /** A lane that has ended (terminated by hand) has nothing to hear: the pipeline goes on without it. */
   private async tell(environment: string, send: (lane: Lane) => Promise<void>): Promise<void> {
     const id = laneWorkflowId(workflowInfo().taskQueue, this.pipeline.plan!.app, environment);
-    await CancellationScope.nonCancellable(() => send(getExternalWorkflowHandle(id)));
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await send(getExternalWorkflowHandle(id));
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        log.warn('could not reach the lane; it has ended', { lane: id, error: (err as Error).message });
+      }
+    });
   }
 }
