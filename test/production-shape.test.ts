@@ -57,11 +57,16 @@ function composeDefault(value: string | undefined): string | undefined {
   return value.replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, '$1');
 }
 
-/** Shell text inside docker-compose.yml, as the container's shell receives it (compose turns `$$` into `$`). */
+/**
+ * The script a one-shot job runs: its entrypoint names a file the job mounts from this repository, so the
+ * container and the tests (and anyone running Temporal without containers) run the same file.
+ */
 function scriptOf(name: string): string {
-  const [script] = service(name).command ?? [];
-  if (!script) throw new Error(`service "${name}" has no command script`);
-  return script.replace(/\$\$/g, '$');
+  const svc = service(name) as ComposeService & { entrypoint?: string[] };
+  const inContainer = svc.entrypoint?.[1];
+  const mount = (svc.volumes ?? []).map((volume) => volume.split(':')).find(([, target]) => target === inContainer);
+  if (!inContainer || !mount) throw new Error(`service "${name}" does not run a script mounted from this repository`);
+  return path.join(ROOT, mount[0]!);
 }
 
 /** Environment variable names that the worker's own code reads (`env.NAME` or `…(env, 'NAME', …)`). */
@@ -141,7 +146,13 @@ describe('docker-compose.yml', () => {
     expect(SEARCH_ATTRIBUTES.every((key) => key.type === SearchAttributeType.KEYWORD)).toBe(true);
     const registered = environmentOf('temporal-admin-tools').get('DEPLOY_SEARCH_ATTRIBUTES')?.split(/\s+/);
     expect(registered).toEqual(SEARCH_ATTRIBUTES.map((key) => key.name));
-    expect(scriptOf('temporal-admin-tools')).toContain('--type Keyword');
+    expect(readFileSync(scriptOf('temporal-admin-tools'), 'utf8')).toContain('--type Keyword');
+  });
+
+  it('runs the schema and registration jobs from scripts/, the files the tests and docs/production.md run too', () => {
+    expect(path.relative(ROOT, scriptOf('temporal-schema'))).toBe('scripts/temporal-schema.sh');
+    expect(path.relative(ROOT, scriptOf('temporal-admin-tools'))).toBe('scripts/register-search-attributes.sh');
+    expect(readFileSync(scriptOf('temporal-schema'), 'utf8')).toContain('update-schema -d "$schema/visibility/versioned"');
   });
 
   it('runs the worker built from the Dockerfile with the code defaults: task queue, Slack API, metrics port', () => {
@@ -198,7 +209,7 @@ describe("the admin-tools job's registration script", () => {
 
   function runScript(attributes: string) {
     const admin = environmentOf('temporal-admin-tools');
-    return spawnSync('sh', ['-c', script], {
+    return spawnSync('sh', [script], {
       encoding: 'utf8',
       timeout: 120_000,
       env: {
