@@ -183,6 +183,26 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
     expect((await h.handle(second.workflowId).result()).status).toBe('REJECTED');
   });
 
+  it('does not deploy over a diverged environment on its own: it waits for a person, saying why, and deploys once approved', async () => {
+    // A hotfix deployed by hand from a branch: integration runs a commit that main does not have.
+    const hotfix = await h.stack.merge('whitehall', { branch: `hotfix-${Date.now()}` });
+    await h.stack.charts.writeImageTag('whitehall', 'integration', hotfix, { promote_deployment: true, automatic_deploys_enabled: true });
+    const ours = await h.stack.merge('whitehall');
+    const { workflowId } = await h.startCi('whitehall', ours);
+    const waiting = await h.waitForStatus(workflowId, (s) => s.environments[0]?.state === 'AWAITING_APPROVAL', 'the pipeline to stop at the diverged environment');
+    expect(waiting.status).toBe('AWAITING_APPROVAL');
+    expect(waiting.environments[0]!.waitingFor).toBe(
+      `integration runs ${hotfix}, which has commits ${shortSha(ours)} lacks: deploying would drop them; approve to deploy anyway`,
+    );
+    expect(await readFileAt(h.stack.charts.bareDir, 'main', imageTagFile('whitehall', 'integration'))).toContain(`image_tag: ${hotfix}`);
+
+    expect((await h.cli(['approve', workflowId, '--environment', 'integration', '--approver', 'alice', '--comment', 'the hotfix is in main by other means'])).code).toBe(0);
+    const result = await h.handle(workflowId).result();
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.environments[0]).toMatchObject({ state: 'DEPLOYED', approval: { by: 'alice' } });
+    expect(await readFileAt(h.stack.charts.bareDir, 'main', imageTagFile('whitehall', 'integration'))).toContain(`image_tag: ${ours}`);
+  });
+
   it('hands the lane on when the holder lets go while the lane is busy telling the queue why they wait', async () => {
     const sha = 'a'.repeat(40);
     const acquire = (app: string, pipelineId: string) =>

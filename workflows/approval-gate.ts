@@ -83,22 +83,27 @@ export class ApprovalGate {
   }
 
   /** Waits until the environment is approved; a rejection, an expiry or a newer release there ends the pipeline. */
-  async pass(env: EnvironmentStatus): Promise<void> {
-    const outcome = await this.wait(env);
+  async pass(env: EnvironmentStatus, reason?: string): Promise<void> {
+    const outcome = await this.wait(env, reason);
     if (outcome === 'rejected') throw new PipelineEnded('REJECTED', `${env.environment} rejected by ${env.rejection!.by}: ${env.rejection!.comment}`);
     if (outcome === 'expired') throw new PipelineEnded('EXPIRED', `nobody approved ${env.environment} within ${formatDuration(this.pipeline.plan!.approvalTimeoutMs)}`);
     if (outcome === 'superseded') throw new PipelineEnded('SUPERSEDED', env.waitingFor!);
   }
 
-  private async wait(env: EnvironmentStatus): Promise<Outcome> {
+  /** `reason`: what the approver must know beyond the usual (the environment has diverged), shown while it waits. */
+  private async wait(env: EnvironmentStatus, reason?: string): Promise<Outcome> {
     const { pipeline } = this;
     const release = pipeline.plan!;
     const pending: PendingDecision = { environment: env.environment, newer: [] };
     this.pending = pending;
     pipeline.status.awaitingApprovalFor = env.environment;
     pipeline.setStatus('AWAITING_APPROVAL', env, 'AWAITING_APPROVAL');
+    if (reason) {
+      env.waitingFor = reason;
+      pipeline.publish();
+    }
     await this.reports.tellPeople(
-      `${pipeline.headline()} waits for approval to deploy to ${env.environment}: deploy approve ${pipeline.workflowId} --environment ${env.environment}`,
+      `${pipeline.headline()} waits for approval to deploy to ${env.environment}${reason ? ` (${reason})` : ''}: deploy approve ${pipeline.workflowId} --environment ${env.environment}`,
     );
     await this.steps.calls.signalLane.executeWithOptions({ summary: `Tell the ${env.environment} lane we wait for approval` }, [
       { app: release.app, environment: env.environment, signal: 'awaitingApproval', request: { pipelineId: pipeline.workflowId, sha: release.sha, trigger: this.input.trigger } },

@@ -1,9 +1,9 @@
 import { ApplicationFailure, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { PipelineInput, PipelineStatus } from '../common/types';
+import type { EnvironmentStatus, PipelineInput, PipelineStatus } from '../common/types';
 import { FailureTypes } from '../common/types';
 import { APPROVE_SIGNAL_DESCRIPTION, ApprovalGate, REJECT_SIGNAL_DESCRIPTION } from './approval-gate';
 import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusQuery } from './definitions';
-import { deployEnvironment } from './environment-deploy';
+import { deployEnvironment, divergedReason } from './environment-deploy';
 import { inputRefusal } from './input-checks';
 import { laneGrantedSignal, laneHolderCheckSignal, laneWaitingSignal, newerDeployedSignal } from './lane-protocol';
 import type { PipelineContext } from './pipeline-context';
@@ -48,14 +48,24 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
 
     for (const [index, envPlan] of plan.environments.entries()) {
       const env = pipeline.status.environments[index]!;
-      if (index > 0 && !envPlan.continuousDeployment) await gate.pass(env);
-      await deployEnvironment(ctx, envPlan, env);
+      if (index > 0 && !envPlan.continuousDeployment) await gate.pass(env, await divergence(ctx, env));
+      while ((await deployEnvironment(ctx, envPlan, env)) === 'needs a person') await gate.pass(env, env.waitingFor);
     }
     pipeline.setStatus('SUCCEEDED');
     return pipeline.status;
   } catch (err) {
     return await endPipeline(ctx, err);
   }
+}
+
+/** What the approver must know beyond the usual: the environment runs commits this release would drop. */
+async function divergence({ input, pipeline, steps }: PipelineContext, env: EnvironmentStatus): Promise<string | undefined> {
+  if (input.trigger !== 'ci') return undefined;
+  const { app, tag, sha } = pipeline.plan!;
+  const deployed = await steps.calls.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [
+    { app, environment: env.environment, tag, sha },
+  ]);
+  return deployed.relation === 'diverged' ? divergedReason(env, deployed.tag, sha) : undefined;
 }
 
 /** The release's image, built first when ECR does not have it. */

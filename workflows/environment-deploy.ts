@@ -14,7 +14,13 @@ import type { PipelineContext } from './pipeline-context';
  * Waits for the deploy window (automatic deploys), takes the lane, deploys; a freeze sends it back to wait. A newer
  * release already there ends the pipeline SUPERSEDED.
  */
-export async function deployEnvironment(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus): Promise<void> {
+/**
+ * Deployed, or `needs a person`: the environment runs a commit that is neither older nor newer than ours (a hotfix
+ * deployed by hand, say), and deploying would drop its commits; nobody has approved that here yet.
+ */
+export type EnvironmentOutcome = 'deployed' | 'needs a person';
+
+export async function deployEnvironment(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus): Promise<EnvironmentOutcome> {
   const automatic = ctx.input.trigger === 'ci';
   for (;;) {
     if (automatic && envPlan.hasDeployWindows) await awaitDeployWindow(ctx, env);
@@ -23,9 +29,13 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
     try {
       // Waiting for the lane can outlast the window: a deploy starts only inside one.
       if (automatic && envPlan.hasDeployWindows && (await msUntilWindow(ctx, env)) > 0) continue;
-      if (automatic && (await alreadyThere(ctx, env))) return;
+      if (automatic) {
+        const there = await alreadyThere(ctx, env);
+        if (there === 'identical') return 'deployed';
+        if (there === 'diverged' && !env.approval) return 'needs a person';
+      }
       frozen = await deploy(ctx, envPlan, env, automatic);
-      if (frozen === undefined) return;
+      if (frozen === undefined) return 'deployed';
     } finally {
       await ctx.lanes.release(env.environment);
     }
@@ -57,8 +67,16 @@ async function awaitDeployWindow(ctx: PipelineContext, env: EnvironmentStatus): 
   if (remaining > 0) await sleep(remaining, { summary: `Wait for the ${env.environment} deploy window (${opensAt})` });
 }
 
-/** Never move an environment backwards: true when it already runs this commit; a newer one there supersedes us. */
-async function alreadyThere({ pipeline, steps }: PipelineContext, env: EnvironmentStatus): Promise<boolean> {
+export function divergedReason(env: EnvironmentStatus, deployedTag: string | undefined, sha: string): string {
+  return `${env.environment} runs ${deployedTag}, which has commits ${shortSha(sha)} lacks: deploying would drop them; approve to deploy anyway`;
+}
+
+/**
+ * Never move an environment backwards or sideways: `identical` when it already runs this commit; a newer one
+ * there supersedes us; `diverged` (with the reason in the environment's status) when it runs a commit our
+ * release lacks.
+ */
+async function alreadyThere({ pipeline, steps }: PipelineContext, env: EnvironmentStatus): Promise<'identical' | 'diverged' | 'deploy'> {
   const release = pipeline.plan!;
   const deployed = await steps.calls.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [
     { app: release.app, environment: env.environment, tag: release.tag, sha: release.sha },
@@ -68,12 +86,16 @@ async function alreadyThere({ pipeline, steps }: PipelineContext, env: Environme
     env.waitingFor = `${env.environment} already runs ${deployed.tag}, newer than ${shortSha(release.sha)}`;
     throw new PipelineEnded('SUPERSEDED', env.waitingFor);
   }
-  if (deployed.relation !== 'identical') return false;
+  if (deployed.relation === 'diverged') {
+    env.waitingFor = divergedReason(env, deployed.tag, release.sha);
+    return 'diverged';
+  }
+  if (deployed.relation !== 'identical') return 'deploy';
   env.state = 'DEPLOYED';
   env.waitingFor = undefined;
   env.finishedAt = new Date().toISOString();
   pipeline.publish();
-  return true;
+  return 'identical';
 }
 
 /** The image-tag file that stopped an automatic deploy, and why, when its flag could not be read. */
