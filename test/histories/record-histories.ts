@@ -104,6 +104,8 @@ describe('record pipeline histories', () => {
     expect(manualId).toContain(hotfix);
     await settle(h, manualId);
     await save(h, 'manual', manualId);
+    // Staging now runs a branch main lacks: automatic deploys would stop there for a person (diverged).
+    await h.stack.charts.writeImageTag('cd-app', 'staging', 'initial', { automatic_deploys_enabled: true });
 
     // Frozen, then unfrozen.
     await h.stack.charts.writeImageTag('cd-app', 'integration', 'frozen-tag', { automatic_deploys_enabled: false });
@@ -114,8 +116,9 @@ describe('record pipeline histories', () => {
     await settle(h, frozen.workflowId);
     await save(h, 'frozen-then-deployed', frozen.workflowId);
 
-    // Three commits of one app at once (on branches of their own, so none supersedes another): a queue.
-    const burst = await Promise.all([1, 2, 3].map(async (n) => h.startCi('cd-app', await h.stack.merge('cd-app', { branch: `burst-${n}` }))));
+    // Three commits of one app at once: a queue (the older ones may end superseded by a newer one).
+    const burstCommits = [await h.stack.merge('cd-app'), await h.stack.merge('cd-app'), await h.stack.merge('cd-app')];
+    const burst = await Promise.all(burstCommits.map((sha) => h.startCi('cd-app', sha)));
     for (const pipeline of burst) await settle(h, pipeline.workflowId);
 
     // A lane that granted, queued, held and released, and told a queue why it waited.
