@@ -75,6 +75,7 @@ export function createResolveActivities(stage: Stage) {
           authorLogin,
           freezeRecheckIntervalMs: catalogue.freezeRecheckIntervalMs,
           laneRecheckIntervalMs: catalogue.laneRecheckIntervalMs,
+          onDivergence: app.onDivergence,
           stepRetry: catalogue.stepRetry,
           environments: environments.map((env) => ({
             name: env.name,

@@ -43,6 +43,11 @@ export interface AppConfig {
   releaseTagPattern: string;
   build: { workflow: string; ref: string; timeoutMs: number };
   approvalTimeoutMs: number;
+  /**
+   * Where an environment runs a commit the release lacks (diverged): `wait` for a person's approval there, or
+   * `deploy` over it, dropping those commits, for teams whose environments follow main and nothing else.
+   */
+  onDivergence: 'wait' | 'deploy';
   environments: EnvironmentConfig[];
 }
 
@@ -152,6 +157,7 @@ const appSchema = z.strictObject({
     .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/, 'must be an ECR repository name')
     .optional(),
   tagScheme: z.enum(['sha', 'short-sha', 'release-tag']).default('sha'),
+  onDivergence: z.enum(['wait', 'deploy']).default('wait'),
   releaseTagPattern: z
     .string()
     .default('^v[0-9]+$')
@@ -274,6 +280,7 @@ export function parseCatalogue(text: string, file: string): Catalogue {
       releaseTagPattern: app.releaseTagPattern,
       build: { workflow: app.build.workflow, ref: app.build.ref, timeoutMs: app.build.timeout },
       approvalTimeoutMs: app.approvalTimeout ?? defaults.approvalTimeout ?? 7 * 24 * 3_600_000,
+      onDivergence: app.onDivergence,
       environments,
     });
   }

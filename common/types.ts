@@ -75,6 +75,8 @@ export interface ReleasePlan {
   freezeRecheckIntervalMs: number;
   /** How often a pipeline queued for a lane asks again (a lane terminated by hand has lost its queue). */
   laneRecheckIntervalMs: number;
+  /** Where an environment has diverged from the release: wait for a person, or deploy over it. */
+  onDivergence: 'wait' | 'deploy';
   /** The timeouts are absent from plans recorded before they existed: the workflow's defaults apply. */
   stepRetry: { maximumAttempts: number; maximumIntervalMs: number; attemptTimeoutMs?: number; heartbeatTimeoutMs?: number };
 }

@@ -38,6 +38,8 @@ export interface StackAppSpec {
   approvalTimeout?: string;
   buildTimeout?: string;
   tagScheme?: 'sha' | 'short-sha' | 'release-tag';
+  /** Catalogue `onDivergence`: wait (the default) or deploy over an environment that runs commits the release lacks. */
+  onDivergence?: 'wait' | 'deploy';
   /** The tag every environment runs before the first pipeline. */
   initialTag?: string;
   /** The main branch's commits, oldest first, e.g. from an earlier run of the sandbox; default: one new initial commit. */
@@ -204,6 +206,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             repo: repoOf(app),
             imageRepository: imageRepositoryOf(app),
             tagScheme: spec.tagScheme ?? 'sha',
+            ...(spec.onDivergence ? { onDivergence: spec.onDivergence } : {}),
             build: { workflow: 'build-image.yml', ref: 'main', timeout: spec.buildTimeout ?? '2m' },
             approvalTimeout: spec.approvalTimeout ?? '7d',
             environments: Object.fromEntries(

@@ -74,6 +74,7 @@ describe('app catalogue', () => {
     ['defaults:\n  approvalTimeout: 0\napps:\n  w:\n    repo: a/b\n', /^apps\.yaml: field "defaults\.approvalTimeout": must be longer than zero/],
     ['defaults:\n  stepRetry: { maximumInterval: 0s }\napps:\n  w:\n    repo: a/b\n', /^apps\.yaml: field "defaults\.stepRetry\.maximumInterval": must be at least 1s/],
     ['apps:\n  w:\n    repo: a/b\n    build: { timeout: -5 }\n', /^apps\.yaml: app "w": field "build\.timeout": /],
+    ['apps:\n  w:\n    repo: a/b\n    onDivergence: sometimes\n', /^apps\.yaml: app "w": field "onDivergence": /],
     ['nothing: here\n', /^apps\.yaml: /],
   ])('refuses %j with a message naming file, app and field', (text, expected) => {
     expect(errorOf(text)).toMatch(expected);

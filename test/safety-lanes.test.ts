@@ -15,6 +15,7 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
     h = await startHarness({
       apps: {
         whitehall: {},
+        'follows-main': { onDivergence: 'deploy' },
         publisher: {
           environments: {
             integration: { continuousDeployment: true },
@@ -201,6 +202,18 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
     expect(result.status).toBe('SUCCEEDED');
     expect(result.environments[0]).toMatchObject({ state: 'DEPLOYED', approval: { by: 'alice' } });
     expect(await readFileAt(h.stack.charts.bareDir, 'main', imageTagFile('whitehall', 'integration'))).toContain(`image_tag: ${ours}`);
+  });
+
+  it('deploys over a diverged environment where the app says so (onDivergence: deploy)', async () => {
+    const hotfix = await h.stack.merge('follows-main', { branch: `hotfix-${Date.now()}` });
+    await h.stack.charts.writeImageTag('follows-main', 'integration', hotfix, { promote_deployment: true, automatic_deploys_enabled: true });
+    const ours = await h.stack.merge('follows-main');
+    const { workflowId } = await h.startCi('follows-main', ours);
+    const result = await h.handle(workflowId).result();
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.environments[0]).toMatchObject({ state: 'DEPLOYED' });
+    expect(result.environments[0]!.approval).toBeUndefined();
+    expect(await readFileAt(h.stack.charts.bareDir, 'main', imageTagFile('follows-main', 'integration'))).toContain(`image_tag: ${ours}`);
   });
 
   it('hands the lane on when the holder lets go while the lane is busy telling the queue why they wait', async () => {

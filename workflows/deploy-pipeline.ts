@@ -60,8 +60,8 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
 
 /** What the approver must know beyond the usual: the environment runs commits this release would drop. */
 async function divergence({ input, pipeline, steps }: PipelineContext, env: EnvironmentStatus): Promise<string | undefined> {
-  if (input.trigger !== 'ci') return undefined;
-  const { app, tag, sha } = pipeline.plan!;
+  const { app, tag, sha, onDivergence } = pipeline.plan!;
+  if (input.trigger !== 'ci' || onDivergence === 'deploy') return undefined;
   const deployed = await steps.calls.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [
     { app, environment: env.environment, tag, sha },
   ]);

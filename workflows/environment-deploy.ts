@@ -86,7 +86,7 @@ async function alreadyThere({ pipeline, steps }: PipelineContext, env: Environme
     env.waitingFor = `${env.environment} already runs ${deployed.tag}, newer than ${shortSha(release.sha)}`;
     throw new PipelineEnded('SUPERSEDED', env.waitingFor);
   }
-  if (deployed.relation === 'diverged') {
+  if (deployed.relation === 'diverged' && release.onDivergence === 'wait') {
     env.waitingFor = divergedReason(env, deployed.tag, release.sha);
     return 'diverged';
   }
