@@ -27,6 +27,15 @@ export function createChartsActivities(stage: Stage) {
   const { charts, sourceHost } = stage.deps;
 
   return {
+    /** Whether automatic deploys to the environment are still off: a frozen pipeline looks with this, not the lane. */
+    async readFreeze(step: { app: string; environment: string }): Promise<{ frozen: boolean; reason?: string }> {
+      return classified(async () => {
+        const { app, env } = stage.target(step);
+        const file = await charts.readImageTag(app.name, env.name);
+        return { frozen: !file.automaticDeploysEnabled, ...(file.freezeFlagProblem ? { reason: file.freezeFlagProblem } : {}) };
+      });
+    },
+
     /** One charts commit per environment; a retry finds the commit it already made. */
     async bumpImageTag(step: BumpRequest): Promise<BumpOutcome> {
       return classified(async () => {

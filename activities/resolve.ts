@@ -75,6 +75,7 @@ export function createResolveActivities(stage: Stage) {
           authorLogin,
           freezeRecheckIntervalMs: catalogue.freezeRecheckIntervalMs,
           laneRecheckIntervalMs: catalogue.laneRecheckIntervalMs,
+          historyLimit: catalogue.historyLimit,
           onDivergence: app.onDivergence,
           stepRetry: catalogue.stepRetry,
           environments: environments.map((env) => ({

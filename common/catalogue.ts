@@ -67,6 +67,8 @@ export interface Catalogue {
   freezeRecheckIntervalMs: number;
   /** How often a pipeline queued for a lane asks again, so that a lane terminated by hand is started anew. */
   laneRecheckIntervalMs: number;
+  /** A pipeline waiting in a freeze continues as new once its run's history passes this many events. */
+  historyLimit: number;
   /** Retry limits of the steps that call GitHub, ECR, git and the release app. */
   stepRetry: StepRetry;
   apps: Map<string, AppConfig>;
@@ -186,6 +188,7 @@ const catalogueSchema = z.strictObject({
       approvalTimeout: positiveDuration.optional(),
       freezeRecheckInterval: positiveDuration.optional(),
       laneRecheckInterval: positiveDuration.optional(),
+      historyLimit: z.number().int().min(200).max(40_000).optional(),
       stepRetry: z
         .strictObject({
           maximumAttempts: z.number().int().min(1).max(100).optional(),
@@ -289,6 +292,7 @@ export function parseCatalogue(text: string, file: string): Catalogue {
     chartsPath: defaults.chartsPath ?? DEFAULT_CHARTS_PATH,
     freezeRecheckIntervalMs: defaults.freezeRecheckInterval ?? 60_000,
     laneRecheckIntervalMs: defaults.laneRecheckInterval ?? 10 * 60_000,
+    historyLimit: defaults.historyLimit ?? 5_000,
     stepRetry: {
       maximumAttempts: defaults.stepRetry?.maximumAttempts ?? 10,
       maximumIntervalMs: defaults.stepRetry?.maximumInterval ?? 30_000,

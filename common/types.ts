@@ -47,6 +47,19 @@ export interface PipelineInput {
   environment?: string;
   /** Who started it (CI job or person), shown in the UI. */
   requestedBy?: string;
+  /**
+   * Only the pipeline's own continue-as-new sets this: where a long wait stands, so the next run goes on from
+   * there. A run that was not continued from another refuses it.
+   */
+  resume?: PipelineResume;
+}
+
+export interface PipelineResume {
+  plan: ReleasePlan;
+  status: PipelineStatus;
+  /** The environment the pipeline was waiting at; those before it are done, and its approval gate is passed. */
+  environmentIndex: number;
+  rolledBack: boolean;
 }
 
 export interface EnvironmentPlan {
@@ -75,6 +88,8 @@ export interface ReleasePlan {
   freezeRecheckIntervalMs: number;
   /** How often a pipeline queued for a lane asks again (a lane terminated by hand has lost its queue). */
   laneRecheckIntervalMs: number;
+  /** A run's history length past which a long wait continues as new (far below Temporal's 51,200). */
+  historyLimit: number;
   /** Where an environment has diverged from the release: wait for a person, or deploy over it. */
   onDivergence: 'wait' | 'deploy';
   /** The timeouts are absent from plans recorded before they existed: the workflow's defaults apply. */

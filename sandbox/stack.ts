@@ -59,6 +59,8 @@ export interface StackOptions {
   freezeRecheckInterval?: string;
   /** How often a pipeline queued for a lane asks again (catalogue `defaults.laneRecheckInterval`). */
   laneRecheckInterval?: string;
+  /** Catalogue `defaults.historyLimit`: the history length past which a frozen pipeline continues as new. */
+  historyLimit?: number;
   ports?: { github?: number; argo?: number; release?: number; endpoints?: number };
   /** Names the image repositories and the worker's charts clone; a restarted sandbox passes the same one. Default: random. */
   id?: string;
@@ -196,6 +198,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       ...(options.stepRetry ? { stepRetry: options.stepRetry } : {}),
       ...(options.freezeRecheckInterval ? { freezeRecheckInterval: options.freezeRecheckInterval } : {}),
       ...(options.laneRecheckInterval ? { laneRecheckInterval: options.laneRecheckInterval } : {}),
+      ...(options.historyLimit ? { historyLimit: options.historyLimit } : {}),
     },
     apps: Object.fromEntries(
       appNames.map((app) => {

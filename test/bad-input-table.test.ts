@@ -180,6 +180,12 @@ describe('bad input table: one clear error, no side effect, no crashed worker', 
 
     // DeployPipeline started directly (bad-input.test.ts has path and shell characters, an unknown app and environment, a bad trigger).
     { kind: 'workflow input', what: 'app name with a Cyrillic "а"', run: () => workflowError({ app: `whitehall`.replace('a', CYRILLIC_A), ref: 'main', sha: SHA_NOBODY_HAS, trigger: 'ci' }), expected: /^invalid app name "whiteh\u0430ll"/ },
+    {
+      kind: 'workflow input',
+      what: 'a forged resume, as if the pipeline had continued as new (it would skip the checks and the approvals)',
+      run: () => workflowError({ app: 'whitehall', ref: 'main', sha: SHA_NOBODY_HAS, trigger: 'ci', resume: { environmentIndex: 2, rolledBack: false, plan: {}, status: {} } }),
+      expected: /^a pipeline is resumed only by its own continue-as-new, never started with "resume"$/,
+    },
     { kind: 'workflow input', what: 'app name that is a number', run: () => workflowError({ app: 42, ref: 'main', sha: SHA_NOBODY_HAS, trigger: 'ci' }), expected: /^invalid app name a number/ },
     { kind: 'workflow input', what: 'app name of 5000 characters', run: () => workflowError({ app: long(5000), ref: 'main', sha: SHA_NOBODY_HAS, trigger: 'ci' }), expected: /^invalid app name "a{60}…"/ },
     { kind: 'workflow input', what: 'ref of 300 characters', run: () => workflowError({ app: 'whitehall', ref: long(300), sha: SHA_NOBODY_HAS, trigger: 'ci' }), expected: /^invalid git ref "a{60}…"/ },

@@ -306,3 +306,54 @@ describe('a deploy window that closes while the pipeline waits for the lane', ()
     await h.handle(workflowId).cancel();
   });
 });
+
+describe('a freeze that lasts', () => {
+  let h: PipelineHarness;
+  beforeAll(async () => {
+    // A look every millisecond and a run of at most 300 events: a month-long freeze's continue-as-new, in a minute.
+    h = await startHarness({ apps: { 'long-freeze': {} }, freezeRecheckInterval: '1ms', historyLimit: 300 });
+  });
+  afterAll(async () => h?.close());
+
+  /** Every run of the pipeline (it continues as new), with its history's length and how often it looked at the file. */
+  async function runsOf(workflowId: string): Promise<{ runId: string; events: number; rechecks: number }[]> {
+    const runs: { runId: string; events: number; rechecks: number }[] = [];
+    for await (const run of h.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
+      const events = (await h.client.workflow.getHandle(workflowId, run.runId).fetchHistory()).events ?? [];
+      const rechecks = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'readFreeze').length;
+      runs.push({ runId: run.runId, events: events.length, rechecks });
+    }
+    return runs;
+  }
+
+  it('continues as new while it looks again and again, keeping its ID and state, then deploys once the freeze lifts', async () => {
+    const app = 'long-freeze';
+    await h.stack.charts.writeImageTag(app, 'staging', 'initial', { promote_deployment: true, automatic_deploys_enabled: false });
+    const sha = await h.stack.merge(app);
+    const { workflowId } = await h.startCi(app, sha);
+    await h.waitForStatus(workflowId, (s) => s.environments[1]?.state === 'FROZEN', 'the pipeline to stop at the staging freeze');
+
+    const looked = await waitFor(
+      async () => {
+        const runs = await runsOf(workflowId);
+        return runs.length >= 3 ? runs : undefined;
+      },
+      { timeoutMs: 300_000, intervalMs: 5_000, description: 'the frozen pipeline to continue as new twice' },
+    );
+    // Each run stops growing at the limit, plus the one look that passed it.
+    for (const run of looked) expect(run.events).toBeLessThan(400);
+    expect(looked.reduce((sum, run) => sum + run.rechecks, 0)).toBeGreaterThan(20);
+    const waiting = await h.status(workflowId);
+    expect(waiting).toMatchObject({ workflowId, status: 'FROZEN', sha });
+    expect(waiting.environments[0]!.state).toBe('DEPLOYED');
+    expect(waiting.environments[1]!.waitingFor).toBe(`automatic deploys to staging are turned off (automatic_deploys_enabled: false in ${imageTagFile(app, 'staging')})`);
+    expect((await h.handle(workflowId).describe()).typedSearchAttributes.get(DeployStatusAttribute)).toBe('FROZEN');
+    expect(versions(h, app, 'staging')).toEqual([]);
+
+    await h.stack.charts.writeImageTag(app, 'staging', 'initial', { promote_deployment: true, automatic_deploys_enabled: true });
+    const result = await h.handle(workflowId).result();
+    expect(result.status).toBe('SUCCEEDED');
+    expect(result.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'DEPLOYED', 'DEPLOYED']);
+    expect(versions(h, app, 'staging')).toEqual([sha]);
+  }, 400_000);
+});

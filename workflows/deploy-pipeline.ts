@@ -20,7 +20,7 @@ const FROM_THE_LANE = { description: 'Internal: sent by the deploy lane. Do not 
  * environment pass its approval gate (all but the first, unless continuous) and deploy it.
  */
 export async function DeployPipeline(input: PipelineInput): Promise<PipelineStatus> {
-  const refused = inputRefusal(input);
+  const refused = inputRefusal(input, Boolean(workflowInfo().continuedFromExecutionRunId));
   if (refused) throw ApplicationFailure.create({ type: FailureTypes.InvalidInput, message: refused, nonRetryable: true });
   const pipeline = new PipelineState(input, workflowInfo().workflowId);
   const steps = new Steps();
@@ -38,18 +38,23 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   setHandler(laneHolderCheckSignal, () => undefined, FROM_THE_LANE);
   setHandler(newerDeployedSignal, (news) => gate.newerDeployed(news), FROM_THE_LANE);
 
+  // A pipeline that waited long continues in a new run from where it stood (see environment-deploy.ts).
+  const resume = workflowInfo().continuedFromExecutionRunId ? input.resume : undefined;
   pipeline.publish();
   try {
-    const plan = await steps.calls.resolveRelease.executeWithOptions({ summary: `Resolve ${input.app} ${input.ref}` }, [input]);
+    const plan = resume?.plan ?? (await steps.calls.resolveRelease.executeWithOptions({ summary: `Resolve ${input.app} ${input.ref}` }, [input]));
     steps.usePlan(plan);
-    pipeline.planned(plan);
+    if (resume) pipeline.resumed(resume);
+    else pipeline.planned(plan);
 
-    await ensureImage(ctx);
+    if (!resume) await ensureImage(ctx);
 
     for (const [index, envPlan] of plan.environments.entries()) {
+      if (resume && index < resume.environmentIndex) continue;
       const env = pipeline.status.environments[index]!;
-      if (index > 0 && !envPlan.continuousDeployment) await gate.pass(env, await divergence(ctx, env));
-      while ((await deployEnvironment(ctx, envPlan, env)) === 'needs a person') await gate.pass(env, env.waitingFor);
+      const gated = index > 0 && !envPlan.continuousDeployment && index !== resume?.environmentIndex;
+      if (gated) await gate.pass(env, await divergence(ctx, env));
+      while ((await deployEnvironment(ctx, envPlan, env, index)) === 'needs a person') await gate.pass(env, env.waitingFor);
     }
     pipeline.setStatus('SUCCEEDED');
     return pipeline.status;

@@ -2,10 +2,10 @@
  * The deploy of one environment: the deploy window, the lane, the no-regression check, the bump, the side steps,
  * Argo CD's sync, the smoke tests, and the rollback when the release turns out bad there.
  */
-import { ApplicationFailure, log, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, continueAsNew, log, sleep, workflowInfo } from '@temporalio/workflow';
 import { formatDuration } from '../common/duration';
 import { shortSha } from '../common/names';
-import type { EnvironmentPlan, EnvironmentStatus } from '../common/types';
+import type { EnvironmentPlan, EnvironmentStatus, PipelineInput, PipelineStatus } from '../common/types';
 import { FailureTypes } from '../common/types';
 import { allSettledThenThrow, describeFailure, PipelineEnded, rollbackCause, unverifiedAfterBump } from './failures';
 import type { PipelineContext } from './pipeline-context';
@@ -20,7 +20,7 @@ import type { PipelineContext } from './pipeline-context';
  */
 export type EnvironmentOutcome = 'deployed' | 'needs a person';
 
-export async function deployEnvironment(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus): Promise<EnvironmentOutcome> {
+export async function deployEnvironment(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus, index: number): Promise<EnvironmentOutcome> {
   const automatic = ctx.input.trigger === 'ci';
   for (;;) {
     if (automatic && envPlan.hasDeployWindows) await awaitDeployWindow(ctx, env);
@@ -39,10 +39,28 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
     } finally {
       await ctx.lanes.release(env.environment);
     }
-    const recheck = ctx.pipeline.plan!.freezeRecheckIntervalMs;
     env.waitingFor = frozen.reason ?? `automatic deploys to ${env.environment} are turned off (automatic_deploys_enabled: false in ${frozen.path})`;
     ctx.pipeline.setStatus('FROZEN', env, 'FROZEN');
+    await waitForThaw(ctx, env, index);
+  }
+}
+
+/**
+ * A freeze can last a weekend or a month: the file is looked at on its own, without the lane, and the pipeline
+ * continues as new long before its history grows large, so that no wait ends for want of room.
+ */
+async function waitForThaw(ctx: PipelineContext, env: EnvironmentStatus, index: number): Promise<void> {
+  const { pipeline, steps } = ctx;
+  const release = pipeline.plan!;
+  const recheck = release.freezeRecheckIntervalMs;
+  for (;;) {
+    if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > release.historyLimit) {
+      const resume = { plan: release, status: pipeline.status, environmentIndex: index, rolledBack: pipeline.rolledBack };
+      await continueAsNew<(input: PipelineInput) => Promise<PipelineStatus>>({ ...ctx.input, resume });
+    }
     await sleep(recheck, { summary: `Frozen: look again in ${formatDuration(recheck)}` });
+    const freeze = await steps.calls.readFreeze.executeWithOptions({ summary: `Is ${env.environment} still frozen?` }, [{ app: release.app, environment: env.environment }]);
+    if (!freeze.frozen) return;
   }
 }
 

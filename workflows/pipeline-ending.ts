@@ -1,5 +1,5 @@
 /** How a pipeline that stops before it succeeds ends: its status, what GitHub and people hear, and its result. */
-import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, ContinueAsNew, isCancellation } from '@temporalio/workflow';
 import type { PipelineStatus } from '../common/types';
 import { describeFailure, PipelineEnded } from './failures';
 import type { PipelineContext } from './pipeline-context';
@@ -10,6 +10,8 @@ import { isFinished } from './pipeline-state';
  * failure fails the workflow with its reason as the message (ROLLED_BACK after a rollback, FAILED otherwise).
  */
 export async function endPipeline({ pipeline, reports }: PipelineContext, err: unknown): Promise<PipelineStatus> {
+  // A long wait goes on in a new run: not an ending.
+  if (err instanceof ContinueAsNew) throw err;
   const { status } = pipeline;
   const current = pipeline.environment(status.currentEnvironment);
   if (err instanceof PipelineEnded) {

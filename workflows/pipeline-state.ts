@@ -1,6 +1,6 @@
 import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import { shortSha } from '../common/names';
-import type { DeployStatus, EnvironmentPlan, EnvironmentState, EnvironmentStatus, PipelineInput, PipelineStatus, ReleasePlan } from '../common/types';
+import type { DeployStatus, EnvironmentPlan, EnvironmentState, EnvironmentStatus, PipelineInput, PipelineResume, PipelineStatus, ReleasePlan } from '../common/types';
 import { DeployApp, DeployCommit, DeployEnvironment, DeployStatusAttribute, DeployTrigger } from './definitions';
 import { renderDetails } from './details';
 
@@ -27,6 +27,14 @@ export class PipelineState {
 
   constructor(input: PipelineInput, workflowId: string) {
     this.status = { workflowId, app: input.app, ref: input.ref, trigger: input.trigger, status: 'RESOLVING', environments: [] };
+  }
+
+  /** Where the run this one continues stood: the same status, plan and rollback, published afresh. */
+  resumed({ plan, status, rolledBack }: PipelineResume): void {
+    Object.assign(this.status, status);
+    this.plan = plan;
+    this.rolledBack = rolledBack;
+    this.publish();
   }
 
   get workflowId(): string {
