@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sameSecret } from './http';
 
 /**
  * Serves bare repositories over git's smart HTTP protocol, as GitHub does, with HTTP Basic authentication:
@@ -24,17 +24,11 @@ export interface GitHttpServer {
   close(): Promise<void>;
 }
 
-function sameText(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
-}
-
 function authorised(request: IncomingMessage, options: GitHttpServerOptions): boolean {
   const header = request.headers.authorization ?? '';
   const match = /^Basic ([A-Za-z0-9+/=]+)$/.exec(header);
   if (!match) return false;
-  return sameText(Buffer.from(match[1]!, 'base64').toString('utf8'), `${options.username}:${options.password}`);
+  return sameSecret(Buffer.from(match[1]!, 'base64').toString('utf8'), `${options.username}:${options.password}`);
 }
 
 /** Runs `git http-backend` as a CGI program for one request and relays its answer. */

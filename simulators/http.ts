@@ -349,12 +349,16 @@ export function bearerToken(headers: IncomingHttpHeaders, schemes: readonly stri
   return match[2];
 }
 
-export function hasToken(headers: IncomingHttpHeaders, expected: string, schemes?: readonly string[]): boolean {
-  const given = bearerToken(headers, schemes);
-  if (given === undefined) return false;
+/** Compares a secret in constant time, as a real server does. */
+export function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function hasToken(headers: IncomingHttpHeaders, expected: string, schemes?: readonly string[]): boolean {
+  const given = bearerToken(headers, schemes);
+  return given !== undefined && sameSecret(given, expected);
 }
 
 export function randomHex(length: number): string {

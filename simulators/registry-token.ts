@@ -1,6 +1,6 @@
-import { createHash, generateKeyPairSync, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { json, Simulator, type SimRequest, type SimResponse } from './http';
+import { json, sameSecret, Simulator, type SimRequest, type SimResponse } from './http';
 import { signJwt } from './github-oidc';
 
 /**
@@ -21,12 +21,6 @@ export interface RegistryTokenSimulatorOptions {
   anonymous?: ('pull' | 'push')[];
   host?: string;
   port?: number;
-}
-
-function same(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 export class RegistryTokenSimulator extends Simulator {
@@ -58,7 +52,7 @@ export class RegistryTokenSimulator extends Simulator {
       const colon = decoded.indexOf(':');
       const login = decoded.slice(0, colon);
       const account = colon > 0 ? this.options.users[login] : undefined;
-      if (!account || !same(decoded.slice(colon + 1), account.password)) {
+      if (!account || !sameSecret(decoded.slice(colon + 1), account.password)) {
         return json(401, { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }, { 'www-authenticate': 'Basic realm="registry token"' });
       }
       user = login;

@@ -3,7 +3,7 @@ import type { EnvironmentStatus, PipelineInput, PipelineStatus } from '../common
 import { FailureTypes } from '../common/types';
 import { APPROVE_SIGNAL_DESCRIPTION, ApprovalGate, REJECT_SIGNAL_DESCRIPTION } from './approval-gate';
 import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusQuery } from './definitions';
-import { deployEnvironment, divergedReason } from './environment-deploy';
+import { compareWithDeployed, deployEnvironment, divergedReason } from './environment-deploy';
 import { inputRefusal } from './input-checks';
 import { laneGrantedSignal, laneHolderCheckSignal, laneWaitingSignal, newerDeployedSignal } from './lane-protocol';
 import type { PipelineContext } from './pipeline-context';
@@ -64,12 +64,10 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
 }
 
 /** What the approver must know beyond the usual: the environment runs commits this release would drop. */
-async function divergence({ input, pipeline, steps }: PipelineContext, env: EnvironmentStatus): Promise<string | undefined> {
-  const { app, tag, sha, onDivergence } = pipeline.plan!;
-  if (input.trigger !== 'ci' || onDivergence === 'deploy') return undefined;
-  const deployed = await steps.calls.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [
-    { app, environment: env.environment, tag, sha },
-  ]);
+async function divergence(ctx: PipelineContext, env: EnvironmentStatus): Promise<string | undefined> {
+  const { sha, onDivergence } = ctx.pipeline.plan!;
+  if (ctx.input.trigger !== 'ci' || onDivergence === 'deploy') return undefined;
+  const deployed = await compareWithDeployed(ctx, env);
   return deployed.relation === 'diverged' ? divergedReason(env, deployed.tag, sha) : undefined;
 }
 

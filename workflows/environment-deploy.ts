@@ -85,6 +85,12 @@ async function awaitDeployWindow(ctx: PipelineContext, env: EnvironmentStatus): 
   if (remaining > 0) await sleep(remaining, { summary: `Wait for the ${env.environment} deploy window (${opensAt})` });
 }
 
+/** What the environment runs, and how our commit relates to it (GitHub compare). */
+export function compareWithDeployed({ pipeline, steps }: PipelineContext, env: EnvironmentStatus) {
+  const { app, tag, sha } = pipeline.plan!;
+  return steps.calls.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [{ app, environment: env.environment, tag, sha }]);
+}
+
 export function divergedReason(env: EnvironmentStatus, deployedTag: string | undefined, sha: string): string {
   return `${env.environment} runs ${deployedTag}, which has commits ${shortSha(sha)} lacks: deploying would drop them; approve to deploy anyway`;
 }
@@ -94,11 +100,10 @@ export function divergedReason(env: EnvironmentStatus, deployedTag: string | und
  * there supersedes us; `diverged` (with the reason in the environment's status) when it runs a commit our
  * release lacks.
  */
-async function alreadyThere({ pipeline, steps }: PipelineContext, env: EnvironmentStatus): Promise<'identical' | 'diverged' | 'deploy'> {
+async function alreadyThere(ctx: PipelineContext, env: EnvironmentStatus): Promise<'identical' | 'diverged' | 'deploy'> {
+  const { pipeline } = ctx;
   const release = pipeline.plan!;
-  const deployed = await steps.calls.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [
-    { app: release.app, environment: env.environment, tag: release.tag, sha: release.sha },
-  ]);
+  const deployed = await compareWithDeployed(ctx, env);
   if (deployed.relation === 'behind') {
     env.state = 'SUPERSEDED';
     env.waitingFor = `${env.environment} already runs ${deployed.tag}, newer than ${shortSha(release.sha)}`;
