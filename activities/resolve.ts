@@ -63,8 +63,10 @@ export function createResolveActivities(stage: Stage) {
         const environments = input.environment ? [stage.environment(app, input.environment)] : app.environments;
         const sha = await checkedCommit(app, input);
         const tag = await imageTagFor(app, sha);
-        const selfApprovalMatters = input.trigger === 'ci' && environments.some((env) => !env.allowSelfApproval);
+        const selfApprovalMatters = environments.some((env) => env.needsApproval && !env.allowSelfApproval);
         const authorLogin = selfApprovalMatters ? await sourceHost.commitAuthor(app.repo, sha) : undefined;
+        // On the main branch: the commit is the branch's tip or behind it.
+        const onMainBranch = input.trigger === 'manual' ? ['identical', 'behind'].includes(await sourceHost.compareCommits(app.repo, app.mainBranch, sha)) : undefined;
         return {
           app: app.name,
           repo: app.repo,
@@ -77,12 +79,16 @@ export function createResolveActivities(stage: Stage) {
           laneRecheckIntervalMs: catalogue.laneRecheckIntervalMs,
           historyLimit: catalogue.historyLimit,
           onDivergence: app.onDivergence,
+          ...(onMainBranch !== undefined ? { onMainBranch, mainBranch: app.mainBranch } : {}),
           stepRetry: catalogue.stepRetry,
           environments: environments.map((env) => ({
             name: env.name,
             continuousDeployment: input.trigger === 'ci' && env.continuousDeployment,
+            needsApproval: env.needsApproval,
             approvers: env.approvers,
             allowSelfApproval: env.allowSelfApproval,
+            identity: env.identity,
+            deployers: env.deployers,
             hasDeployWindows: env.deployWindows.length > 0,
             syncTimeoutMs: env.syncTimeoutMs,
           })),

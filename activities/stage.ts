@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { findApp, type AppConfig, type Catalogue, type EnvironmentConfig } from '../common/catalogue';
 import { IdentityRefusedError, PermanentHttpError, PushRefusedError, RefNotFoundError, TransientHttpError } from '../common/errors';
 import { InvalidNameError, validateAppName, validateEnvironmentName } from '../common/names';
-import type { ArgoCd, ChartsRepository, DeploymentTracker, ImageRegistry, Notifier, ReleaseApp, SmokeTester, SourceHost } from '../common/ports';
+import type { ArgoCd, ChartsRepository, DeploymentTracker, IdentityVerifier, ImageRegistry, Notifier, ReleaseApp, SmokeTester, SourceHost } from '../common/ports';
 import { FailureTypes } from '../common/types';
 
 /**
@@ -32,6 +32,7 @@ export interface ActivityDependencies {
   releaseApp: ReleaseApp;
   smokeTester: SmokeTester;
   polling: PollingSettings;
+  identity: IdentityVerifier;
 }
 
 /** A step that acts on one environment of one app. */

@@ -6,7 +6,8 @@ import { createGitHubSourceHost } from '../adapters';
 import { CatalogueError, loadCatalogue, type Catalogue } from '../common/catalogue';
 import { ciWorkflowId, isFullSha, shortSha, validateAppName, validateEnvironmentName, validateGitRef } from '../common/names';
 import { DEFAULT_CATALOGUE_PATH, taskQueueFrom, temporalConnectConfig, type Env } from '../common/settings';
-import { FINAL_STATUSES, type PipelineStatus } from '../common/types';
+import { FINAL_STATUSES, type DecisionProof, type PipelineStatus } from '../common/types';
+import { proveStatement, type ProofSource } from './proofs';
 import {
   approvePipeline,
   BadInputError,
@@ -47,8 +48,9 @@ export interface CliIo {
 const USAGE = `usage: deploy <command> [options]
 
 commands:
-  start   --app APP --ref REF [--environment ENV] [--wait [--until ENV]] [--requested-by WHO]
-          CI: one pipeline per commit (a retry attaches to it). With --environment: a manual deploy of REF to ENV only.
+  start   --app APP --ref REF [--environment ENV [--allow-unmerged]] [--wait [--until ENV]] [--requested-by WHO]
+          CI: one pipeline per commit (a retry attaches to it). With --environment: a manual deploy of REF to ENV only;
+          --allow-unmerged for a commit that is not on the main branch.
   approve ID --environment ENV [--approver LOGIN] [--comment TEXT]
   reject  ID --environment ENV [--approver LOGIN] --reason TEXT
   status  ID
@@ -59,7 +61,11 @@ commands:
           A hold (after a rollback or a manual deploy) stops automatic deploys of APP to ENV until cleared.
 
 ID is a pipeline's workflow ID (deploy-<app>-<sha>), or give --app APP --ref REF instead.
-Options: --json for machine-readable output. --approver defaults to $DEPLOY_USER, then $USER.
+Proof of who you are (approve, reject, hold clear, manual start): --sign-with KEY signs with your SSH signing key
+(the one on your GitHub account; default $DEPLOY_SIGNING_KEY), or --oidc-token TOKEN in GitHub Actions (default
+$DEPLOY_OIDC_TOKEN). Environments that take only verified decisions refuse a name alone.
+Options: --json for machine-readable output. --approver (the GitHub login whose key signs) defaults to $DEPLOY_USER,
+then $GITHUB_TRIGGERING_ACTOR with an OIDC token, then $USER.
 Exit codes: 0 ok, 1 pipeline ended unsuccessfully, 2 bad input, 3 refused, 4 not found, 5 Temporal or GitHub unreachable, 6 waiting for approval.`;
 
 const OPTIONS = {
@@ -73,6 +79,9 @@ const OPTIONS = {
   limit: { type: 'string' },
   until: { type: 'string' },
   'requested-by': { type: 'string' },
+  'sign-with': { type: 'string' },
+  'oidc-token': { type: 'string' },
+  'allow-unmerged': { type: 'boolean' },
   wait: { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -136,8 +145,16 @@ async function pipelineId(values: Values, positionals: string[], session: Sessio
   return ciWorkflowId(app, await host.resolveRef(config.repo, ref));
 }
 
+function proofSource(values: Values, env: Env): ProofSource {
+  const oidcToken = values['oidc-token'] ?? (env.DEPLOY_OIDC_TOKEN?.trim() || undefined);
+  const signingKey = values['sign-with'] ?? (env.DEPLOY_SIGNING_KEY?.trim() || undefined);
+  if (values['oidc-token'] && values['sign-with']) throw new BadInputError('give --sign-with or --oidc-token, not both');
+  return oidcToken ? { oidcToken } : { signingKey };
+}
+
 function approverFrom(values: Values, env: Env): string {
-  const approver = values.approver ?? env.DEPLOY_USER ?? env.USER;
+  const fromActions = proofSource(values, env).oidcToken ? (env.GITHUB_TRIGGERING_ACTOR ?? env.GITHUB_ACTOR) : undefined;
+  const approver = values.approver ?? env.DEPLOY_USER ?? fromActions ?? env.USER;
   if (!approver) throw new BadInputError('--approver is required (or set DEPLOY_USER)');
   return approver;
 }
@@ -232,8 +249,18 @@ async function run(command: string, values: Values, positionals: string[], sessi
       const sourceHost = token ? createGitHubSourceHost({ token, baseUrl: io.env.GITHUB_API_URL || 'https://api.github.com' }) : undefined;
       if (values.until && !values.wait) throw new BadInputError('--until goes with --wait');
       if (values.until) untilRefusal(values.until, values.app, values.environment, catalogue);
+      if (values['allow-unmerged'] && !values.environment) throw new BadInputError('--allow-unmerged goes with a manual deploy (--environment)');
+      const source = proofSource(values, io.env);
+      const requestedBy = values['requested-by'] ?? (source.oidcToken || source.signingKey ? approverFrom(values, io.env) : undefined);
       const started = await startPipeline(
-        { app: required(values, 'app'), ref: required(values, 'ref'), environment: values.environment, requestedBy: values['requested-by'] },
+        {
+          app: required(values, 'app'),
+          ref: required(values, 'ref'),
+          environment: values.environment,
+          requestedBy,
+          allowUnmerged: values['allow-unmerged'],
+          prove: (about) => proveStatement(source, { ...about, decision: 'deploy' }),
+        },
         { client: await session.client(), taskQueue: taskQueueFrom(io.env), catalogue, sourceHost },
       );
       if (!values.wait) {
@@ -244,24 +271,20 @@ async function run(command: string, values: Values, positionals: string[], sessi
       print(statusTable(followed.status), { ...started, result: followed.status });
       return followed.code;
     }
-    case 'approve': {
-      const id = await pipelineId(values, positionals, session, io);
-      const receipt = await approvePipeline(await session.client(), id, {
-        environment: required(values, 'environment'),
-        approver: approverFrom(values, io.env),
-        comment: values.comment,
-      });
-      print([`approved ${receipt.environment} for ${id} as ${receipt.approver}`], receipt);
-      return ExitCode.Ok;
-    }
+    case 'approve':
     case 'reject': {
       const id = await pipelineId(values, positionals, session, io);
-      const receipt = await rejectPipeline(await session.client(), id, {
-        environment: required(values, 'environment'),
-        approver: approverFrom(values, io.env),
-        reason: required(values, 'reason'),
-      });
-      print([`rejected ${receipt.environment} for ${id} as ${receipt.approver}`], receipt);
+      const client = await session.client();
+      const environment = required(values, 'environment');
+      const approver = approverFrom(values, io.env);
+      const text = command === 'approve' ? values.comment : required(values, 'reason');
+      const proof = await decisionProof(client, id, { environment, decision: command, comment: text }, proofSource(values, io.env));
+      const receipt =
+        command === 'approve'
+          ? await approvePipeline(client, id, { environment, approver, comment: text, proof })
+          : await rejectPipeline(client, id, { environment, approver, reason: text!, proof });
+      const how = receipt.channel === 'claimed' ? '' : ` (verified: ${receipt.channel})`;
+      print([`${receipt.decision} ${receipt.environment} for ${id} as ${receipt.approver}${how}`], receipt);
       return ExitCode.Ok;
     }
     case 'status': {
@@ -310,6 +333,19 @@ async function run(command: string, values: Values, positionals: string[], sessi
     default:
       throw new BadInputError(`unknown command "${command}"\n${USAGE}`);
   }
+}
+
+/** The proof for a decision: what the statement names comes from the pipeline itself (its commit). */
+async function decisionProof(
+  client: Client,
+  pipelineId: string,
+  about: { environment: string; decision: 'approve' | 'reject'; comment?: string },
+  source: ProofSource,
+): Promise<DecisionProof | undefined> {
+  if (!source.oidcToken && !source.signingKey) return undefined;
+  const commit = source.signingKey ? (await pipelineStatus(client, pipelineId)).sha : undefined;
+  if (source.signingKey && !commit) throw new RefusedError(`pipeline ${pipelineId} has not resolved its commit yet; try again in a moment`);
+  return proveStatement(source, { pipelineId, environment: about.environment, commit: commit ?? '', decision: about.decision, comment: about.comment });
 }
 
 function isUnavailable(err: unknown): boolean {

@@ -9,7 +9,7 @@ import {
 import type { Catalogue } from '../common/catalogue';
 import { ciWorkflowId, isFullSha, manualWorkflowId, validateAppName, validateApprover, validateEnvironmentName, validateGitRef } from '../common/names';
 import type { SourceHost } from '../common/ports';
-import { DEPLOY_STATUSES, type ApprovalReceipt, type Hold, type PipelineInput, type PipelineStatus } from '../common/types';
+import { DEPLOY_STATUSES, type ApprovalReceipt, type DecisionProof, type Hold, type PipelineInput, type PipelineStatus } from '../common/types';
 import {
   approveUpdate,
   DeployApp,
@@ -57,6 +57,10 @@ export interface StartRequest {
   /** Set for a manual deploy of one environment. */
   environment?: string;
   requestedBy?: string;
+  /** Manual deploys: the commit may be off the main branch. */
+  allowUnmerged?: boolean;
+  /** Manual deploys: proves who starts it, for the commit and workflow ID once known. */
+  prove?: (about: { pipelineId: string; environment: string; commit: string }) => Promise<DecisionProof | undefined>;
 }
 
 export interface StartContext {
@@ -116,7 +120,17 @@ export async function startPipeline(request: StartRequest, context: StartContext
   const trigger = environment ? 'manual' : 'ci';
   const workflowId = environment ? manualWorkflowId(app, sha, environment) : ciWorkflowId(app, sha);
   // The one lookup of the ref: the pipeline deploys this commit, and its ID names it, wherever the ref moves next.
-  const input: PipelineInput = { app, ref, sha, trigger, environment, requestedBy: request.requestedBy };
+  const proof = environment && request.prove ? await request.prove({ pipelineId: workflowId, environment, commit: sha }) : undefined;
+  const input: PipelineInput = {
+    app,
+    ref,
+    sha,
+    trigger,
+    environment,
+    requestedBy: request.requestedBy,
+    ...(proof ? { proof } : {}),
+    ...(environment && request.allowUnmerged ? { allowUnmerged: true } : {}),
+  };
   const startOptions = {
     taskQueue: context.taskQueue,
     workflowId,
@@ -189,24 +203,24 @@ async function decide(client: Client, workflowId: string, run: (handle: Workflow
 export async function approvePipeline(
   client: Client,
   workflowId: string,
-  request: { environment: string; approver: string; comment?: string },
+  request: { environment: string; approver: string; comment?: string; proof?: DecisionProof },
 ): Promise<ApprovalReceipt> {
   const environment = asBadInput(() => validateEnvironmentName(request.environment));
   const approver = asBadInput(() => validateApprover(request.approver));
-  return decide(client, workflowId, (handle) =>
-    handle.executeUpdate(approveUpdate, { args: [{ environment, approver, comment: request.comment }] }),
-  );
+  const proof = request.proof ? { proof: request.proof } : {};
+  return decide(client, workflowId, (handle) => handle.executeUpdate(approveUpdate, { args: [{ environment, approver, comment: request.comment, ...proof }] }));
 }
 
 export async function rejectPipeline(
   client: Client,
   workflowId: string,
-  request: { environment: string; approver: string; reason: string },
+  request: { environment: string; approver: string; reason: string; proof?: DecisionProof },
 ): Promise<ApprovalReceipt> {
   const environment = asBadInput(() => validateEnvironmentName(request.environment));
   const approver = asBadInput(() => validateApprover(request.approver));
   if (!request.reason.trim()) throw new BadInputError('a rejection gives a reason');
-  return decide(client, workflowId, (handle) => handle.executeUpdate(rejectUpdate, { args: [{ environment, approver, reason: request.reason }] }));
+  const proof = request.proof ? { proof: request.proof } : {};
+  return decide(client, workflowId, (handle) => handle.executeUpdate(rejectUpdate, { args: [{ environment, approver, reason: request.reason, ...proof }] }));
 }
 
 export async function cancelPipeline(client: Client, workflowId: string): Promise<void> {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration';
 import { validateAppName, validateEnvironmentName, validateGitRef, validateRepo, validateApprover } from './names';
 import type { SmokeCheck } from './ports';
+import type { IdentityPolicy } from './types';
 
 /** The app catalogue: which apps deploy where, and how. Loaded and validated once at start-up. */
 
@@ -32,8 +33,17 @@ export interface EnvironmentConfig {
   smokeAttempts: number;
   smokeRetryIntervalMs: number;
   syncTimeoutMs: number;
+  /** A deploy here waits for a person's approval (every environment but the first, unless continuous). */
+  needsApproval: boolean;
+  /** Logins and `@org/team`s, or `anyone` alone. */
   approvers: string[];
+  identity: IdentityPolicy;
+  /** Who may start a manual deploy here: logins and `@org/team`s, or `anyone` alone. */
+  deployers: string[];
 }
+
+/** The catalogue's word for "no list": it must be written out, so that an empty list never means anyone. */
+export const ANYONE = 'anyone';
 
 export interface AppConfig {
   name: string;
@@ -48,6 +58,8 @@ export interface AppConfig {
    * `deploy` over it, dropping those commits, for teams whose environments follow main and nothing else.
    */
   onDivergence: 'wait' | 'deploy';
+  /** The branch whose commits count as merged. */
+  mainBranch: string;
   environments: EnvironmentConfig[];
 }
 
@@ -139,6 +151,18 @@ function validateApproverEntry(value: unknown): string {
   return validateApprover(value);
 }
 
+/** A list of people, or `[anyone]`: never empty, and `anyone` stands alone. */
+const peopleList = z
+  .array(named(validateApproverEntry))
+  .min(1, 'list logins or @org/teams, or write [anyone]: an empty list would let nobody, or everybody, decide')
+  .refine((people) => !people.includes(ANYONE) || people.length === 1, `"${ANYONE}" stands alone: it lets everyone`);
+
+const approvalSchema = z.strictObject({
+  identity: z.enum(['verified', 'claimed']).optional(),
+  approvers: peopleList.optional(),
+  deployers: peopleList.optional(),
+});
+
 const environmentSchema = z.strictObject({
   continuousDeployment: z.boolean().optional(),
   allowSelfApproval: z.boolean().optional(),
@@ -149,7 +173,9 @@ const environmentSchema = z.strictObject({
   smokeAttempts: z.number().int().min(1).max(20).default(3),
   smokeRetryInterval: duration.default(2000),
   syncTimeout: positiveDuration.default(15 * 60_000),
-  approvers: z.array(named(validateApproverEntry)).default([]),
+  approvers: peopleList.optional(),
+  deployers: peopleList.optional(),
+  approval: approvalSchema.omit({ approvers: true, deployers: true }).optional(),
 });
 
 const appSchema = z.strictObject({
@@ -159,6 +185,7 @@ const appSchema = z.strictObject({
     .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/, 'must be an ECR repository name')
     .optional(),
   tagScheme: z.enum(['sha', 'short-sha', 'release-tag']).default('sha'),
+  mainBranch: named(validateGitRef).default('main'),
   onDivergence: z.enum(['wait', 'deploy']).default('wait'),
   releaseTagPattern: z
     .string()
@@ -186,6 +213,7 @@ const catalogueSchema = z.strictObject({
     .strictObject({
       environments: z.array(named(validateEnvironmentName)).min(1).optional(),
       approvalTimeout: positiveDuration.optional(),
+      approval: approvalSchema.optional(),
       freezeRecheckInterval: positiveDuration.optional(),
       laneRecheckInterval: positiveDuration.optional(),
       historyLimit: z.number().int().min(200).max(40_000).optional(),
@@ -254,11 +282,22 @@ export function parseCatalogue(text: string, file: string): Catalogue {
     }
     const environments = environmentEntries.map(([envName, envBody], index): EnvironmentConfig => {
       const env = envBody ?? environmentSchema.parse({});
+      // The first environment is where every merge lands; the rest need approval unless told otherwise.
+      const continuousDeployment = env.continuousDeployment ?? index === 0;
+      const approvers = env.approvers ?? defaults.approval?.approvers;
+      if (!continuousDeployment && !approvers) {
+        throw new CatalogueError(
+          `${file}: app "${name}": environment "${envName}" needs approval and names no approvers: list logins or @org/teams, or write approvers: [${ANYONE}]`,
+        );
+      }
       return {
         name: envName,
-        // The first environment is where every merge lands; the rest need approval unless told otherwise.
-        continuousDeployment: env.continuousDeployment ?? index === 0,
-        allowSelfApproval: env.allowSelfApproval ?? envName !== 'production',
+        continuousDeployment,
+        needsApproval: !continuousDeployment,
+        // Refused by default in every gated environment: the author of a change is not the second pair of eyes.
+        allowSelfApproval: env.allowSelfApproval ?? false,
+        identity: env.approval?.identity ?? defaults.approval?.identity ?? 'verified',
+        deployers: env.deployers ?? defaults.approval?.deployers ?? [ANYONE],
         deployWindows: env.deployWindows,
         argocdApplication: env.argocdApplication ?? `${name}-${envName}`,
         url: env.url,
@@ -272,7 +311,7 @@ export function parseCatalogue(text: string, file: string): Catalogue {
         smokeAttempts: env.smokeAttempts,
         smokeRetryIntervalMs: env.smokeRetryInterval,
         syncTimeoutMs: env.syncTimeout,
-        approvers: env.approvers,
+        approvers: approvers ?? [ANYONE],
       };
     });
     apps.set(name, {
@@ -284,6 +323,7 @@ export function parseCatalogue(text: string, file: string): Catalogue {
       build: { workflow: app.build.workflow, ref: app.build.ref, timeoutMs: app.build.timeout },
       approvalTimeoutMs: app.approvalTimeout ?? defaults.approvalTimeout ?? 7 * 24 * 3_600_000,
       onDivergence: app.onDivergence,
+      mainBranch: app.mainBranch,
       environments,
     });
   }

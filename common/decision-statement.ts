@@ -12,7 +12,8 @@ export interface DecisionStatement {
   environment: string;
   /** The full SHA of the release the decision is about. */
   commit: string;
-  decision: 'approve' | 'reject';
+  /** What the person does; `clear-hold` statements name the lane as the pipeline and the hold's `setAt` as the commit. */
+  decision: 'approve' | 'reject' | 'deploy' | 'clear-hold';
   /** The approval's comment or the rejection's reason; empty when none. */
   comment?: string;
   /** When the person signed, ISO 8601 in UTC. */

@@ -2,6 +2,7 @@
  * The outside systems the pipeline talks to. Each has one production adapter in adapters/;
  * tests run those same adapters against simulators over real HTTP, real git and moto's ECR.
  */
+import type { DecisionProof, VerifiedPerson } from './types';
 
 export interface WorkflowRun {
   id: number;
@@ -161,4 +162,26 @@ export interface SmokeCheckOutcome {
 /** HTTP checks against a deployed app. */
 export interface SmokeTester {
   run(check: SmokeCheck): Promise<SmokeCheckOutcome>;
+}
+
+/** What a decision (or a manual deploy's start) is about, as the worker knows it: the proof must be for exactly this. */
+export interface IdentityQuestion {
+  pipelineId: string;
+  environment: string;
+  /** The release's full SHA. */
+  commit: string;
+  /** What the person did: approve or reject a promotion, start a manual deploy, clear a hold. */
+  action: 'approve' | 'reject' | 'deploy' | 'clear-hold';
+  /** The approval's comment or the rejection's reason, as sent. */
+  comment?: string;
+  /** The login the sender gave; a proof for someone else is refused. */
+  claimedLogin?: string;
+  /** Manual deploys: what the run-name of the starting Actions run must say. */
+  app?: string;
+  ref?: string;
+}
+
+/** Who sent a decision, from a proof GitHub or the person's SSH key vouches for; IdentityRefusedError otherwise. */
+export interface IdentityVerifier {
+  verify(question: IdentityQuestion, proof: DecisionProof): Promise<VerifiedPerson>;
 }

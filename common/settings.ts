@@ -1,4 +1,5 @@
 import { loadClientConnectConfig, type ClientConnectConfig } from '@temporalio/envconfig';
+import { parseDuration } from './duration';
 
 /** Connection settings from the environment, validated once at start-up. Secrets stay here, never in workflow inputs. */
 
@@ -26,6 +27,46 @@ export interface WorkerSettings {
   slack?: SlackSettings;
   /** Optional: Temporal Web UI base URL, for links from GitHub deployments. */
   webUiUrl?: string;
+  identity: IdentitySettings;
+}
+
+/** How the worker checks who sent a decision (docs/production.md, "Who can do what"). */
+export interface IdentitySettings {
+  oidcIssuer: string;
+  oidcAudience: string;
+  /** `owner/name`s, and owners, whose GitHub Actions runs may send decisions; none: no token is accepted. */
+  oidcRepositories: string[];
+  oidcOwners: string[];
+  signatureMaxAgeMs: number;
+}
+
+export const DEFAULT_OIDC_ISSUER = 'https://token.actions.githubusercontent.com';
+export const DEFAULT_OIDC_AUDIENCE = 'deploy-pipelines';
+export const DEFAULT_SIGNATURE_MAX_AGE_MS = 15 * 60_000;
+
+function identitySettings(env: Env, c: ReturnType<typeof problemsCollector>): IdentitySettings {
+  const list = (name: string, pattern: RegExp, what: string): string[] => {
+    const entries = (env[name] ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+    for (const entry of entries) if (!pattern.test(entry)) c.problems.push(`${name}: "${entry}" is not ${what}`);
+    return entries;
+  };
+  let signatureMaxAgeMs = DEFAULT_SIGNATURE_MAX_AGE_MS;
+  const maxAge = env.DEPLOY_SIGNATURE_MAX_AGE?.trim();
+  if (maxAge) {
+    try {
+      signatureMaxAgeMs = parseDuration(maxAge);
+      if (signatureMaxAgeMs < 60_000 || signatureMaxAgeMs > 24 * 3_600_000) throw new Error('out of range');
+    } catch {
+      c.problems.push(`DEPLOY_SIGNATURE_MAX_AGE must be a duration from 1m to 24h, such as 15m, not "${maxAge}"`);
+    }
+  }
+  return {
+    oidcIssuer: c.url(env, 'DEPLOY_OIDC_ISSUER', 'the OIDC issuer of GitHub Actions tokens', DEFAULT_OIDC_ISSUER),
+    oidcAudience: env.DEPLOY_OIDC_AUDIENCE?.trim() || DEFAULT_OIDC_AUDIENCE,
+    oidcRepositories: list('DEPLOY_OIDC_REPOSITORIES', /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9_.-]{1,100}$/, 'an owner/name repository'),
+    oidcOwners: list('DEPLOY_OIDC_OWNERS', /^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, 'a GitHub organisation or user'),
+    signatureMaxAgeMs,
+  };
 }
 
 /**
@@ -160,6 +201,7 @@ export function loadWorkerSettings(env: Env = process.env): WorkerSettings {
     workflowBundlePath: env.DEPLOY_WORKFLOW_BUNDLE?.trim() || undefined,
     slack: slackSettings(env, c),
     webUiUrl: env.DEPLOY_WEB_UI_URL?.trim() ? c.url(env, 'DEPLOY_WEB_UI_URL', 'Temporal Web UI, e.g. https://cloud.temporal.io') : undefined,
+    identity: identitySettings(env, c),
   };
   if (!/^[A-Za-z0-9_.-]{1,200}$/.test(settings.taskQueue)) c.problems.push(`DEPLOY_TASK_QUEUE "${settings.taskQueue}" must be letters, digits, ".", "_" or "-"`);
   if (!/^[A-Za-z0-9._/-]{1,200}$/.test(settings.charts.branch) || settings.charts.branch.startsWith('-')) {

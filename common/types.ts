@@ -45,8 +45,15 @@ export interface PipelineInput {
   trigger: Trigger;
   /** Manual deploys only: the one environment to deploy. */
   environment?: string;
-  /** Who started it (CI job or person), shown in the UI. */
+  /** Who started it (CI job or person), shown in the UI; on its own it proves nothing. */
   requestedBy?: string;
+  /**
+   * Manual deploys: the starter's proof of who they are (their Actions run's OIDC token, or a signed statement),
+   * checked by the worker against the environment's deployers and approvers.
+   */
+  proof?: DecisionProof;
+  /** Manual deploys: the person knows the commit is not on the main branch, and wants it deployed anyway. */
+  allowUnmerged?: boolean;
   /**
    * Only the pipeline's own continue-as-new sets this: where a long wait stands, so the next run goes on from
    * there. A run that was not continued from another refuses it.
@@ -66,9 +73,15 @@ export interface EnvironmentPlan {
   name: string;
   /** Reached without approval once the previous environment succeeded. */
   continuousDeployment: boolean;
-  /** GitHub logins and `@org/team`s allowed to approve a promotion into this environment; empty means anyone. */
+  /** Needs a person's approval before a deploy here (every environment but the first, unless continuous). */
+  needsApproval: boolean;
+  /** GitHub logins and `@org/team`s allowed to approve a promotion into this environment; `anyone` lets anyone. */
   approvers: string[];
   allowSelfApproval: boolean;
+  /** `verified`: a decision counts only with a proof of who sent it; `claimed`: a name is taken at its word. */
+  identity: IdentityPolicy;
+  /** GitHub logins and `@org/team`s who may start a manual deploy here, or `anyone`. */
+  deployers: string[];
   /** Automatic deploys here wait for a deploy window. */
   hasDeployWindows: boolean;
   syncTimeoutMs: number;
@@ -92,6 +105,9 @@ export interface ReleasePlan {
   historyLimit: number;
   /** Where an environment has diverged from the release: wait for a person, or deploy over it. */
   onDivergence: 'wait' | 'deploy';
+  /** Manual deploys: whether the commit is on the app's main branch (named here), which GitHub says. */
+  onMainBranch?: boolean;
+  mainBranch?: string;
   /** The timeouts are absent from plans recorded before they existed: the workflow's defaults apply. */
   stepRetry: { maximumAttempts: number; maximumIntervalMs: number; attemptTimeoutMs?: number; heartbeatTimeoutMs?: number };
 }
@@ -114,10 +130,32 @@ export type EnvironmentState =
   | 'EXPIRED'
   | 'CANCELLED';
 
+export type IdentityPolicy = 'verified' | 'claimed';
+
+/** How the decider was known: a GitHub Actions OIDC token, an SSH signature, or their word (`claimed`). */
+export type IdentityChannel = 'github-actions' | 'ssh-signature' | 'claimed';
+
+/** What proves who sent a decision (or started a manual deploy). */
+export type DecisionProof = { channel: 'github-actions'; token: string } | { channel: 'ssh-signature'; signature: string; signedAt: string };
+
+/** A person known by a proof: their login, the channel, and what lets anyone check it again (never a usable token). */
+export interface VerifiedPerson {
+  login: string;
+  channel: Exclude<IdentityChannel, 'claimed'>;
+  /** Claims of the OIDC token and its SHA-256, or the signed statement's time, key fingerprint and signature. */
+  evidence: Record<string, string>;
+  /** Refused when seen again: the token's jti, or the signature's digest. */
+  proofId: string;
+}
+
 export interface Decision {
   by: string;
   at: string;
   comment?: string;
+  /** Absent in decisions recorded before identities were checked. */
+  channel?: IdentityChannel;
+  evidence?: Record<string, string>;
+  proofId?: string;
 }
 
 export interface EnvironmentStatus {
@@ -132,6 +170,8 @@ export interface EnvironmentStatus {
   rejection?: Decision;
   /** Why the environment is not moving: lane, hold, freeze or deploy window. */
   waitingFor?: string;
+  /** The last decision refused here, and why: a signal cannot answer back, so its refusal is shown here. */
+  refusedDecision?: { reason: string; at: string; claimedBy?: string };
   /** Every state it entered, with when, so a follower that looks now and then misses none. */
   transitions?: { state: EnvironmentState; at: string }[];
   error?: string;
@@ -156,12 +196,14 @@ export interface ApproveRequest {
   environment: string;
   approver: string;
   comment?: string;
+  proof?: DecisionProof;
 }
 
 export interface RejectRequest {
   environment: string;
   approver: string;
   reason: string;
+  proof?: DecisionProof;
 }
 
 export interface ApprovalReceipt {
@@ -169,6 +211,7 @@ export interface ApprovalReceipt {
   approver: string;
   at: string;
   decision: 'approved' | 'rejected';
+  channel: IdentityChannel;
 }
 
 /** Failure types the workflow treats as final. Activities throw them non-retryable. */

@@ -12,6 +12,7 @@ import { createLocalChartsRepo, type LocalChartsRepo } from '../simulators/chart
 import { ensureRepository, pushSyntheticImage } from '../simulators/ecr-images';
 import { GitHubSimulator, type SimCommit } from '../simulators/github';
 import { ReleaseAppSimulator, type ReleaseAppSimulatorOptions } from '../simulators/release-app';
+import { GitHubOidcSimulator } from '../simulators/github-oidc';
 import { SANDBOX_CHANNEL, SlackSimulator } from '../simulators/slack';
 import { createProductionDependencies } from '../worker/adapters';
 
@@ -28,6 +29,10 @@ export interface StackEnvironmentSpec {
   smokeAttempts?: number;
   /** May a commit's author approve its own deploy here (catalogue default: not in production). */
   allowSelfApproval?: boolean;
+  /** Catalogue `approval.identity`; the stack's default is `claimed` (a name counts), the catalogue's `verified`. */
+  identity?: 'verified' | 'claimed';
+  /** Catalogue `deployers`: who may start a manual deploy here. */
+  deployers?: string[];
   /** Automatic deploys here wait for one of these (catalogue `deployWindows`, e.g. `{ from: '09:30:00', to: '17:00' }`). */
   deployWindows?: Array<{ days?: string[]; from: string; to: string; timezone?: string }>;
 }
@@ -76,6 +81,7 @@ export interface StackOptions {
 
 export interface Stack {
   github: GitHubSimulator;
+  oidc: GitHubOidcSimulator;
   argo: ArgoCdSimulator;
   release: ReleaseAppSimulator;
   slack: SlackSimulator;
@@ -161,6 +167,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     port: options.ports?.argo,
   });
   const slack = new SlackSimulator({ botToken: tokens.slack, channels: [SANDBOX_CHANNEL] });
+  // GitHub Actions' token issuer: the approve and deploy workflows' OIDC tokens.
+  const oidc = new GitHubOidcSimulator();
   const release = new ReleaseAppSimulator({
     token: tokens.release,
     port: options.ports?.release,
@@ -174,7 +182,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const endpoints = new AppEndpointsSimulator({ versionOf: (app, environment) => argo.currentTag(app, environment), port: options.ports?.endpoints });
   const started: { close(): Promise<void> }[] = [];
   try {
-    for (const sim of [github, argo, release, endpoints, slack]) {
+    for (const sim of [github, argo, release, endpoints, slack, oidc]) {
       await sim.start();
       started.push(sim);
     }
@@ -218,7 +226,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
                 {
                   continuousDeployment: envSpec.continuousDeployment ?? true,
                   argocdApplication: argoName(app, environment),
-                  approvers: envSpec.approvers ?? [],
+                  approvers: envSpec.approvers ?? ['anyone'],
+                  ...(envSpec.deployers ? { deployers: envSpec.deployers } : {}),
+                  approval: { identity: envSpec.identity ?? 'claimed' },
                   ...(envSpec.allowSelfApproval !== undefined ? { allowSelfApproval: envSpec.allowSelfApproval } : {}),
                   ...(envSpec.deployWindows ? { deployWindows: envSpec.deployWindows } : {}),
                   syncTimeout: envSpec.syncTimeout ?? '2m',
@@ -255,12 +265,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     CHARTS_WORKDIR: join(options.dataDir, `charts-workdir-${stackId}`),
     DEPLOY_POLL_INTERVAL_MS: String(options.polling?.initialIntervalMs ?? 100),
     DEPLOY_POLL_MAX_INTERVAL_MS: String(options.polling?.maxIntervalMs ?? 500),
+    DEPLOY_OIDC_ISSUER: oidc.issuer,
+    DEPLOY_OIDC_OWNERS: ORG,
   };
   const settings = loadWorkerSettings(env);
   const dependencies = createProductionDependencies(settings, catalogue);
 
   return {
     github,
+    oidc,
     argo,
     release,
     slack,
@@ -295,7 +308,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       else stalled.delete(app);
     },
     async close() {
-      await Promise.all([github, argo, release, endpoints, slack].map((sim) => sim.close()));
+      await Promise.all([github, argo, release, endpoints, slack, oidc].map((sim) => sim.close()));
       ecr.destroy();
     },
   };

@@ -39,7 +39,8 @@ describe('approval policy', () => {
   async function snapshot(app: string, workflowId: string) {
     const status = await h.status(workflowId);
     return {
-      status: { status: status.status, awaitingApprovalFor: status.awaitingApprovalFor, environments: status.environments },
+      // A refused decision is shown in its environment's status (refusedDecision); nothing else may change.
+      status: { status: status.status, awaitingApprovalFor: status.awaitingApprovalFor, environments: status.environments.map(({ refusedDecision: _shown, ...env }) => env) },
       files: await Promise.all(['integration', 'staging', 'production'].map((env) => readFileAt(h.stack.charts.bareDir, 'main', imageTagFile(app, env)))),
       records: h.stack.release.deployments.filter((d) => d.repo === `alphagov/${app}`).length,
     };

@@ -8,7 +8,9 @@ import {
   MAX_DECISION_TEXT,
   notAnApprover,
   notAwaiting,
+  replayedProof,
   selfApproval,
+  unverifiedDecision,
   teamRefusal,
   wrongEnvironment,
 } from '../workflows/approval-rules';
@@ -18,7 +20,18 @@ const SHA = '1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b';
 const ID = 'deploy-whitehall-1a2b3c4';
 
 function production(overrides: Partial<EnvironmentPlan> = {}): EnvironmentPlan {
-  return { name: 'production', continuousDeployment: false, approvers: [], allowSelfApproval: false, hasDeployWindows: false, syncTimeoutMs: 60_000, ...overrides };
+  return {
+    name: 'production',
+    continuousDeployment: false,
+    needsApproval: true,
+    approvers: ['anyone'],
+    allowSelfApproval: false,
+    identity: 'claimed',
+    deployers: ['anyone'],
+    hasDeployWindows: false,
+    syncTimeoutMs: 60_000,
+    ...overrides,
+  };
 }
 
 /** A pipeline waiting for approval to deploy to production, written by dora. */
@@ -66,9 +79,9 @@ describe('approval refusal rules', () => {
 
   describe('already decided', () => {
     it('names the first decision while the pipeline still waits', () => {
-      const approved = awaiting({ pending: { environment: 'production', newer: [], approved: { ...approve('bob'), at: '2026-01-01T00:00:00Z' } } });
+      const approved = awaiting({ pending: { environment: 'production', newer: [], approved: { ...approve('bob'), at: '2026-01-01T00:00:00Z', channel: 'claimed' } } });
       expect(alreadyDecided(approve(), approved)).toBe('production was already approved by bob');
-      const rejected = awaiting({ pending: { environment: 'production', newer: [], rejected: { ...approve('carol'), reason: 'not today', at: '2026-01-01T00:00:00Z' } } });
+      const rejected = awaiting({ pending: { environment: 'production', newer: [], rejected: { ...approve('carol'), reason: 'not today', at: '2026-01-01T00:00:00Z', channel: 'claimed' } } });
       expect(approvalRefusal(approve(), 'approved', rejected)).toBe('production was already rejected by carol: not today');
     });
 
@@ -86,7 +99,7 @@ describe('approval refusal rules', () => {
     });
 
     it('does not name a decision in another environment than the one asked about', () => {
-      const approved = awaiting({ pending: { environment: 'production', newer: [], approved: { ...approve('bob'), at: '2026-01-01T00:00:00Z' } } });
+      const approved = awaiting({ pending: { environment: 'production', newer: [], approved: { ...approve('bob'), at: '2026-01-01T00:00:00Z', channel: 'claimed' } } });
       expect(alreadyDecided(approve('alice', 'staging'), approved)).toBeUndefined();
     });
   });
@@ -99,9 +112,17 @@ describe('approval refusal rules', () => {
       expect(approvalRefusal(approve('ALICE'), 'approved', view)).toBeUndefined();
     });
 
-    it('lets anyone approve when the list is empty, and leaves lists with teams to the team check', () => {
-      expect(notAnApprover(approve('mallory'), [])).toBeUndefined();
+    it('lets anyone approve only where the list says anyone, and leaves lists with teams to the team check', () => {
+      expect(notAnApprover(approve('mallory'), ['anyone'])).toBeUndefined();
       expect(notAnApprover(approve('mallory'), ['alice', '@alphagov/release-managers'])).toBeUndefined();
+    });
+
+    it('fails closed: an empty list lets nobody, except in plans recorded before lists had to be written out', () => {
+      expect(notAnApprover(approve('mallory'), [])).toBe('nobody may approve deploys to production: the catalogue names no approvers');
+      expect(notAnApprover(approve('mallory'), [], true)).toBeUndefined();
+      const legacy = { ...production({ approvers: [] }), identity: undefined } as unknown as EnvironmentPlan;
+      expect(approvalRefusal(approve('mallory'), 'approved', awaiting({ environmentPlan: legacy }))).toBeUndefined();
+      expect(approvalRefusal(approve('mallory'), 'approved', awaiting({ environmentPlan: production({ approvers: [] }) }))).toMatch(/^nobody may approve/);
     });
 
     it('refuses a login that is not a GitHub login before looking any further', () => {
@@ -140,16 +161,59 @@ describe('approval refusal rules', () => {
     });
   });
 
+  describe('verified identity', () => {
+    const verifiedPlan = production({ identity: 'verified' });
+    it('refuses a bare name where decisions must be proved, and takes one with a proof or verified by the gate', () => {
+      const view = awaiting({ environmentPlan: verifiedPlan });
+      expect(unverifiedDecision(approve('alice'), view)).toMatch(/^production takes only verified decisions, and a name alone \("alice"\) proves nothing/);
+      expect(approvalRefusal(approve('alice'), 'approved', view)).toMatch(/^production takes only verified decisions/);
+      expect(unverifiedDecision({ ...approve('alice'), proof: { channel: 'github-actions', token: 'x.y.z' } }, view)).toBeUndefined();
+      expect(unverifiedDecision({ ...approve('alice'), verified: true }, view)).toBeUndefined();
+      expect(unverifiedDecision(approve('alice'), awaiting())).toBeUndefined();
+    });
+
+    it('refuses a proof that decided something before in this pipeline', () => {
+      const decided = awaiting({
+        environments: [
+          { environment: 'staging', state: 'DEPLOYED', approval: { by: 'bob', at: '2026-01-01T00:00:00Z', channel: 'github-actions', proofId: 'github-actions:iss:jti-1' } },
+          { environment: 'production', state: 'AWAITING_APPROVAL' },
+        ],
+      });
+      expect(replayedProof('github-actions:iss:jti-1', decided)).toBe('this proof was used before: each decision needs a fresh token or signature');
+      expect(replayedProof('github-actions:iss:jti-2', decided)).toBeUndefined();
+    });
+  });
+
   describe('self-approval', () => {
     it("refuses the commit's author, whatever the case of the login", () => {
       const refusal = `Dora wrote 1a2b3c4 and may not approve its deploy to production`;
-      expect(selfApproval(approve('Dora'), awaiting())).toBe(refusal);
+      expect(selfApproval(approve('Dora'), 'approved', awaiting())).toBe(refusal);
       expect(approvalRefusal(approve('Dora'), 'approved', awaiting())).toBe(refusal);
     });
 
     it('lets the author approve where the environment allows it, and anyone when the author is unknown', () => {
-      expect(selfApproval(approve('dora'), awaiting({ environmentPlan: production({ allowSelfApproval: true }) }))).toBeUndefined();
-      expect(selfApproval(approve('dora'), awaiting({ authorLogin: undefined }))).toBeUndefined();
+      expect(selfApproval(approve('dora'), 'approved', awaiting({ environmentPlan: production({ allowSelfApproval: true }) }))).toBeUndefined();
+      expect(selfApproval(approve('dora'), 'approved', awaiting({ authorLogin: undefined }))).toBeUndefined();
+    });
+
+    it('lets the author reject their own release', () => {
+      expect(selfApproval(approve('dora'), 'rejected', awaiting())).toBeUndefined();
+      expect(approvalRefusal({ ...approve('dora'), reason: 'not ready' } as never, 'rejected', awaiting())).toBeUndefined();
+    });
+
+    it('refuses whoever wrote, committed or merged any commit the release brings, not only the head', () => {
+      const releasePeople = { authors: ['erin', 'dora'], committers: ['frank'], mergedBy: ['grace'], truncated: false };
+      const view = awaiting({ releasePeople });
+      expect(selfApproval(approve('Erin'), 'approved', view)).toBe('Erin wrote a change in this release and may not approve its deploy to production');
+      expect(selfApproval(approve('frank'), 'approved', view)).toBe('frank committed a change in this release and may not approve its deploy to production');
+      expect(selfApproval(approve('grace'), 'approved', view)).toBe('grace merged a change in this release and may not approve its deploy to production');
+      expect(selfApproval(approve('alice'), 'approved', view)).toBeUndefined();
+    });
+
+    it('refuses everyone when GitHub could list only part of the release', () => {
+      const view = awaiting({ releasePeople: { authors: ['erin'], committers: [], mergedBy: [], truncated: true } });
+      expect(selfApproval(approve('alice'), 'approved', view)).toMatch(/^GitHub lists only part of the commits/);
+      expect(selfApproval(approve('alice'), 'approved', awaiting({ releasePeople: view.releasePeople, environmentPlan: production({ allowSelfApproval: true }) }))).toBeUndefined();
     });
 
     it('comes before the list of approvers', () => {

@@ -3,10 +3,14 @@ import {
   createEcrImageRegistry,
   createGitChartsRepository,
   createGitHubSourceHost,
+  createGitHubSigningKeys,
   createHttpSmokeTester,
+  createIdentityVerifier,
+  createOidcTokenVerifier,
   createReleaseAppClient,
   createSlackWebApiNotifier,
   createSlackWebhookNotifier,
+  createSshSignatureVerifier,
 } from '../adapters';
 import type { ActivityDependencies } from '../activities';
 import type { Catalogue } from '../common/catalogue';
@@ -35,6 +39,18 @@ export function createProductionDependencies(settings: WorkerSettings, catalogue
     releaseApp: createReleaseAppClient({ url: settings.releaseApp.url, token: settings.releaseApp.token }),
     smokeTester: createHttpSmokeTester(),
     polling: settings.polling,
+    identity: createIdentityVerifier({
+      oidc: {
+        verifier: createOidcTokenVerifier({ issuer: settings.identity.oidcIssuer }),
+        audience: settings.identity.oidcAudience,
+        repositories: settings.identity.oidcRepositories,
+        owners: settings.identity.oidcOwners,
+      },
+      runs: github,
+      signingKeys: createGitHubSigningKeys({ token: settings.github.token, baseUrl: settings.github.apiUrl }),
+      ssh: createSshSignatureVerifier(),
+      signatureMaxAgeMs: settings.identity.signatureMaxAgeMs,
+    }),
   };
 }
 

@@ -2,9 +2,9 @@
 import { ActivityFailure, ApplicationFailure, condition, isCancellation, log } from '@temporalio/workflow';
 import { formatDuration } from '../common/duration';
 import { shortSha } from '../common/names';
-import type { ApprovalReceipt, ApproveRequest, EnvironmentStatus, PipelineInput, RejectRequest } from '../common/types';
+import type { ApprovalReceipt, ApproveRequest, Decision as DecisionRecord, EnvironmentStatus, IdentityChannel, PipelineInput, RejectRequest, VerifiedPerson } from '../common/types';
 import { FailureTypes } from '../common/types';
-import { approvalRefusal, type Decision, type DecisionRequest, type GateView, type PendingDecision, teamRefusal } from './approval-rules';
+import { approvalRefusal, type Decision, type DecisionRequest, type GateView, type PendingDecision, replayedProof, teamRefusal } from './approval-rules';
 import { PipelineEnded } from './failures';
 import type { NewerDeployed } from './lane-protocol';
 import type { PipelineContext } from './pipeline-context';
@@ -14,10 +14,18 @@ import type { Reports } from './reports';
 import type { Steps } from './steps';
 
 /** Shown in Web UI, which sends the signals. */
-export const APPROVE_SIGNAL_DESCRIPTION = 'Approve the promotion: {"environment": "staging", "approver": "<GitHub login>", "comment": "optional"}';
-export const REJECT_SIGNAL_DESCRIPTION = 'Reject the promotion: {"environment": "staging", "approver": "<GitHub login>", "reason": "why"}';
+export const APPROVE_SIGNAL_DESCRIPTION =
+  'Approve the promotion: {"environment": "staging", "approver": "<GitHub login>", "comment": "optional"}. Environments that take only verified decisions refuse a bare name: use deploy approve --sign-with, or the approve workflow.';
+export const REJECT_SIGNAL_DESCRIPTION =
+  'Reject the promotion: {"environment": "staging", "approver": "<GitHub login>", "reason": "why"}. Environments that take only verified decisions refuse a bare name: use deploy reject --sign-with, or the approve workflow.';
 
 type Outcome = 'approved' | 'rejected' | 'expired' | 'superseded';
+
+/** What the status keeps of a decision: who, when, why, and how they were known. */
+function decisionRecord(decided: NonNullable<PendingDecision['approved'] | PendingDecision['rejected']>, comment: string | undefined): DecisionRecord {
+  const { approver, at, channel, evidence, proofId } = decided;
+  return { by: approver, at, ...(comment !== undefined ? { comment } : {}), channel, ...(evidence ? { evidence, proofId } : {}) };
+}
 
 export class ApprovalGate {
   private pending?: PendingDecision;
@@ -43,22 +51,40 @@ export class ApprovalGate {
   }
 
   async decide(request: ApproveRequest | RejectRequest, decision: Decision): Promise<ApprovalReceipt> {
-    // Asked again after GitHub answers: another decision may have come meanwhile.
-    const reason = approvalRefusal(request, decision, this.view()) ?? (await this.teamRefusal(request)) ?? approvalRefusal(request, decision, this.view());
-    if (reason) throw ApplicationFailure.create({ type: FailureTypes.ApprovalRefused, message: reason, nonRetryable: true });
-    const at = new Date().toISOString();
-    if (decision === 'approved') this.pending!.approved = { ...(request as ApproveRequest), at };
-    else this.pending!.rejected = { ...(request as RejectRequest), at };
-    return { environment: request.environment, approver: request.approver, at, decision };
+    const claimed = approvalRefusal(request, decision, this.view());
+    if (claimed) this.refuse(request, claimed);
+    const person = request.proof ? await this.identify(request, decision) : undefined;
+    return this.settle(request, decision, person);
   }
 
-  /** Signals cannot answer back (Web UI sends these); a refused one is logged and ignored. */
+  /** The rules again with the login the proof gave, then GitHub's answers; records the decision when all pass. */
+  private async settle(request: ApproveRequest | RejectRequest, decision: Decision, person: VerifiedPerson | undefined): Promise<ApprovalReceipt> {
+    const decider = person ? { ...request, approver: person.login, verified: true } : request;
+    await this.learnReleasePeople(request.environment);
+    // Asked again after each answer from GitHub: another decision may have come meanwhile.
+    const reason =
+      approvalRefusal(decider, decision, this.view()) ??
+      (person ? replayedProof(person.proofId, this.view()) : undefined) ??
+      (await this.teamRefusal(decider)) ??
+      approvalRefusal(decider, decision, this.view());
+    if (reason) this.refuse(request, reason);
+    const at = new Date().toISOString();
+    const channel: IdentityChannel = person?.channel ?? 'claimed';
+    const proven = person ? { channel, evidence: person.evidence, proofId: person.proofId } : { channel };
+    // The proof itself is not kept: a token could still work for a few minutes.
+    const { proof: _proof, verified: _verified, ...decided } = decider as (ApproveRequest | RejectRequest) & { verified?: boolean };
+    if (decision === 'approved') this.pending!.approved = { ...(decided as ApproveRequest), at, ...proven };
+    else this.pending!.rejected = { ...(decided as RejectRequest), at, ...proven };
+    log.info(`${decision} by ${decider.approver} (${channel})`, { environment: request.environment });
+    return { environment: request.environment, approver: decider.approver, at, decision, channel };
+  }
+
+  /** Signals cannot answer back (Web UI sends these); a refused one is logged and shown in the status. */
   async decideBySignal(request: ApproveRequest | RejectRequest, decision: Decision): Promise<void> {
     try {
       await this.decide(request, decision);
     } catch (err) {
-      if (err instanceof ApplicationFailure && err.type === FailureTypes.ApprovalRefused) log.warn(`${decision} signal ignored`, { reason: err.message });
-      else throw err;
+      if (!(err instanceof ApplicationFailure && err.type === FailureTypes.ApprovalRefused)) throw err;
     }
   }
 
@@ -77,21 +103,85 @@ export class ApprovalGate {
     }
   }
 
+  /** Refuses the decision: the reason goes to the caller, the log, and the environment's status, where Web UI shows it. */
+  private refuse(request: ApproveRequest | RejectRequest, reason: string): never {
+    const env = this.pipeline.status.environments.find((e) => e.environment === (request as { environment?: unknown })?.environment);
+    const claimedBy = typeof request?.approver === 'string' ? request.approver.slice(0, 100) : undefined;
+    log.warn('decision refused', { reason, claimedBy });
+    if (env) {
+      env.refusedDecision = { reason, at: new Date().toISOString(), ...(claimedBy ? { claimedBy } : {}) };
+      this.pipeline.publish();
+    }
+    throw ApplicationFailure.create({ type: FailureTypes.ApprovalRefused, message: reason, nonRetryable: true });
+  }
+
+  /** Who the proof says sent the decision; the decision is refused when it proves nothing, or nobody can say now. */
+  private async identify(request: ApproveRequest | RejectRequest, decision: Decision): Promise<VerifiedPerson> {
+    const question = {
+      pipelineId: this.pipeline.workflowId,
+      environment: request.environment,
+      commit: this.pipeline.plan!.sha,
+      action: decision === 'approved' ? ('approve' as const) : ('reject' as const),
+      comment: decision === 'approved' ? (request as ApproveRequest).comment : (request as RejectRequest).reason,
+      claimedLogin: request.approver,
+    };
+    try {
+      return await this.steps.calls.verifyIdentity.executeWithOptions({ summary: `Who sent the ${decision} decision for ${request.environment}?` }, [{ question, proof: request.proof! }]);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const cause = err instanceof ActivityFailure && err.cause ? err.cause : (err as Error);
+      const refused = cause instanceof ApplicationFailure && cause.type === FailureTypes.IdentityRefused;
+      this.refuse(request, refused ? `the decision's proof is refused: ${cause.message}` : `could not check the decision's proof now: ${cause.message}; nothing was decided, send it again`);
+    }
+  }
+
+  /**
+   * Who wrote, committed or merged what the release brings to the environment, asked once per wait: the
+   * self-approval rule needs it. A GitHub that cannot answer now is asked again at the next decision.
+   */
+  private async learnReleasePeople(environment: string): Promise<void> {
+    const { pending, pipeline } = this;
+    if (!pending || pending.environment !== environment || pending.releasePeople || pipeline.environmentPlan(environment)?.allowSelfApproval) return;
+    const { app, sha } = pipeline.plan!;
+    try {
+      pending.releasePeople = await this.steps.calls.releasePeople.executeWithOptions({ summary: `Who wrote what ${environment} would get?` }, [{ app, environment, sha }]);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
+      this.refuse({ environment, approver: '' } as ApproveRequest, `could not ask GitHub now who wrote the commits this release brings to ${environment}: ${cause}; nothing was decided, send the decision again`);
+    }
+  }
+
+  /** The person who started a manual deploy approves it, if the rules let them; if not, the reason is shown and the wait goes on. */
+  private async starterApproves(env: EnvironmentStatus, starter: VerifiedPerson): Promise<void> {
+    const request = { environment: env.environment, approver: starter.login, comment: 'started this manual deploy' };
+    try {
+      await this.settle(request, 'approved', starter);
+    } catch (err) {
+      if (!(err instanceof ApplicationFailure && err.type === FailureTypes.ApprovalRefused)) throw err;
+      env.waitingFor = `${starter.login} started this deploy but cannot approve it (${err.message}): an approver must`;
+      this.pipeline.publish();
+    }
+  }
+
   /** The lane's news of a newer deploy where we wait: it may supersede us. */
   newerDeployed(news: NewerDeployed): void {
     if (this.pending?.environment === news.environment) this.pending.newer.push(news);
   }
 
-  /** Waits until the environment is approved; a rejection, an expiry or a newer release there ends the pipeline. */
-  async pass(env: EnvironmentStatus, reason?: string): Promise<void> {
-    const outcome = await this.wait(env, reason);
+  /**
+   * Waits until the environment is approved; a rejection, an expiry or a newer release there ends the pipeline.
+   * `starter`: the verified person who started a manual deploy, whose own approval is tried first.
+   */
+  async pass(env: EnvironmentStatus, reason?: string, starter?: VerifiedPerson): Promise<void> {
+    const outcome = await this.wait(env, reason, starter);
     if (outcome === 'rejected') throw new PipelineEnded('REJECTED', `${env.environment} rejected by ${env.rejection!.by}: ${env.rejection!.comment}`);
     if (outcome === 'expired') throw new PipelineEnded('EXPIRED', `nobody approved ${env.environment} within ${formatDuration(this.pipeline.plan!.approvalTimeoutMs)}`);
     if (outcome === 'superseded') throw new PipelineEnded('SUPERSEDED', env.waitingFor!);
   }
 
   /** `reason`: what the approver must know beyond the usual (the environment has diverged), shown while it waits. */
-  private async wait(env: EnvironmentStatus, reason?: string): Promise<Outcome> {
+  private async wait(env: EnvironmentStatus, reason?: string, starter?: VerifiedPerson): Promise<Outcome> {
     const { pipeline } = this;
     const release = pipeline.plan!;
     const pending: PendingDecision = { environment: env.environment, newer: [] };
@@ -108,6 +198,7 @@ export class ApprovalGate {
     await this.steps.calls.signalLane.executeWithOptions({ summary: `Tell the ${env.environment} lane we wait for approval` }, [
       { app: release.app, environment: env.environment, signal: 'awaitingApproval', request: { pipelineId: pipeline.workflowId, sha: release.sha, trigger: this.input.trigger } },
     ]);
+    if (starter) await this.starterApproves(env, starter);
     const deadline = Date.now() + release.approvalTimeoutMs;
     let outcome: Outcome | undefined;
     try {
@@ -136,8 +227,8 @@ export class ApprovalGate {
       const { approved, rejected } = pending;
       this.pending = undefined;
       pipeline.status.awaitingApprovalFor = undefined;
-      if (approved) env.approval = { by: approved.approver, at: approved.at, comment: approved.comment };
-      if (rejected) env.rejection = { by: rejected.approver, at: rejected.at, comment: rejected.reason };
+      if (approved) env.approval = decisionRecord(approved, approved.comment);
+      if (rejected) env.rejection = decisionRecord(rejected, rejected.reason);
       const told = this.lanes.stoppedAwaiting(env.environment, Boolean(approved));
       if (told) await told;
     }
@@ -158,6 +249,7 @@ export class ApprovalGate {
       environmentPlan: pending ? pipeline.environmentPlan(pending.environment) : undefined,
       sha: plan?.sha,
       authorLogin: plan?.authorLogin,
+      releasePeople: pending?.releasePeople,
     };
   }
 }

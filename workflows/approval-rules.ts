@@ -3,20 +3,34 @@
  * Temporal calls), so they are tested without a server. Each returns the reason it refuses, or undefined.
  */
 import { shortSha, validateApprover } from '../common/names';
-import type { ApproveRequest, DeployStatus, EnvironmentPlan, EnvironmentStatus, LaneDeployed, RejectRequest } from '../common/types';
+import type { ReleasePeople } from '../common/ports';
+import type { ApproveRequest, DecisionProof, DeployStatus, IdentityChannel, EnvironmentPlan, EnvironmentStatus, LaneDeployed, RejectRequest } from '../common/types';
 
 export type Decision = 'approved' | 'rejected';
 
 export interface DecisionRequest {
   environment: string;
   approver: string;
+  proof?: DecisionProof;
+  /** Set by the gate once a proof named the approver. */
+  verified?: boolean;
+}
+
+/** When a decision came, and how its sender was known. */
+export interface Proven {
+  at: string;
+  channel: IdentityChannel;
+  evidence?: Record<string, string>;
+  proofId?: string;
 }
 
 /** The approval the pipeline waits for, and what came while it waits. */
 export interface PendingDecision {
   environment: string;
-  approved?: ApproveRequest & { at: string };
-  rejected?: RejectRequest & { at: string };
+  approved?: ApproveRequest & Proven;
+  rejected?: RejectRequest & Proven;
+  /** Who wrote, committed or merged the commits the release brings here, once GitHub said. */
+  releasePeople?: ReleasePeople;
   /** Newer releases deployed to this environment while we wait; each may supersede us. */
   newer: LaneDeployed[];
 }
@@ -32,6 +46,8 @@ export interface GateView {
   sha?: string;
   /** GitHub login of the commit's author. */
   authorLogin?: string;
+  /** Who wrote, committed or merged the commits the release adds to the environment, once GitHub said. */
+  releasePeople?: ReleasePeople;
 }
 
 /** Longest comment or rejection reason: they are kept in the pipeline's state and history. */
@@ -84,11 +100,43 @@ export function wrongEnvironment(request: DecisionRequest, view: GateView): stri
   return awaited === undefined || awaited === request.environment ? undefined : `pipeline ${view.workflowId} is awaiting approval for ${awaited}, not ${request.environment}`;
 }
 
-/** The commit's author may not approve its own deploy, unless the environment allows it. */
-export function selfApproval(request: DecisionRequest, view: GateView): string | undefined {
-  const { environmentPlan, authorLogin, sha } = view;
-  if (!environmentPlan || environmentPlan.allowSelfApproval || !authorLogin || authorLogin.toLowerCase() !== request.approver.toLowerCase()) return undefined;
-  return `${request.approver} wrote ${shortSha(sha ?? '')} and may not approve its deploy to ${request.environment}`;
+/**
+ * Nobody approves their own change, unless the environment allows it: the head commit's author, and anyone who
+ * wrote, committed or merged a commit the release brings to the environment. Rejecting one's own release is fine.
+ */
+export function selfApproval(request: DecisionRequest, decision: Decision, view: GateView): string | undefined {
+  const { environmentPlan, authorLogin, sha, releasePeople } = view;
+  if (decision === 'rejected' || !environmentPlan || environmentPlan.allowSelfApproval) return undefined;
+  const login = request.approver.toLowerCase();
+  if (authorLogin?.toLowerCase() === login) return `${request.approver} wrote ${shortSha(sha ?? '')} and may not approve its deploy to ${request.environment}`;
+  if (!releasePeople) return undefined;
+  const role = releasePeople.authors.includes(login)
+    ? 'wrote'
+    : releasePeople.committers.includes(login)
+      ? 'committed'
+      : releasePeople.mergedBy.includes(login)
+        ? 'merged'
+        : undefined;
+  if (role) return `${request.approver} ${role} a change in this release and may not approve its deploy to ${request.environment}`;
+  if (releasePeople.truncated) {
+    return `GitHub lists only part of the commits this release brings to ${request.environment}, so who wrote them is not known; nobody may approve it here (deploy a smaller step first)`;
+  }
+  return undefined;
+}
+
+/** Where decisions must be proved, a name alone is refused; so is a proof seen before. */
+export function unverifiedDecision(request: DecisionRequest, view: GateView): string | undefined {
+  if (view.environmentPlan?.identity !== 'verified' || request.proof || request.verified) return undefined;
+  return (
+    `${request.environment} takes only verified decisions, and a name alone ("${request.approver}") proves nothing: ` +
+    'sign it (deploy approve … --sign-with ~/.ssh/id_ed25519) or send it from the approve workflow in GitHub Actions'
+  );
+}
+
+/** A token or signature counts once: one that decided anything before (here or elsewhere in this pipeline) is a replay. */
+export function replayedProof(proofId: string, view: GateView): string | undefined {
+  const seen = view.environments.some((e) => e.approval?.proofId === proofId || e.rejection?.proofId === proofId);
+  return seen ? 'this proof was used before: each decision needs a fresh token or signature' : undefined;
 }
 
 function notAnApproverMessage(request: DecisionRequest, approvers: string[]): string {
@@ -96,11 +144,17 @@ function notAnApproverMessage(request: DecisionRequest, approvers: string[]): st
 }
 
 const isTeam = (approver: string) => approver.startsWith('@');
+const ANYONE = 'anyone';
 
-/** Approvers named by login only: whoever is not on the list may not decide. Teams need GitHub (teamRefusal). */
-export function notAnApprover(request: DecisionRequest, approvers: string[]): string | undefined {
+/**
+ * Approvers named by login only: whoever is not on the list may not decide. Teams need GitHub (teamRefusal). An
+ * empty list lets nobody: only `anyone`, written out, lets anyone.
+ */
+export function notAnApprover(request: DecisionRequest, approvers: string[], emptyMeansAnyone = false): string | undefined {
+  if (approvers.length === 0 && emptyMeansAnyone) return undefined;
+  if (approvers.length === 0) return `nobody may approve deploys to ${request.environment}: the catalogue names no approvers`;
   const users = approvers.filter((a) => !isTeam(a)).map((a) => a.toLowerCase());
-  if (approvers.length === 0 || approvers.some(isTeam) || users.includes(request.approver.toLowerCase())) return undefined;
+  if (approvers.includes(ANYONE) || approvers.some(isTeam) || users.includes(request.approver.toLowerCase())) return undefined;
   return notAnApproverMessage(request, approvers);
 }
 
@@ -116,8 +170,10 @@ export function approvalRefusal(request: DecisionRequest, decision: Decision, vi
     alreadyDecided(request, view) ??
     notAwaiting(view) ??
     wrongEnvironment(request, view) ??
-    selfApproval(request, view) ??
-    notAnApprover(request, view.environmentPlan?.approvers ?? [])
+    unverifiedDecision(request, view) ??
+    selfApproval(request, decision, view) ??
+    // Plans recorded before identities were checked (no `identity`) took an empty list to mean anyone.
+    notAnApprover(request, view.environmentPlan?.approvers ?? [], view.environmentPlan?.identity === undefined)
   );
 }
 
@@ -127,7 +183,7 @@ export function approvalRefusal(request: DecisionRequest, decision: Decision, vi
  */
 export async function teamRefusal(request: DecisionRequest, approvers: string[], isMember: (team: string) => Promise<boolean>): Promise<string | undefined> {
   const teams = approvers.filter(isTeam);
-  if (teams.length === 0 || approvers.some((a) => a.toLowerCase() === request.approver.toLowerCase())) return undefined;
+  if (teams.length === 0 || approvers.includes(ANYONE) || approvers.some((a) => a.toLowerCase() === request.approver.toLowerCase())) return undefined;
   for (const team of teams) {
     if (await isMember(team)) return undefined;
   }

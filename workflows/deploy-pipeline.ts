@@ -1,10 +1,11 @@
-import { ApplicationFailure, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { EnvironmentStatus, PipelineInput, PipelineStatus } from '../common/types';
 import { FailureTypes } from '../common/types';
 import { APPROVE_SIGNAL_DESCRIPTION, ApprovalGate, REJECT_SIGNAL_DESCRIPTION } from './approval-gate';
 import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusQuery } from './definitions';
 import { compareWithDeployed, deployEnvironment, divergedReason } from './environment-deploy';
 import { inputRefusal } from './input-checks';
+import { admitManualDeploy } from './manual-start';
 import { laneGrantedSignal, laneHolderCheckSignal, laneWaitingSignal, newerDeployedSignal } from './lane-protocol';
 import type { PipelineContext } from './pipeline-context';
 import { endPipeline } from './pipeline-ending';
@@ -12,6 +13,9 @@ import { PipelineLanes } from './pipeline-lanes';
 import { PipelineState } from './pipeline-state';
 import { Reports } from './reports';
 import { Steps } from './steps';
+
+/** 1.1: manual deploys pass who-may-deploy, unmerged-ref and approval gates (1.0 ones started at once). */
+const MANUAL_DEPLOY_GATES = 'manual-deploy-gates';
 
 const FROM_THE_LANE = { description: 'Internal: sent by the deploy lane. Do not send by hand.' };
 
@@ -54,6 +58,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
       const env = pipeline.status.environments[index]!;
       const gated = index > 0 && !envPlan.continuousDeployment && index !== resume?.environmentIndex;
       if (gated) await gate.pass(env, await divergence(ctx, env));
+      if (input.trigger === 'manual' && index !== resume?.environmentIndex && patched(MANUAL_DEPLOY_GATES)) await admitManualDeploy(ctx, gate, envPlan, env);
       while ((await deployEnvironment(ctx, envPlan, env, index)) === 'needs a person') await gate.pass(env, env.waitingFor);
     }
     pipeline.setStatus('SUCCEEDED');
