@@ -30,6 +30,8 @@ export interface AddCommitOptions {
   authorLogin?: string;
   /** Default: the author. `web-flow` is who GitHub's web UI commits a merge as. */
   committerLogin?: string;
+  /** The commit's e-mail addresses belong to no GitHub account: GitHub shows no author or committer user. */
+  unlinked?: boolean;
   message?: string;
   date?: Date;
   sha?: string;
@@ -41,6 +43,7 @@ export interface SimCommit {
   authorLogin: string;
   /** Absent: the author committed it (sandbox states saved before committers were recorded lack it). */
   committerLogin?: string;
+  unlinked?: boolean;
   message: string;
   /** ISO 8601, seconds precision, as GitHub writes it. */
   date: string;
@@ -305,6 +308,7 @@ export class GitHubSimulator extends Simulator {
       parents: [...parents],
       authorLogin: options.authorLogin ?? 'octocat',
       committerLogin: options.committerLogin ?? options.authorLogin ?? 'octocat',
+      ...(options.unlinked ? { unlinked: true } : {}),
       message: options.message ?? `Commit ${state.commits.size + 1}`,
       date: githubDate(options.date ?? new Date()),
     });
@@ -845,8 +849,8 @@ export class GitHubSimulator extends Simulator {
       url: `${api}/commits/${sha}`,
       html_url: `${HTML_BASE}/${state.fullName}/commit/${sha}`,
       comments_url: `${api}/commits/${sha}/comments`,
-      author: this.userJson(commit.authorLogin),
-      committer: this.userJson(commit.committerLogin ?? commit.authorLogin),
+      author: commit.unlinked ? null : this.userJson(commit.authorLogin),
+      committer: commit.unlinked ? null : this.userJson(commit.committerLogin ?? commit.authorLogin),
       parents: commit.parents.map((parent) => ({ sha: parent, url: `${api}/commits/${parent}`, html_url: `${HTML_BASE}/${state.fullName}/commit/${parent}` })),
     };
     if (detailed) {
