@@ -1,7 +1,7 @@
 import { RefNotFoundError, TransientHttpError } from '../common/errors';
 import { Octokit } from '@octokit/rest';
 import { validateRepo } from '../common/names';
-import { type CompareStatus, type DeploymentTracker, type SourceHost, type WorkflowRun } from '../common/ports';
+import { type CompareStatus, type DeploymentTracker, type ReleasePeople, type SourceHost, type WorkflowRun, type WorkflowRunIdentity } from '../common/ports';
 import { describeNetworkError, displayUrl, httpFailure, redact } from './http-client';
 
 export interface GitHubSourceHostOptions {
@@ -14,6 +14,17 @@ export interface GitHubSourceHostOptions {
 }
 
 const COMPARE_STATUSES: readonly CompareStatus[] = ['ahead', 'behind', 'identical', 'diverged'];
+/** GitHub commits what its web UI merges as this account: nobody chose to commit it. */
+const WEB_UI_COMMITTER = 'web-flow';
+
+interface CommitPeople {
+  author?: { login?: string } | null;
+  committer?: { login?: string } | null;
+}
+
+function addLogin(into: Set<string>, login: string | undefined): void {
+  if (login) into.add(login.toLowerCase());
+}
 
 interface OctokitLikeError {
   status?: unknown;
@@ -216,6 +227,61 @@ export function createGitHubSourceHost(options: GitHubSourceHostOptions): Source
         if (statusOf(err) === 404) return false;
         throw classify(err, `check ${login} in team ${org}/${teamSlug}`);
       }
+    },
+
+    async workflowRunById(repo, runId): Promise<WorkflowRunIdentity> {
+      const target = split(repo);
+      try {
+        const { data } = await octokit.rest.actions.getWorkflowRun({ ...target, run_id: runId });
+        return {
+          id: data.id,
+          repository: data.repository.full_name,
+          displayTitle: data.display_title,
+          event: data.event,
+          runAttempt: data.run_attempt ?? 1,
+          triggeringActor: data.triggering_actor?.login ?? undefined,
+          actor: data.actor?.login ?? undefined,
+          headBranch: data.head_branch ?? undefined,
+        };
+      } catch (err) {
+        throw classify(err, `read workflow run ${runId} of ${repo}`);
+      }
+    },
+
+    async releasePeople(repo, base, head): Promise<ReleasePeople> {
+      const target = split(repo);
+      const authors = new Set<string>();
+      const committers = new Set<string>();
+      const mergedBy = new Set<string>();
+      const addCommit = (commit: CommitPeople) => {
+        addLogin(authors, commit.author?.login);
+        if (commit.committer?.login?.toLowerCase() !== WEB_UI_COMMITTER) addLogin(committers, commit.committer?.login);
+      };
+      let truncated = false;
+      try {
+        if (base === undefined) {
+          const { data } = await octokit.rest.repos.getCommit({ ...target, ref: head, per_page: 1 });
+          addCommit(data);
+        } else {
+          // Without page or per_page GitHub lists the first 250 commits of the comparison, and says how many there are.
+          const { data } = await octokit.rest.repos.compareCommitsWithBasehead({ ...target, basehead: `${base}...${head}` });
+          for (const commit of data.commits) addCommit(commit);
+          truncated = data.commits.length < data.total_commits;
+        }
+      } catch (err) {
+        throw classify(err, base === undefined ? `read commit ${head} of ${repo}` : `compare ${base}...${head} in ${repo}`);
+      }
+      try {
+        const linked = await octokit.paginate(octokit.rest.repos.listPullRequestsAssociatedWithCommit, { ...target, commit_sha: head, per_page: 100 });
+        for (const pull of linked.filter((candidate) => candidate.merged_at)) {
+          // The listing leaves out who merged; only the pull request itself says.
+          const { data } = await octokit.rest.pulls.get({ ...target, pull_number: pull.number });
+          if (data.merged) addLogin(mergedBy, data.merged_by?.login);
+        }
+      } catch (err) {
+        throw classify(err, `read the pull requests of ${head} in ${repo}`);
+      }
+      return { authors: [...authors], committers: [...committers], mergedBy: [...mergedBy], truncated };
     },
   };
 }

@@ -16,6 +16,32 @@ export interface WorkflowRun {
 
 export type CompareStatus = 'ahead' | 'behind' | 'identical' | 'diverged';
 
+/** What GitHub says about one workflow run: what an Actions OIDC token's run_id is checked against. */
+export interface WorkflowRunIdentity {
+  id: number;
+  /** `owner/name` of the repository the run belongs to. */
+  repository: string;
+  /** The run's name as its `run-name` made it. */
+  displayTitle: string;
+  event: string;
+  /** 1, then one more for every re-run. */
+  runAttempt: number;
+  /** Who started this attempt: the person a re-run is down to. */
+  triggeringActor?: string;
+  /** Who started the first attempt. */
+  actor?: string;
+  headBranch?: string;
+}
+
+/** The people behind a release, as GitHub links commits and pull requests to accounts. */
+export interface ReleasePeople {
+  authors: string[];
+  committers: string[];
+  mergedBy: string[];
+  /** GitHub listed only some of the commits; the lists may lack people. */
+  truncated: boolean;
+}
+
 /** GitHub's REST API. */
 export interface SourceHost {
   /** Full SHA of a branch, tag or commit; throws RefNotFoundError when GitHub does not know it. */
@@ -32,6 +58,16 @@ export interface SourceHost {
   commitAuthor(repo: string, sha: string): Promise<string | undefined>;
   /** Whether the user is an active member of the organisation's team. */
   isTeamMember(org: string, teamSlug: string, login: string): Promise<boolean>;
+  /** GET /repos/{owner}/{repo}/actions/runs/{run_id}; a run GitHub does not know is a PermanentHttpError (404). */
+  workflowRunById(repo: string, runId: number): Promise<WorkflowRunIdentity>;
+  /**
+   * Who wrote, committed and merged the commits from `base` (exclusive; undefined: just `head`) to `head`: GitHub
+   * compare's commits (author.login / committer.login; null users and GitHub's own `web-flow` committer skipped),
+   * and merged_by of the merged pull requests GitHub links to `head` (GET /repos/{o}/{r}/commits/{sha}/pulls, then
+   * GET /repos/{o}/{r}/pulls/{n}). Lower-cased, unique. `truncated` when compare listed fewer commits than
+   * total_commits (GitHub lists at most 250).
+   */
+  releasePeople(repo: string, base: string | undefined, head: string): Promise<ReleasePeople>;
 }
 
 export type DeploymentState = 'in_progress' | 'success' | 'failure' | 'inactive';

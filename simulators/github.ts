@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { hasToken, json, randomHex, Simulator, type SimRequest, type SimResponse } from './http';
 
 /**
- * GitHub's REST API, as far as the pipeline uses it: commits, tags, compare, workflow dispatches and
- * runs, deployments. Answers in GitHub's JSON shapes so that @octokit/rest runs against it unchanged.
+ * GitHub's REST API, as far as the pipeline uses it: commits, tags, compare, pull requests, workflow
+ * dispatches and runs, deployments, teams and SSH signing keys. Answers in GitHub's JSON shapes so that @octokit/rest runs against it unchanged.
  */
 
 export interface GitHubSimulatorOptions {
@@ -28,6 +28,10 @@ export interface AddCommitOptions {
   /** Parents of the commit; default: the branch's tip (a new branch starts at the default branch's tip). */
   parents?: string[];
   authorLogin?: string;
+  /** Default: the author. `web-flow` is who GitHub's web UI commits a merge as. */
+  committerLogin?: string;
+  /** The commit's e-mail addresses belong to no GitHub account: GitHub shows no author or committer user. */
+  unlinked?: boolean;
   message?: string;
   date?: Date;
   sha?: string;
@@ -37,9 +41,54 @@ export interface SimCommit {
   sha: string;
   parents: string[];
   authorLogin: string;
+  /** Absent: the author committed it (sandbox states saved before committers were recorded lack it). */
+  committerLogin?: string;
+  unlinked?: boolean;
   message: string;
   /** ISO 8601, seconds precision, as GitHub writes it. */
   date: string;
+}
+
+export interface AddPullRequestOptions {
+  /** Default: the next number in the repository. */
+  number?: number;
+  author: string;
+  headSha: string;
+  /** The commit the merge made on the base branch; required once merged. */
+  mergeCommitSha?: string;
+  /** Who merged it; without, the pull request is open. */
+  mergedBy?: string;
+  title?: string;
+  headRef?: string;
+  baseRef?: string;
+}
+
+export interface SimPullRequest {
+  number: number;
+  id: number;
+  author: string;
+  headSha: string;
+  headRef: string;
+  baseRef: string;
+  title: string;
+  mergeCommitSha: string | null;
+  mergedBy: string | null;
+  createdAt: Date;
+  mergedAt: Date | null;
+}
+
+export interface StartRunOptions {
+  workflowFile: string;
+  /** What the workflow's `run-name` made of its inputs. */
+  displayTitle: string;
+  /** Who started the run. */
+  actor: string;
+  /** Default: the actor. */
+  triggeringActor?: string;
+  /** Default workflow_dispatch. */
+  event?: string;
+  /** Default: the default branch. */
+  branch?: string;
 }
 
 export interface DispatchRecord {
@@ -67,6 +116,12 @@ export interface SimWorkflowRun {
   headBranch: string;
   headSha: string;
   inputs: Record<string, unknown>;
+  /** 1, then one more per re-run. */
+  runAttempt: number;
+  /** Who started the first attempt. */
+  actor: string;
+  /** Who started the latest attempt. */
+  triggeringActor: string;
   createdAt: Date;
   updatedAt: Date;
   /** Why the run failed, when a dispatch handler threw. */
@@ -120,6 +175,7 @@ interface RepoState {
   /** Oldest first. */
   tags: Array<{ name: string; sha: string }>;
   workflows: Map<string, number>;
+  pulls: SimPullRequest[];
 }
 
 type Resolution = { sha: string; kind: 'branch' | 'tag' | 'sha' } | { status: 404 | 422 };
@@ -158,6 +214,8 @@ export class GitHubSimulator extends Simulator {
     const repo = '/repos/([^/]+)/([^/]+)';
     this.api('GET', new RegExp(`^${repo}$`), (req) => this.getRepo(req));
     this.api('GET', new RegExp(`^${repo}/commits/([^/]+)$`), (req) => this.getCommit(req));
+    this.api('GET', new RegExp(`^${repo}/commits/([^/]+)/pulls$`), (req) => this.pullsOfCommit(req));
+    this.api('GET', new RegExp(`^${repo}/pulls/(\\d+)$`), (req) => this.getPull(req));
     this.api('GET', new RegExp(`^${repo}/tags$`), (req) => this.listTags(req));
     this.api('GET', new RegExp(`^${repo}/compare/(.+)$`), (req) => this.compare(req));
     this.api('POST', new RegExp(`^${repo}/actions/workflows/([^/]+)/dispatches$`), (req) => this.dispatch(req));
@@ -226,6 +284,7 @@ export class GitHubSimulator extends Simulator {
       branches: new Map(),
       tags: [],
       workflows: new Map(),
+      pulls: [],
     });
   }
 
@@ -248,11 +307,87 @@ export class GitHubSimulator extends Simulator {
       sha,
       parents: [...parents],
       authorLogin: options.authorLogin ?? 'octocat',
+      committerLogin: options.committerLogin ?? options.authorLogin ?? 'octocat',
+      ...(options.unlinked ? { unlinked: true } : {}),
       message: options.message ?? `Commit ${state.commits.size + 1}`,
       date: githubDate(options.date ?? new Date()),
     });
     if (moves) state.branches.set(moves, sha);
     return sha;
+  }
+
+  /** Adds a pull request and returns its number: merged when `mergedBy` is given, open otherwise. */
+  addPullRequest(repo: string, options: AddPullRequestOptions): number {
+    const state = this.repoOrThrow(repo);
+    for (const sha of [options.headSha, options.mergeCommitSha]) {
+      if (sha !== undefined && !state.commits.has(sha)) throw new Error(`${sha} is not a commit of ${repo}`);
+    }
+    if (options.mergedBy && !options.mergeCommitSha) throw new Error('a merged pull request needs its mergeCommitSha');
+    const number = options.number ?? Math.max(0, ...state.pulls.map((pull) => pull.number)) + 1;
+    if (state.pulls.some((pull) => pull.number === number)) throw new Error(`pull request #${number} already exists in ${repo}`);
+    const now = new Date();
+    state.pulls.push({
+      number,
+      id: this.newId(),
+      author: options.author,
+      headSha: options.headSha,
+      headRef: options.headRef ?? `change-${number}`,
+      baseRef: options.baseRef ?? state.defaultBranch,
+      title: options.title ?? `Change ${number}`,
+      mergeCommitSha: options.mergeCommitSha ?? null,
+      mergedBy: options.mergedBy ?? null,
+      createdAt: now,
+      mergedAt: options.mergedBy ? now : null,
+    });
+    return number;
+  }
+
+  /**
+   * A run a person started (from the Actions tab or `gh workflow run`), already in progress, as its job sees it
+   * when it asks for an OIDC token; returns the run's ID. No dispatch handler is called.
+   */
+  startRun(repo: string, options: StartRunOptions): number {
+    const state = this.repoOrThrow(repo);
+    const workflow = this.workflow(state, options.workflowFile);
+    if (!workflow) throw new Error(`${options.workflowFile} is not a workflow file name`);
+    const branch = options.branch ?? state.defaultBranch;
+    const headSha = state.branches.get(branch);
+    if (!headSha) throw new Error(`branch ${branch} of ${repo} has no commits; add one first`);
+    const now = new Date();
+    const run: SimWorkflowRun = {
+      id: this.newId(),
+      runNumber: this.runs.filter((r) => r.workflowId === workflow.id).length + 1,
+      repo: state.fullName,
+      workflowFile: workflow.file,
+      workflowId: workflow.id,
+      name: workflowName(workflow.file),
+      displayTitle: options.displayTitle,
+      event: options.event ?? 'workflow_dispatch',
+      status: 'in_progress',
+      conclusion: null,
+      headBranch: branch,
+      headSha,
+      inputs: {},
+      runAttempt: 1,
+      actor: options.actor,
+      triggeringActor: options.triggeringActor ?? options.actor,
+      createdAt: now,
+      updatedAt: now,
+    };
+    this.runs.push(run);
+    return run.id;
+  }
+
+  /** "Re-run jobs": the same run, its next attempt, started by `by`. */
+  rerun(repo: string, runId: number, by: string): void {
+    const state = this.repoOrThrow(repo);
+    const run = this.runs.find((candidate) => candidate.repo === state.fullName && candidate.id === runId);
+    if (!run) throw new Error(`run ${runId} is not a run of ${repo}`);
+    run.runAttempt += 1;
+    run.triggeringActor = by;
+    run.status = 'in_progress';
+    run.conclusion = null;
+    run.updatedAt = new Date();
   }
 
   /** Tags `target` (a SHA or branch); the newest tag is listed first. */
@@ -351,7 +486,10 @@ export class GitHubSimulator extends Simulator {
     const behindBy = [...baseAncestors].filter((sha) => !headAncestors.has(sha)).length;
     const aheadBy = aheadCommits.length;
     const status = aheadBy === 0 && behindBy === 0 ? 'identical' : behindBy === 0 ? 'ahead' : aheadBy === 0 ? 'behind' : 'diverged';
-    const perPage = clampPerPage(req.query.get('per_page'), 250);
+    // Without page or per_page GitHub lists the first 250 commits; with them, pages of at most 100.
+    const paged = req.query.has('per_page') || req.query.has('page');
+    const perPage = paged ? clampPerPage(req.query.get('per_page'), 100) : 250;
+    const page = paged ? Math.max(1, Number.parseInt(req.query.get('page') ?? '1', 10) || 1) : 1;
     const html = `${HTML_BASE}/${state.fullName}/compare/${basehead}`;
     return json(200, {
       url: `${this.apiBase(state)}/compare/${basehead}`,
@@ -367,7 +505,7 @@ export class GitHubSimulator extends Simulator {
       total_commits: aheadBy,
       commits: aheadCommits
         .reverse()
-        .slice(0, perPage)
+        .slice((page - 1) * perPage, page * perPage)
         .map((sha) => this.commitJson(state, sha, false)),
       files: [],
     });
@@ -406,6 +544,9 @@ export class GitHubSimulator extends Simulator {
       headBranch: refMatch ? refMatch[2] : ref,
       headSha: resolved.sha,
       inputs,
+      runAttempt: 1,
+      actor: this.viewerLogin,
+      triggeringActor: this.viewerLogin,
       createdAt: now,
       updatedAt: now,
     };
@@ -460,6 +601,25 @@ export class GitHubSimulator extends Simulator {
     const state = this.repoFor(req);
     const run = this.runs.find((candidate) => candidate.repo === state.fullName && candidate.id === Number(req.params[2]));
     return run ? json(200, this.runJson(state, run)) : json(404, notFound());
+  }
+
+  /** `GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls`: the pull requests that merged as, or end at, the commit. */
+  private pullsOfCommit(req: SimRequest): SimResponse {
+    const state = this.repoFor(req);
+    const ref = req.params[2];
+    const resolved = this.resolve(state, ref);
+    if (!('sha' in resolved)) {
+      return json(422, { message: `No commit found for SHA: ${ref}`, documentation_url: `${DOCS}/commits/commits#list-pull-requests-associated-with-a-commit`, status: '422' });
+    }
+    const linked = state.pulls.filter((pull) => pull.mergeCommitSha === resolved.sha || pull.headSha === resolved.sha).reverse();
+    const page = this.paginate(req, linked);
+    return json(200, page.items.map((pull) => this.pullJson(state, pull, false)), page.headers);
+  }
+
+  private getPull(req: SimRequest): SimResponse {
+    const state = this.repoFor(req);
+    const pull = state.pulls.find((candidate) => candidate.number === Number(req.params[2]));
+    return pull ? json(200, this.pullJson(state, pull, true)) : json(404, notFound());
   }
 
   private createDeployment(req: SimRequest): SimResponse {
@@ -671,14 +831,15 @@ export class GitHubSimulator extends Simulator {
     const commit = state.commits.get(sha);
     if (!commit) throw new Error(`commit ${sha} is missing from ${state.fullName}`);
     const api = this.apiBase(state);
-    const person = { name: commit.authorLogin, email: `${commit.authorLogin}@users.noreply.github.com`, date: commit.date };
+    const person = (login: string) =>
+      login === 'web-flow' ? { name: 'GitHub', email: 'noreply@github.com', date: commit.date } : { name: login, email: `${login}@users.noreply.github.com`, date: commit.date };
     const tree = createHash('sha1').update(`tree:${sha}`).digest('hex');
     const result: Record<string, unknown> = {
       sha,
       node_id: nodeId('Commit', `${state.fullName}:${sha}`),
       commit: {
-        author: person,
-        committer: person,
+        author: person(commit.authorLogin),
+        committer: person(commit.committerLogin ?? commit.authorLogin),
         message: commit.message,
         tree: { sha: tree, url: `${api}/git/trees/${tree}` },
         url: `${api}/git/commits/${sha}`,
@@ -688,8 +849,8 @@ export class GitHubSimulator extends Simulator {
       url: `${api}/commits/${sha}`,
       html_url: `${HTML_BASE}/${state.fullName}/commit/${sha}`,
       comments_url: `${api}/commits/${sha}/comments`,
-      author: this.userJson(commit.authorLogin),
-      committer: this.userJson(commit.authorLogin),
+      author: commit.unlinked ? null : this.userJson(commit.authorLogin),
+      committer: commit.unlinked ? null : this.userJson(commit.committerLogin ?? commit.authorLogin),
       parents: commit.parents.map((parent) => ({ sha: parent, url: `${api}/commits/${parent}`, html_url: `${HTML_BASE}/${state.fullName}/commit/${parent}` })),
     };
     if (detailed) {
@@ -722,11 +883,65 @@ export class GitHubSimulator extends Simulator {
       created_at: githubDate(run.createdAt),
       updated_at: githubDate(run.updatedAt),
       run_started_at: githubDate(run.createdAt),
-      run_attempt: 1,
-      actor: this.userJson(this.viewerLogin),
-      triggering_actor: this.userJson(this.viewerLogin),
+      run_attempt: run.runAttempt,
+      actor: this.userJson(run.actor),
+      triggering_actor: this.userJson(run.triggeringActor),
       repository: { id: state.id, name: state.name, full_name: state.fullName, url: api },
     };
+  }
+
+  /** A pull request as the listings show it, or `detailed` as GET /pulls/{n} does (with merged and merged_by). */
+  private pullJson(state: RepoState, pull: SimPullRequest, detailed: boolean): Record<string, unknown> {
+    const api = this.apiBase(state);
+    const html = `${HTML_BASE}/${state.fullName}/pull/${pull.number}`;
+    const repository = this.repoJson(state);
+    const side = (ref: string, sha: string) => ({ label: `${state.owner}:${ref}`, ref, sha, user: repository.owner, repo: repository });
+    const result: Record<string, unknown> = {
+      url: `${api}/pulls/${pull.number}`,
+      id: pull.id,
+      node_id: nodeId('PullRequest', String(pull.id)),
+      html_url: html,
+      diff_url: `${html}.diff`,
+      patch_url: `${html}.patch`,
+      issue_url: `${api}/issues/${pull.number}`,
+      commits_url: `${api}/pulls/${pull.number}/commits`,
+      number: pull.number,
+      state: pull.mergedAt ? 'closed' : 'open',
+      locked: false,
+      title: pull.title,
+      user: this.userJson(pull.author),
+      body: null,
+      labels: [],
+      created_at: githubDate(pull.createdAt),
+      updated_at: githubDate(pull.mergedAt ?? pull.createdAt),
+      closed_at: pull.mergedAt ? githubDate(pull.mergedAt) : null,
+      merged_at: pull.mergedAt ? githubDate(pull.mergedAt) : null,
+      merge_commit_sha: pull.mergeCommitSha,
+      assignee: null,
+      assignees: [],
+      requested_reviewers: [],
+      head: side(pull.headRef, pull.headSha),
+      base: side(pull.baseRef, state.branches.get(pull.baseRef) ?? pull.headSha),
+      author_association: 'MEMBER',
+      auto_merge: null,
+      draft: false,
+    };
+    if (detailed) {
+      Object.assign(result, {
+        merged: pull.mergedAt !== null,
+        mergeable: pull.mergedAt ? null : true,
+        mergeable_state: pull.mergedAt ? 'unknown' : 'clean',
+        merged_by: pull.mergedBy ? this.userJson(pull.mergedBy) : null,
+        comments: 0,
+        review_comments: 0,
+        maintainer_can_modify: false,
+        commits: 1,
+        additions: 0,
+        deletions: 0,
+        changed_files: 0,
+      });
+    }
+    return result;
   }
 
   private deploymentJson(state: RepoState, deployment: SimDeployment): Record<string, unknown> {

@@ -16,6 +16,8 @@ const EXAMPLES = path.join(ROOT, 'examples', 'github-actions');
 
 interface Step {
   name?: string;
+  id?: string;
+  if?: string;
   uses?: string;
   run?: string;
   env?: Record<string, string>;
@@ -23,13 +25,24 @@ interface Step {
   'working-directory'?: string;
 }
 
+interface Job {
+  environment?: string;
+  env?: Record<string, string>;
+  steps: Step[];
+}
+
 interface Workflow {
   name: string;
   'run-name'?: string;
   on: Record<string, { inputs?: Record<string, { required?: boolean; type?: string; options?: string[] }>; secrets?: Record<string, unknown> } | null>;
+  permissions?: Record<string, string>;
   env?: Record<string, string>;
-  jobs: Record<string, { env?: Record<string, string>; steps: Step[] }>;
+  jobs: Record<string, Job>;
 }
+
+const EXAMPLE_FILES = ['approve.yml', 'build-image.yml', 'deploy-on-merge.yml', 'manual-deploy.yml'];
+/** The audience the worker expects by default (DEPLOY_OIDC_AUDIENCE). */
+const OIDC_AUDIENCE = 'deploy-pipelines';
 
 function example(file: string): Workflow {
   const doc = parseYaml(readFileSync(path.join(EXAMPLES, file), 'utf8')) as Workflow;
@@ -63,10 +76,13 @@ function shellWords(command: string, env: Record<string, string>): string[] {
   return words;
 }
 
-/** The step that runs the deploy CLI, with its effective environment (workflow, job, step), secrets left out. */
-function deployStep(doc: Workflow, values: Record<string, string>): { args: string[]; env: Record<string, string> } {
+/**
+ * The step that runs the deploy CLI (the one `condition` names, when the job has more), with its effective
+ * environment (workflow, job, step), secrets left out.
+ */
+function deployStep(doc: Workflow, values: Record<string, string>, condition?: string): { args: string[]; env: Record<string, string> } {
   const [job] = Object.values(doc.jobs);
-  const steps = job!.steps.filter((step) => step.run?.includes(' deploy '));
+  const steps = job!.steps.filter((step) => step.run?.includes(' deploy ') && step.if === condition);
   expect(steps).toHaveLength(1);
   const step = steps[0]!;
   const declared = { ...doc.env, ...job!.env, ...step.env };
@@ -82,6 +98,33 @@ function deployStep(doc: Workflow, values: Record<string, string>): { args: stri
   return { args: words.slice(3), env: { ...declared } };
 }
 
+/** The job's step that asks GitHub for an ID token, and the expression that hands the token on. */
+function oidcTokenStep(doc: Workflow): string {
+  expect(doc.permissions).toMatchObject({ 'id-token': 'write', contents: 'read' });
+  const [job] = Object.values(doc.jobs);
+  const steps = job!.steps.filter((step) => step.uses?.startsWith('actions/github-script@'));
+  expect(steps).toHaveLength(1);
+  expect(steps[0]!.id).toBeDefined();
+  expect(steps[0]!.with).toMatchObject({ 'result-encoding': 'string', script: `return await core.getIDToken('${OIDC_AUDIENCE}')` });
+  return `steps.${steps[0]!.id}.outputs.result`;
+}
+
+/** The Temporal key can approve or deploy by hand: it comes from a GitHub environment of the job, never the workflow. */
+function expectKeysInJobEnvironment(doc: Workflow): void {
+  expect(JSON.stringify(doc.env ?? {})).not.toContain('secrets.');
+  for (const job of Object.values(doc.jobs)) {
+    expect(job.environment).toEqual(expect.stringMatching(/^[a-z-]+$/));
+    expect(JSON.stringify(job.env ?? {})).not.toContain('secrets.');
+  }
+}
+
+/** The CLI and worker these tests run take no proof yet: the command runs without its token, checked above. */
+function withoutOidcToken(args: string[]): string[] {
+  const at = args.indexOf('--oidc-token');
+  expect(at).toBeGreaterThan(0);
+  return [...args.slice(0, at), ...args.slice(at + 2)];
+}
+
 const packageJson = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
 
 describe('GitHub Actions examples', () => {
@@ -90,6 +133,14 @@ describe('GitHub Actions examples', () => {
     h = await startHarness({ apps: { [APP]: {} } });
   });
   afterAll(async () => h?.close());
+
+  it('pass inputs to the shell as variables, never as text pasted into the script', () => {
+    for (const file of EXAMPLE_FILES) {
+      for (const job of Object.values(example(file).jobs)) {
+        for (const step of job.steps) expect(step.run ?? '').not.toMatch(/\$\{\{[^}]*\b(inputs|github\.event)\./);
+      }
+    }
+  });
 
   it('the CLI they call is the package bin, built from client/cli.ts with its shebang', () => {
     expect(packageJson.bin.deploy).toBe('dist/client/cli.js');
@@ -101,6 +152,8 @@ describe('GitHub Actions examples', () => {
     expect(Object.keys(doc.on)).toEqual(['workflow_call']);
     expect(doc.on.workflow_call?.inputs?.app).toMatchObject({ required: true, type: 'string' });
     expect(Object.keys(doc.on.workflow_call?.secrets ?? {}).sort()).toEqual(['TEMPORAL_ADDRESS', 'TEMPORAL_API_KEY', 'TEMPORAL_NAMESPACE']);
+    // It starts pipelines and nothing else: no token that could speak for a person.
+    expect(doc.permissions).toEqual({ contents: 'read' });
 
     // A commit whose image CI has not built yet: the pipeline dispatches the image build.
     const sha = await h.stack.merge(APP, { buildImage: false });
@@ -139,21 +192,53 @@ describe('GitHub Actions examples', () => {
 
     // A branch, not a SHA: the CLI resolves it with the catalogue and GITHUB_TOKEN.
     const sha = await h.stack.merge(APP);
+    const token = 'eyJ.token-of-this-run.sig';
     const values = {
       'inputs.gitRef': 'main',
       'inputs.environment': 'staging',
       'github.actor': 'octocat',
       'vars.DEPLOY_APP || github.event.repository.name': APP,
+      [oidcTokenStep(doc)]: token,
     };
+    expectKeysInJobEnvironment(doc);
+    // The worker takes the person deploying from the run GitHub names this way.
+    expect(evaluate(doc['run-name']!, values)).toBe(`deploy ${APP} main to staging`);
     const { args, env } = deployStep(doc, values);
     expect(env.GITHUB_TOKEN).toBe('${{ github.token }}');
-    expect(args).toEqual(['start', '--app', APP, '--ref', 'main', '--environment', 'staging', '--wait', '--requested-by', 'octocat']);
+    expect(args).toEqual(['start', '--app', APP, '--ref', 'main', '--environment', 'staging', '--wait', '--requested-by', 'octocat', '--oidc-token', token]);
 
-    const run = await h.cli(args);
+    const run = await h.cli(withoutOidcToken(args));
     expect(run.code).toBe(0);
     const status = await h.status(`deploy-${APP}-${sha}-staging-manual`);
     expect(status).toMatchObject({ status: 'SUCCEEDED', trigger: 'manual', sha });
     expect(status.environments.map((e) => [e.environment, e.state])).toEqual([['staging', 'DEPLOYED']]);
+  });
+
+  it('approve sends a decision with a token naming its run, whose name says the decision, pipeline and environment', () => {
+    const doc = example('approve.yml');
+    expect(Object.keys(doc.on)).toEqual(['workflow_dispatch']);
+    const inputs = doc.on.workflow_dispatch?.inputs ?? {};
+    expect(Object.keys(inputs).sort()).toEqual(['comment', 'decision', 'environment', 'pipeline']);
+    expect(inputs.pipeline).toMatchObject({ required: true, type: 'string' });
+    expect(inputs.decision).toMatchObject({ required: true, type: 'choice', options: ['approve', 'reject'] });
+    expect(inputs.environment).toMatchObject({ required: true, type: 'choice' });
+    expect(inputs.comment).toMatchObject({ type: 'string' });
+    expect(inputs.comment?.required).not.toBe(true);
+    expectKeysInJobEnvironment(doc);
+
+    const pipeline = `deploy-${APP}-${'a'.repeat(40)}`;
+    const token = 'eyJ.token-of-this-run.sig';
+    for (const decision of ['approve', 'reject']) {
+      const values = { 'inputs.decision': decision, 'inputs.pipeline': pipeline, 'inputs.environment': 'production', 'inputs.comment': 'Checked on staging', [oidcTokenStep(doc)]: token };
+      // What the worker reads back from GitHub's run: exactly `<decision> <pipeline ID> <environment>`.
+      expect(evaluate(doc['run-name']!, values)).toBe(`${decision} ${pipeline} production`);
+      const { args, env } = deployStep(doc, values, `inputs.decision == '${decision}'`);
+      for (const name of ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'TEMPORAL_API_KEY']) expect(env[name]).toBe(`\${{ secrets.${name} }}`);
+      const why = decision === 'approve' ? '--comment' : '--reason';
+      expect(args).toEqual([decision, pipeline, '--environment', 'production', why, 'Checked on staging', '--oidc-token', token]);
+      // The person is the one who started the run: no name of their own choosing goes with the decision.
+      expect(args).not.toContain('--approver');
+    }
   });
 
   it('build-image is dispatched with gitRef and names its run after it', () => {

@@ -196,6 +196,89 @@ describe('GitHubSimulator', () => {
     expect(github.runs[0]).toMatchObject({ status: 'completed', conclusion: 'failure', failure: 'docker build failed' });
   });
 
+  it('reports who committed each commit: the author unless told, GitHub itself (web-flow) for a web UI merge', async () => {
+    const base = github.addCommit(repo, { authorLogin: 'alice' });
+    const rebased = github.addCommit(repo, { authorLogin: 'alice', committerLogin: 'bob' });
+    const merge = github.addCommit(repo, { authorLogin: 'carol', committerLogin: 'web-flow' });
+
+    expect((await get(`/repos/${repo}/commits/${base}`)).body).toMatchObject({ author: { login: 'alice' }, committer: { login: 'alice' } });
+    const compared = (await get(`/repos/${repo}/compare/${base}...${merge}`)).body;
+    expect(compared.total_commits).toBe(2);
+    expect(compared.commits.map((c: Json) => [c.sha, c.author.login, c.committer.login])).toEqual([
+      [rebased, 'alice', 'bob'],
+      [merge, 'carol', 'web-flow'],
+    ]);
+    expect(compared.commits[1].commit.committer).toMatchObject({ name: 'GitHub', email: 'noreply@github.com' });
+    expect(compared.commits[0].commit.committer).toMatchObject({ name: 'bob' });
+  });
+
+  it('lists up to 250 commits in a comparison unless asked for pages of at most 100', async () => {
+    const base = github.addCommit(repo);
+    let head = base;
+    for (let i = 0; i < 260; i += 1) head = github.addCommit(repo);
+    const whole = (await get(`/repos/${repo}/compare/${base}...${head}`)).body;
+    expect(whole).toMatchObject({ total_commits: 260, ahead_by: 260 });
+    expect(whole.commits).toHaveLength(250);
+    const lastPage = (await get(`/repos/${repo}/compare/${base}...${head}?per_page=100&page=3`)).body;
+    expect(lastPage.commits).toHaveLength(60);
+    expect(lastPage.commits.at(-1).sha).toBe(head);
+    expect((await get(`/repos/${repo}/compare/${base}...${head}?per_page=500`)).body.commits).toHaveLength(100);
+  });
+
+  it('links pull requests to their merge commit and head, and says who merged them', async () => {
+    const head = github.addCommit(repo, { authorLogin: 'alice', branch: 'fix-typo' });
+    const merge = github.addCommit(repo, { authorLogin: 'alice', committerLogin: 'web-flow', parents: [head] });
+    const merged = github.addPullRequest(repo, { author: 'alice', headSha: head, mergeCommitSha: merge, mergedBy: 'bob', headRef: 'fix-typo' });
+    const openHead = github.addCommit(repo, { branch: 'wip' });
+    const open = github.addPullRequest(repo, { author: 'dave', headSha: openHead });
+    expect([merged, open]).toEqual([1, 2]);
+
+    const byMerge = await get(`/repos/${repo}/commits/${merge}/pulls`);
+    expect(byMerge.status).toBe(200);
+    expect(byMerge.body).toHaveLength(1);
+    expect(byMerge.body[0]).toMatchObject({ number: 1, state: 'closed', user: { login: 'alice' }, merge_commit_sha: merge, head: { sha: head, ref: 'fix-typo' }, base: { ref: 'main' } });
+    expect(byMerge.body[0].merged_at).toMatch(/Z$/);
+    // The listing, as GitHub's, does not say who merged.
+    expect(byMerge.body[0]).not.toHaveProperty('merged_by');
+    expect((await get(`/repos/${repo}/commits/${head}/pulls`)).body.map((p: Json) => p.number)).toEqual([1]);
+    expect((await get(`/repos/${repo}/commits/${github.addCommit(repo)}/pulls`)).body).toEqual([]);
+    expect((await get(`/repos/${repo}/commits/${'0'.repeat(40)}/pulls`)).status).toBe(422);
+
+    expect((await get(`/repos/${repo}/pulls/1`)).body).toMatchObject({ number: 1, merged: true, merged_by: { login: 'bob' }, merge_commit_sha: merge, user: { login: 'alice' } });
+    expect((await get(`/repos/${repo}/pulls/2`)).body).toMatchObject({ number: 2, state: 'open', merged: false, merged_by: null, merged_at: null, user: { login: 'dave' } });
+    expect((await get(`/repos/${repo}/pulls/3`)).status).toBe(404);
+    expect(() => github.addPullRequest(repo, { author: 'eve', headSha: head, mergedBy: 'eve' })).toThrow(/mergeCommitSha/);
+  });
+
+  it('answers for a run a person started and re-ran: display title, attempt, actor and triggering actor', async () => {
+    github.addCommit(repo);
+    const runId = github.startRun(repo, { workflowFile: 'approve.yml', displayTitle: 'approve deploy-whitehall-abc production', actor: 'alice' });
+    const first = (await get(`/repos/${repo}/actions/runs/${runId}`)).body;
+    expect(first).toMatchObject({
+      id: runId,
+      display_title: 'approve deploy-whitehall-abc production',
+      event: 'workflow_dispatch',
+      status: 'in_progress',
+      run_attempt: 1,
+      path: '.github/workflows/approve.yml',
+      head_branch: 'main',
+      head_sha: github.branchTip(repo),
+      actor: { login: 'alice' },
+      triggering_actor: { login: 'alice' },
+      repository: { full_name: repo },
+    });
+
+    github.rerun(repo, runId, 'bob');
+    expect((await get(`/repos/${repo}/actions/runs/${runId}`)).body).toMatchObject({ run_attempt: 2, actor: { login: 'alice' }, triggering_actor: { login: 'bob' } });
+    expect((await get(`/repos/${repo}/actions/workflows/approve.yml/runs`)).body.workflow_runs.map((r: Json) => r.id)).toEqual([runId]);
+    expect((await get(`/repos/${repo}/actions/runs/1`)).status).toBe(404);
+
+    // A dispatched run is the token's owner's, as before.
+    await call(`${url}/repos/${repo}/actions/workflows/build-image.yml/dispatches`, { method: 'POST', token: TOKEN, body: JSON.stringify({ ref: 'main', inputs: { gitRef: 'v1' } }) });
+    const dispatched = github.runs.at(-1)!;
+    expect((await get(`/repos/${repo}/actions/runs/${dispatched.id}`)).body).toMatchObject({ run_attempt: 1, actor: { login: 'deploy-pipeline' }, triggering_actor: { login: 'deploy-pipeline' } });
+  });
+
   it('creates and lists deployments and their statuses', async () => {
     const sha = github.addCommit(repo);
     const created = await call(`${url}/repos/${repo}/deployments`, {
