@@ -1,12 +1,21 @@
 import type { IdentityQuestion, ReleasePeople } from '../common/ports';
 import { isFullSha } from '../common/names';
-import { RefNotFoundError } from '../common/errors';
+import { Context } from '@temporalio/activity';
+import { IdentityRefusedError, RefNotFoundError } from '../common/errors';
 import type { DecisionProof, VerifiedPerson } from '../common/types';
 import { classified, type Stage } from './stage';
 
 /** What the approval gate asks GitHub: who sent a decision, who wrote the release, and who belongs to a team. */
 export function createApproverActivities(stage: Stage) {
   const { sourceHost, identity, charts } = stage.deps;
+  /**
+   * Proofs this worker accepted, with the run they decided for: a retry of the same run's check passes, any other
+   * run (a manual deploy of the same commit again reuses its workflow ID) is a replay. Kept a day, far longer
+   * than a proof lives (tokens 5 minutes, signatures DEPLOY_SIGNATURE_MAX_AGE); each pipeline also refuses a
+   * proof it has recorded, whichever worker checked it.
+   */
+  const usedProofs = new Map<string, { runId: string; until: number }>();
+  const PROOF_MEMORY_MS = 24 * 3_600_000;
 
   return {
     async isTeamMember(request: { team: string; login: string }): Promise<boolean> {
@@ -18,7 +27,16 @@ export function createApproverActivities(stage: Stage) {
 
     /** The person a proof vouches for, for exactly this question; IdentityRefused (permanent) when it does not. */
     async verifyIdentity(request: { question: IdentityQuestion; proof: DecisionProof }): Promise<VerifiedPerson> {
-      return classified(() => identity.verify(request.question, request.proof));
+      return classified(async () => {
+        const person = await identity.verify(request.question, request.proof);
+        const runId = Context.current().info.workflowExecution?.runId ?? '';
+        const now = Date.now();
+        for (const [id, use] of usedProofs) if (use.until < now) usedProofs.delete(id);
+        const earlier = usedProofs.get(person.proofId);
+        if (earlier && earlier.runId !== runId) throw new IdentityRefusedError(`this proof was used before: each decision needs a fresh token or signature`);
+        usedProofs.set(person.proofId, { runId, until: now + PROOF_MEMORY_MS });
+        return person;
+      });
     },
 
     /**

@@ -152,15 +152,32 @@ export class ApprovalGate {
     }
   }
 
+  private async announceWait(env: EnvironmentStatus, reason: string | undefined): Promise<void> {
+    const { pipeline } = this;
+    const release = pipeline.plan!;
+    pipeline.status.awaitingApprovalFor = env.environment;
+    pipeline.setStatus('AWAITING_APPROVAL', env, 'AWAITING_APPROVAL');
+    if (reason) {
+      env.waitingFor = reason;
+      pipeline.publish();
+    }
+    await this.reports.tellPeople(
+      `${pipeline.headline()} waits for approval to deploy to ${env.environment}${reason ? ` (${reason})` : ''}: deploy approve ${pipeline.workflowId} --environment ${env.environment}`,
+    );
+    await this.steps.calls.signalLane.executeWithOptions({ summary: `Tell the ${env.environment} lane we wait for approval` }, [
+      { app: release.app, environment: env.environment, signal: 'awaitingApproval', request: { pipelineId: pipeline.workflowId, sha: release.sha, trigger: this.input.trigger } },
+    ]);
+  }
+
   /** The person who started a manual deploy approves it, if the rules let them; if not, the reason is shown and the wait goes on. */
-  private async starterApproves(env: EnvironmentStatus, starter: VerifiedPerson): Promise<void> {
+  private async starterApproves(env: EnvironmentStatus, starter: VerifiedPerson): Promise<string | undefined> {
     const request = { environment: env.environment, approver: starter.login, comment: 'started this manual deploy' };
     try {
       await this.settle(request, 'approved', starter);
+      return undefined;
     } catch (err) {
       if (!(err instanceof ApplicationFailure && err.type === FailureTypes.ApprovalRefused)) throw err;
-      env.waitingFor = `${starter.login} started this deploy but cannot approve it (${err.message}): an approver must`;
-      this.pipeline.publish();
+      return `${starter.login} started this deploy but cannot approve it (${err.message}): an approver must`;
     }
   }
 
@@ -186,19 +203,9 @@ export class ApprovalGate {
     const release = pipeline.plan!;
     const pending: PendingDecision = { environment: env.environment, newer: [] };
     this.pending = pending;
-    pipeline.status.awaitingApprovalFor = env.environment;
-    pipeline.setStatus('AWAITING_APPROVAL', env, 'AWAITING_APPROVAL');
-    if (reason) {
-      env.waitingFor = reason;
-      pipeline.publish();
-    }
-    await this.reports.tellPeople(
-      `${pipeline.headline()} waits for approval to deploy to ${env.environment}${reason ? ` (${reason})` : ''}: deploy approve ${pipeline.workflowId} --environment ${env.environment}`,
-    );
-    await this.steps.calls.signalLane.executeWithOptions({ summary: `Tell the ${env.environment} lane we wait for approval` }, [
-      { app: release.app, environment: env.environment, signal: 'awaitingApproval', request: { pipelineId: pipeline.workflowId, sha: release.sha, trigger: this.input.trigger } },
-    ]);
-    if (starter) await this.starterApproves(env, starter);
+    // A verified starter who may approve here goes on at once: nobody is told to approve, nothing shows a wait.
+    const starterRefused = starter ? await this.starterApproves(env, starter) : undefined;
+    if (!pending.approved) await this.announceWait(env, starterRefused ?? reason);
     const deadline = Date.now() + release.approvalTimeoutMs;
     let outcome: Outcome | undefined;
     try {
