@@ -40,6 +40,27 @@ export function createApproverActivities(stage: Stage) {
     },
 
     /**
+     * Why this person may not clear a hold on the app in the environment, if they may not: only its approvers may,
+     * and where decisions are verified, only with a proof (`verified`: a proof named them). Anyone, written out,
+     * lets anyone.
+     */
+    async holdClearRefusal(request: { app: string; environment: string; login: string; verified: boolean }): Promise<string | undefined> {
+      return classified(async () => {
+        const { env } = stage.target(request);
+        if (env.identity === 'verified' && !request.verified) {
+          return `holds on ${request.app} in ${request.environment} are cleared only by a verified approver: sign it (deploy hold clear … --sign-with KEY); a name alone ("${request.login}") proves nothing`;
+        }
+        const login = request.login.toLowerCase();
+        if (env.approvers.includes('anyone') || env.approvers.some((a) => a.toLowerCase() === login)) return undefined;
+        for (const team of env.approvers.filter((a) => a.startsWith('@'))) {
+          const [org, slug] = team.slice(1).split('/');
+          if (await sourceHost.isTeamMember(org!, slug!, request.login)) return undefined;
+        }
+        return `${request.login} may not clear holds on ${request.app} in ${request.environment}: only its approvers may (${env.approvers.join(', ')})`;
+      });
+    },
+
+    /**
      * Who wrote, committed or merged the commits between what the environment runs and the release. An
      * environment whose commit GitHub cannot name counts the release's head commit alone.
      */

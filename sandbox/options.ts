@@ -209,6 +209,7 @@ const appsSchema = z.strictObject({
               .strictObject({
                 continuousDeployment: z.boolean().optional(),
                 approvers: z.array(named(validateApprover)).optional(),
+                identity: z.enum(['verified', 'claimed']).optional(),
                 syncTimeout: duration.optional(),
                 smokeAttempts: z.number().int().min(1).max(20).optional(),
               })

@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { parse as parseYaml } from 'yaml';
@@ -32,6 +34,8 @@ export const HOST = '127.0.0.1';
 /** How the deploy CLI runs from the project's folder. */
 export const DEPLOY_COMMAND = 'npm run deploy --';
 export const DEPLOY_ENV_FILE = 'deploy.env';
+
+const execFileAsync = promisify(execFile);
 /** The children's logs, and their pid files while they run. */
 const TEMPORAL = { log: 'temporal.log', pid: 'temporal.pid' };
 const MOTO = { log: 'moto.log', pid: 'moto.pid' };
@@ -180,6 +184,9 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
       DEPLOY_CATALOGUE: stack.cataloguePath,
       GITHUB_API_URL: stack.env.GITHUB_API_URL!,
       GITHUB_TOKEN: stack.env.GITHUB_TOKEN!,
+      // The sandbox's person: decisions are signed with their key, which the sandbox's GitHub knows.
+      DEPLOY_USER: SANDBOX_USER,
+      DEPLOY_SIGNING_KEY: await sandboxSigningKey(options.dataDir, stack),
     };
     const deployEnvFile = join(options.dataDir, DEPLOY_ENV_FILE);
     await writeFile(
@@ -230,6 +237,19 @@ async function prepareState(options: SandboxOptions): Promise<SandboxState> {
   }
   await saveState(options.dataDir, state);
   return state;
+}
+
+/** Who approves in the sandbox: a GitHub user of its own, with an SSH signing key made on first start. */
+export const SANDBOX_USER = 'sandbox-approver';
+
+/** The sample user's signing key, made once in the data folder and registered with the GitHub simulator at every start. */
+async function sandboxSigningKey(dataDir: string, stack: Stack): Promise<string> {
+  const keyFile = join(dataDir, 'signing-key');
+  if (!existsSync(keyFile)) {
+    await execFileAsync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${SANDBOX_USER}@sandbox`, '-f', keyFile]);
+  }
+  stack.github.addSshSigningKey(SANDBOX_USER, await readFile(`${keyFile}.pub`, 'utf8'), 'sandbox signing key');
+  return keyFile;
 }
 
 async function startWorld(options: SandboxOptions, state: SandboxState, ecr: SandboxEcr, client: () => Client | undefined): Promise<Stack> {

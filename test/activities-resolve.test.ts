@@ -57,7 +57,9 @@ describe('resolveRelease', () => {
     ]);
     const manual = await resolve({ app: 'whitehall', ref: sha, sha, trigger: 'manual', environment: 'staging' });
     expect(manual.environments.map((env) => [env.name, env.continuousDeployment])).toEqual([['staging', false]]);
-    expect(manual.authorLogin).toBeUndefined();
+    // A manual deploy into an environment that needs approval waits for one: who wrote the commit matters there too.
+    expect(manual.authorLogin).toBe('alice');
+    expect(manual).toMatchObject({ onMainBranch: true, mainBranch: 'main' });
   });
 
   it('deploys the commit the client resolved, not where the branch is now, and never looks the branch up', async () => {

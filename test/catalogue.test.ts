@@ -6,6 +6,8 @@ import { CatalogueError, imageTagPath, loadCatalogue, parseCatalogue } from '../
 const VALID = `
 defaults:
   approvalTimeout: 3d
+  approval:
+    approvers: ['@alphagov/release-managers']
 apps:
   whitehall:
     repo: alphagov/whitehall
@@ -52,6 +54,26 @@ describe('app catalogue', () => {
     const router = catalogue.apps.get('router')!;
     expect(router.environments.map((e) => e.name)).toEqual(['integration', 'staging', 'production']);
     expect(router.tagScheme).toBe('sha');
+  });
+
+  it('fails closed on who may decide: approvers written out, decisions verified, no self-approval, anyone may deploy by hand', () => {
+    const catalogue = parseCatalogue(VALID, 'apps.yaml');
+    const [integration, staging, production] = catalogue.apps.get('router')!.environments;
+    expect(integration).toMatchObject({ needsApproval: false, approvers: ['@alphagov/release-managers'], identity: 'verified', deployers: ['anyone'] });
+    expect(staging).toMatchObject({ needsApproval: true, approvers: ['@alphagov/release-managers'], allowSelfApproval: false, identity: 'verified' });
+    expect(production).toMatchObject({ needsApproval: true, allowSelfApproval: false, identity: 'verified' });
+    const whitehallProduction = catalogue.apps.get('whitehall')!.environments[2]!;
+    expect(whitehallProduction).toMatchObject({ approvers: ['alice', 'bob'], allowSelfApproval: false });
+
+    const gated = (env: string) => `apps:\n  router:\n    repo: alphagov/router\n    environments:\n      integration: {}\n      production: ${env}\n`;
+    expect(errorOf(gated('{}'))).toBe('apps.yaml: app "router": environment "production" needs approval and names no approvers: list logins or @org/teams, or write approvers: [anyone]');
+    expect(errorOf(gated('{ approvers: [] }'))).toMatch(/field "environments\.production\.approvers": list logins or @org\/teams, or write \[anyone\]/);
+    expect(errorOf(gated('{ approvers: [anyone, alice] }'))).toMatch(/"anyone" stands alone: it lets everyone/);
+    expect(errorOf(gated('{ approvers: [alice], approval: { identity: maybe } }'))).toMatch(/field "environments\.production\.approval\.identity"/);
+    const open = parseCatalogue(gated('{ approvers: [anyone], approval: { identity: claimed }, deployers: [bob, "@alphagov/leads"] }'), 'apps.yaml').apps.get('router')!;
+    expect(open.environments[1]).toMatchObject({ approvers: ['anyone'], identity: 'claimed', deployers: ['bob', '@alphagov/leads'] });
+    // A continuous environment needs nobody's approval, so it may name nobody.
+    expect(parseCatalogue(gated('{ continuousDeployment: true }'), 'apps.yaml').apps.get('router')!.environments[1]).toMatchObject({ needsApproval: false });
   });
 
   it.each([

@@ -11,7 +11,8 @@ describe('a manual deploy of one ref to one environment', () => {
   it('resolves a branch name to its SHA and deploys only that environment, without promoting', async () => {
     await h.stack.merge('content-store');
     const sha = await h.stack.merge('content-store', { branch: 'hotfix-search' });
-    const run = await h.cli(['start', '--app', 'content-store', '--ref', 'hotfix-search', '--environment', 'staging', '--wait', '--json']);
+    // hotfix-search is not on main: a manual deploy of it says so.
+    const run = await h.cli(['start', '--app', 'content-store', '--ref', 'hotfix-search', '--environment', 'staging', '--allow-unmerged', '--wait', '--json']);
     expect(run.code).toBe(0);
     const output = JSON.parse(run.out.join('\n'));
     expect(output).toMatchObject({ workflowId: `deploy-content-store-${sha}-staging-manual`, sha, started: true });

@@ -32,7 +32,7 @@ describe('a ref is resolved once, by the client', () => {
     };
 
     const started = await startPipeline(
-      { app: APP, ref: 'hotfix-moving', environment: 'staging', requestedBy: 'alice' },
+      { app: APP, ref: 'hotfix-moving', environment: 'staging', requestedBy: 'alice', allowUnmerged: true },
       { client: h.client, taskQueue: h.taskQueue, catalogue: h.stack.catalogue, sourceHost: movingHost },
     );
     expect(movedTo).toBeDefined();

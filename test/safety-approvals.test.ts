@@ -166,11 +166,12 @@ describe('approval policy', () => {
     expect(h.stack.release.deployments.filter((d) => d.version === sha).map((d) => d.environment)).toEqual(['integration']);
   });
 
-  it('lets the author approve production where the catalogue allows self-approval', async () => {
+  it('refuses self-approval in every gated environment by default; lets the author approve production where the catalogue allows it', async () => {
     const sha = await h.stack.merge('specialist-publisher', { authorLogin: 'dora' });
     const { workflowId } = await h.startCi('specialist-publisher', sha);
     await awaiting('specialist-publisher', 'staging', workflowId);
-    expect((await h.cli(['approve', workflowId, '--environment', 'staging', '--approver', 'dora'])).code).toBe(0);
+    await refused(workflowId, ['--environment', 'staging', '--approver', 'dora'], `dora wrote ${shortSha(sha)} and may not approve its deploy to staging`);
+    expect((await h.cli(['approve', workflowId, '--environment', 'staging', '--approver', 'erin'])).code).toBe(0);
     await awaiting('specialist-publisher', 'production', workflowId);
     expect((await h.cli(['approve', workflowId, '--environment', 'production', '--approver', 'dora'])).code).toBe(0);
     const result = await h.handle(workflowId).result();

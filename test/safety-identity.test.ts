@@ -118,6 +118,9 @@ describe('valid proofs are accepted and recorded with their channel', () => {
     expect(result.status).toBe('SUCCEEDED');
     const production = result.environments[2]!.approval!;
     expect(production).toMatchObject({ by: 'carol', channel: 'github-actions', evidence: { repository: APPROVALS_REPO, runId: String(runId), runAttempt: '1' } });
+    // GitHub's deployment of production says who let it through, and how they were known.
+    const productionStatuses = h.stack.github.deploymentStatuses.filter((st) => st.repo === `alphagov/${APP}` && st.environment === 'production' && st.state === 'success');
+    expect(productionStatuses.at(-1)?.description).toMatch(/; approved by carol \(github-actions\)$/);
     const history = JSON.stringify(await h.handle(workflowId).fetchHistory());
     expect(JSON.stringify(result)).not.toContain(token);
     expect(history).not.toContain(token.split('.')[2]);

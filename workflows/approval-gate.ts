@@ -1,10 +1,11 @@
 /** The approval gate before an environment: the wait, and the decisions people send while it lasts. */
-import { ActivityFailure, ApplicationFailure, condition, isCancellation, log } from '@temporalio/workflow';
+import { ApplicationFailure, condition, log } from '@temporalio/workflow';
 import { formatDuration } from '../common/duration';
 import { shortSha } from '../common/names';
 import type { ApprovalReceipt, ApproveRequest, Decision as DecisionRecord, EnvironmentStatus, IdentityChannel, PipelineInput, RejectRequest, VerifiedPerson } from '../common/types';
 import { FailureTypes } from '../common/types';
-import { approvalRefusal, type Decision, type DecisionRequest, type GateView, type PendingDecision, replayedProof, teamRefusal } from './approval-rules';
+import { approvalRefusal, type Decision, type DecisionRequest, type GateView, type PendingDecision, replayedProof } from './approval-rules';
+import { learnReleasePeople, proofOwner, teamCheck } from './decision-checks';
 import { PipelineEnded } from './failures';
 import type { NewerDeployed } from './lane-protocol';
 import type { PipelineContext } from './pipeline-context';
@@ -20,6 +21,7 @@ export const REJECT_SIGNAL_DESCRIPTION =
   'Reject the promotion: {"environment": "staging", "approver": "<GitHub login>", "reason": "why"}. Environments that take only verified decisions refuse a bare name: use deploy reject --sign-with, or the approve workflow.';
 
 type Outcome = 'approved' | 'rejected' | 'expired' | 'superseded';
+
 
 /** What the status keeps of a decision: who, when, why, and how they were known. */
 function decisionRecord(decided: NonNullable<PendingDecision['approved'] | PendingDecision['rejected']>, comment: string | undefined): DecisionRecord {
@@ -53,19 +55,21 @@ export class ApprovalGate {
   async decide(request: ApproveRequest | RejectRequest, decision: Decision): Promise<ApprovalReceipt> {
     const claimed = approvalRefusal(request, decision, this.view());
     if (claimed) this.refuse(request, claimed);
-    const person = request.proof ? await this.identify(request, decision) : undefined;
+    const person = request.proof ? await proofOwner(this.steps, this.pipeline, request, decision) : undefined;
+    if (typeof person === 'string') this.refuse(request, person);
     return this.settle(request, decision, person);
   }
 
   /** The rules again with the login the proof gave, then GitHub's answers; records the decision when all pass. */
   private async settle(request: ApproveRequest | RejectRequest, decision: Decision, person: VerifiedPerson | undefined): Promise<ApprovalReceipt> {
     const decider = person ? { ...request, approver: person.login, verified: true } : request;
-    await this.learnReleasePeople(request.environment);
+    const unknown = await learnReleasePeople(this.steps, this.pipeline, this.pending, request.environment);
+    if (unknown) this.refuse(request, unknown);
     // Asked again after each answer from GitHub: another decision may have come meanwhile.
     const reason =
       approvalRefusal(decider, decision, this.view()) ??
       (person ? replayedProof(person.proofId, this.view()) : undefined) ??
-      (await this.teamRefusal(decider)) ??
+      (await teamCheck(this.steps, this.pipeline, decider)) ??
       approvalRefusal(decider, decision, this.view());
     if (reason) this.refuse(request, reason);
     const at = new Date().toISOString();
@@ -84,22 +88,8 @@ export class ApprovalGate {
     try {
       await this.decide(request, decision);
     } catch (err) {
-      if (!(err instanceof ApplicationFailure && err.type === FailureTypes.ApprovalRefused)) throw err;
-    }
-  }
-
-  /**
-   * A check that cannot be made now (GitHub refuses us or is down, after the step's own retries) refuses the
-   * decision with the reason: a handler that threw would fail the whole pipeline, which must keep waiting.
-   */
-  private async teamRefusal(request: DecisionRequest): Promise<string | undefined> {
-    const approvers = this.pipeline.environmentPlan(request.environment)?.approvers ?? [];
-    try {
-      return await teamRefusal(request, approvers, (team) => this.steps.calls.isTeamMember({ team, login: request.approver }));
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
-      return `could not check now whether ${request.approver} may approve deploys to ${request.environment}: ${cause}; nothing was decided, send the decision again`;
+      if (err instanceof ApplicationFailure && err.type === FailureTypes.ApprovalRefused) log.warn(`${decision} signal ignored`, { reason: err.message });
+      else throw err;
     }
   }
 
@@ -107,49 +97,11 @@ export class ApprovalGate {
   private refuse(request: ApproveRequest | RejectRequest, reason: string): never {
     const env = this.pipeline.status.environments.find((e) => e.environment === (request as { environment?: unknown })?.environment);
     const claimedBy = typeof request?.approver === 'string' ? request.approver.slice(0, 100) : undefined;
-    log.warn('decision refused', { reason, claimedBy });
     if (env) {
       env.refusedDecision = { reason, at: new Date().toISOString(), ...(claimedBy ? { claimedBy } : {}) };
       this.pipeline.publish();
     }
     throw ApplicationFailure.create({ type: FailureTypes.ApprovalRefused, message: reason, nonRetryable: true });
-  }
-
-  /** Who the proof says sent the decision; the decision is refused when it proves nothing, or nobody can say now. */
-  private async identify(request: ApproveRequest | RejectRequest, decision: Decision): Promise<VerifiedPerson> {
-    const question = {
-      pipelineId: this.pipeline.workflowId,
-      environment: request.environment,
-      commit: this.pipeline.plan!.sha,
-      action: decision === 'approved' ? ('approve' as const) : ('reject' as const),
-      comment: decision === 'approved' ? (request as ApproveRequest).comment : (request as RejectRequest).reason,
-      claimedLogin: request.approver,
-    };
-    try {
-      return await this.steps.calls.verifyIdentity.executeWithOptions({ summary: `Who sent the ${decision} decision for ${request.environment}?` }, [{ question, proof: request.proof! }]);
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      const cause = err instanceof ActivityFailure && err.cause ? err.cause : (err as Error);
-      const refused = cause instanceof ApplicationFailure && cause.type === FailureTypes.IdentityRefused;
-      this.refuse(request, refused ? `the decision's proof is refused: ${cause.message}` : `could not check the decision's proof now: ${cause.message}; nothing was decided, send it again`);
-    }
-  }
-
-  /**
-   * Who wrote, committed or merged what the release brings to the environment, asked once per wait: the
-   * self-approval rule needs it. A GitHub that cannot answer now is asked again at the next decision.
-   */
-  private async learnReleasePeople(environment: string): Promise<void> {
-    const { pending, pipeline } = this;
-    if (!pending || pending.environment !== environment || pending.releasePeople || pipeline.environmentPlan(environment)?.allowSelfApproval) return;
-    const { app, sha } = pipeline.plan!;
-    try {
-      pending.releasePeople = await this.steps.calls.releasePeople.executeWithOptions({ summary: `Who wrote what ${environment} would get?` }, [{ app, environment, sha }]);
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
-      this.refuse({ environment, approver: '' } as ApproveRequest, `could not ask GitHub now who wrote the commits this release brings to ${environment}: ${cause}; nothing was decided, send the decision again`);
-    }
   }
 
   private async announceWait(env: EnvironmentStatus, reason: string | undefined): Promise<void> {
@@ -205,7 +157,8 @@ export class ApprovalGate {
     this.pending = pending;
     // A verified starter who may approve here goes on at once: nobody is told to approve, nothing shows a wait.
     const starterRefused = starter ? await this.starterApproves(env, starter) : undefined;
-    if (!pending.approved) await this.announceWait(env, starterRefused ?? reason);
+    // Who wrote the release is asked while the wait is announced, so an approval needs no round trip for it.
+    if (!pending.approved) await Promise.all([this.announceWait(env, starterRefused ?? reason), learnReleasePeople(this.steps, pipeline, pending, env.environment)]);
     const deadline = Date.now() + release.approvalTimeoutMs;
     let outcome: Outcome | undefined;
     try {

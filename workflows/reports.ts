@@ -17,9 +17,12 @@ export class Reports {
 
   /** The environment's GitHub deployment; there is none before the release is resolved. */
   reportDeployment(environment: string, state: DeploymentState, description: string): Promise<void> {
-    const { plan } = this.pipeline;
+    const { plan, status } = this.pipeline;
     if (!plan) return Promise.resolve();
-    const request = { app: plan.app, environment, sha: plan.sha, state, description };
+    // Who let it through, and how they were known, goes with the deployment's record on GitHub.
+    const approval = status.environments.find((e) => e.environment === environment)?.approval;
+    const approvedBy = approval ? `; approved by ${approval.by}${approval.channel && approval.channel !== 'claimed' ? ` (${approval.channel})` : ''}` : '';
+    const request = { app: plan.app, environment, sha: plan.sha, state, description: `${description}${approvedBy}` };
     return bestEffort('record the GitHub deployment', () =>
       this.steps.calls.recordGitHubDeployment.executeWithOptions({ summary: `GitHub deployment ${environment}: ${state}` }, [request]),
     );

@@ -1,0 +1,70 @@
+/**
+ * What the approval gate asks outside the workflow before a decision counts: who the proof names, who wrote the
+ * release, whether a team has the approver. Each returns the reason to refuse when the answer cannot be had now:
+ * a handler that threw would fail the whole pipeline, which must keep waiting.
+ */
+import { ActivityFailure, ApplicationFailure, isCancellation, log, patched } from '@temporalio/workflow';
+import type { ApproveRequest, RejectRequest, VerifiedPerson } from '../common/types';
+import { FailureTypes } from '../common/types';
+import { type Decision, type DecisionRequest, type PendingDecision, teamRefusal } from './approval-rules';
+import type { PipelineState } from './pipeline-state';
+import type { Steps } from './steps';
+
+/** 1.1: self-approval counts everyone who wrote, committed or merged what the release brings, asked of GitHub. */
+const RELEASE_PEOPLE = 'release-people';
+
+function causeOf(err: unknown): Error {
+  return err instanceof ActivityFailure && err.cause ? err.cause : (err as Error);
+}
+
+/** Who the proof says sent the decision, or why it proves nothing (or cannot be checked now). */
+export async function proofOwner(steps: Steps, pipeline: PipelineState, request: ApproveRequest | RejectRequest, decision: Decision): Promise<VerifiedPerson | string> {
+  const question = {
+    pipelineId: pipeline.workflowId,
+    environment: request.environment,
+    commit: pipeline.plan!.sha,
+    action: decision === 'approved' ? ('approve' as const) : ('reject' as const),
+    comment: decision === 'approved' ? (request as ApproveRequest).comment : (request as RejectRequest).reason,
+    claimedLogin: request.approver,
+  };
+  try {
+    return await steps.calls.verifyIdentity.executeWithOptions({ summary: `Who sent the ${decision} decision for ${request.environment}?` }, [{ question, proof: request.proof! }]);
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    const cause = causeOf(err);
+    const refused = cause instanceof ApplicationFailure && cause.type === FailureTypes.IdentityRefused;
+    return refused ? `the decision's proof is refused: ${cause.message}` : `could not check the decision's proof now: ${cause.message}; nothing was decided, send it again`;
+  }
+}
+
+/**
+ * Who wrote, committed or merged what the release brings to the environment, asked once per wait (while the wait
+ * is announced, so that an approval needs no round trip for it) and kept in `pending`. Returns why a decision
+ * cannot be judged now, when GitHub cannot say.
+ */
+export async function learnReleasePeople(steps: Steps, pipeline: PipelineState, pending: PendingDecision | undefined, environment: string): Promise<string | undefined> {
+  if (!pending || pending.environment !== environment || pending.releasePeople || pipeline.environmentPlan(environment)?.allowSelfApproval) return undefined;
+  // Pipelines started before 1.1 counted the head commit's author alone, and never asked.
+  if (!patched(RELEASE_PEOPLE)) return undefined;
+  const { app, sha } = pipeline.plan!;
+  try {
+    pending.releasePeople = await steps.calls.releasePeople.executeWithOptions({ summary: `Who wrote what ${environment} would get?` }, [{ app, environment, sha }]);
+    return undefined;
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    const cause = causeOf(err).message;
+    log.warn('could not ask GitHub who wrote the release; asked again at the next decision', { environment, error: cause });
+    return `could not ask GitHub now who wrote the commits this release brings to ${environment}: ${cause}; nothing was decided, send the decision again`;
+  }
+}
+
+/** The approvers' teams, asked of GitHub until one has the approver. */
+export async function teamCheck(steps: Steps, pipeline: PipelineState, request: DecisionRequest): Promise<string | undefined> {
+  const approvers = pipeline.environmentPlan(request.environment)?.approvers ?? [];
+  try {
+    return await teamRefusal(request, approvers, (team) => steps.calls.isTeamMember({ team, login: request.approver }));
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    return `could not check now whether ${request.approver} may approve deploys to ${request.environment}: ${causeOf(err).message}; nothing was decided, send the decision again`;
+  }
+}
