@@ -316,7 +316,7 @@ describe('a freeze that lasts', () => {
   beforeAll(async () => {
     // A look every millisecond: a month of looks at the default minute is 43,200; 5,000 of them take a minute here.
     // Heartbeats reach the server every 80% of the heartbeat timeout (here 5 s), so the test sees the count move.
-    h = await startHarness({ apps: { 'long-freeze': {} }, freezeRecheckInterval: '1ms', stepRetry: { heartbeatTimeout: '5s' } });
+    h = await startHarness({ apps: { 'long-freeze': {}, 'cancelled-in-freeze': {} }, freezeRecheckInterval: '1ms', stepRetry: { heartbeatTimeout: '5s' } });
   });
   afterAll(async () => h?.close());
 
@@ -374,4 +374,33 @@ describe('a freeze that lasts', () => {
     // The whole wait is its scheduling, its start and its end in the history, whatever the number of looks.
     expect(Number(completed!.eventId) - Number(scheduled[0]!.eventId)).toBeLessThanOrEqual(2);
   }, 300_000);
+
+  it('cancelling a frozen pipeline ends its wait: the activity hears of it at its next heartbeat and looks no more', async () => {
+    const app = 'cancelled-in-freeze';
+    const reads = jest.spyOn(h.stack.dependencies.charts, 'readImageTag');
+    const readsOfApp = () => reads.mock.calls.filter(([name]) => name === app).length;
+    try {
+      await h.stack.charts.writeImageTag(app, 'staging', 'initial', { promote_deployment: true, automatic_deploys_enabled: false });
+      const { workflowId } = await h.startCi(app, await h.stack.merge(app));
+      await h.waitForStatus(workflowId, (s) => s.environments[1]?.state === 'FROZEN', 'the pipeline to stop at the staging freeze');
+      await waitFor(async () => ((await rechecksSoFar(workflowId)) ?? 0) > 0 || undefined, { timeoutMs: 30_000, description: 'the wait to heartbeat' });
+
+      expect((await h.cli(['cancel', workflowId])).code).toBe(0);
+      const cancelled = await h.waitForStatus(workflowId, (s) => s.status === 'CANCELLED', 'the frozen pipeline to be cancelled');
+      expect(cancelled.environments[1]!.state).toBe('CANCELLED');
+      // Heartbeats reach the server every 4 s here (80% of the heartbeat timeout): the looks stop within that.
+      const stopped = await waitFor(
+        async () => {
+          const before = readsOfApp();
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          return readsOfApp() === before ? before : undefined;
+        },
+        { timeoutMs: 15_000, intervalMs: 1, description: 'the cancelled wait to stop looking at the file' },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(readsOfApp()).toBe(stopped);
+    } finally {
+      reads.mockRestore();
+    }
+  }, 120_000);
 });
