@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { RefNotFoundError } from '../common/errors';
 import { isFullSha, validateImageTag } from '../common/names';
 import type { CompareStatus, ImageTagChange } from '../common/ports';
@@ -22,17 +23,54 @@ export interface DeployedRelease {
   relation: CompareStatus | 'unknown';
 }
 
+export interface ThawRequest {
+  app: string;
+  environment: string;
+  /** How long to wait between two looks at the file. */
+  recheckIntervalMs: number;
+}
+
+/**
+ * What a frozen pipeline's wait says in each heartbeat: how many looks so far, and why the last one found no thaw.
+ * An attempt that takes the wait over from a dead worker counts on from here.
+ */
+export interface ThawProgress {
+  rechecks: number;
+  reason: string;
+}
+
 /** Steps 3.1 and 3.2, the charts repo: what an environment runs, whether ours is newer, and the bump itself. */
 export function createChartsActivities(stage: Stage) {
   const { charts, sourceHost } = stage.deps;
 
   return {
-    /** Whether automatic deploys to the environment are still off: a frozen pipeline looks with this, not the lane. */
-    async readFreeze(step: { app: string; environment: string }): Promise<{ frozen: boolean; reason?: string }> {
+    /**
+     * Returns once automatic deploys to the environment are on again. A freeze may last weeks: the wait is this one
+     * activity looking at the file every `recheckIntervalMs`, heartbeating, so the pipeline's history does not grow
+     * with each look. A flag that is neither true nor false keeps it waiting (fail closed); so does a look that fails
+     * (the charts remote unreachable for a while), which is logged and tried again at the next look.
+     */
+    async waitForThaw(request: ThawRequest): Promise<{ rechecks: number }> {
       return classified(async () => {
-        const { app, env } = stage.target(step);
-        const file = await charts.readImageTag(app.name, env.name);
-        return { frozen: !file.automaticDeploysEnabled, ...(file.freezeFlagProblem ? { reason: file.freezeFlagProblem } : {}) };
+        const { app, env } = stage.target(request);
+        const ctx = Context.current();
+        const before = ctx.info.heartbeatDetails as Partial<ThawProgress> | undefined;
+        let rechecks = typeof before?.rechecks === 'number' ? before.rechecks : 0;
+        for (;;) {
+          rechecks++;
+          let reason: string;
+          try {
+            const file = await charts.readImageTag(app.name, env.name);
+            if (file.automaticDeploysEnabled) return { rechecks };
+            reason = file.freezeFlagProblem ?? `automatic_deploys_enabled: false in ${file.path}`;
+          } catch (err) {
+            reason = `could not read the freeze flag of ${app.name} in ${env.name}: ${(err as Error).message}`;
+            ctx.log.warn('a look at a freeze failed; the pipeline stays frozen and looks again', { reason, rechecks });
+          }
+          ctx.heartbeat({ rechecks, reason } satisfies ThawProgress);
+          // Context.sleep ends early with a CancelledFailure when the pipeline is cancelled.
+          await ctx.sleep(request.recheckIntervalMs);
+        }
       });
     },
 

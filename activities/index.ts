@@ -31,6 +31,6 @@ export type PipelineActivities = ReturnType<typeof createActivities>;
 export type { ActivityDependencies, EnvironmentStep, PollingSettings } from './stage';
 export type { GitHubDeploymentRequest } from './announcements';
 export type { SyncedState, SyncTarget } from './argocd';
-export type { BumpOutcome, BumpRequest, DeployedRelease } from './charts';
+export type { BumpOutcome, BumpRequest, DeployedRelease, ThawProgress, ThawRequest } from './charts';
 export type { BuildRequest } from './image';
 export type { LaneSignalRequest } from './lanes';

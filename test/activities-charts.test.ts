@@ -5,9 +5,10 @@
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { createActivities, type PipelineActivities } from '../activities';
+import { createActivities, type PipelineActivities, type ThawProgress } from '../activities';
+import type { ImageTagFile } from '../common/ports';
 import { startStack, type Stack } from '../sandbox/stack';
 import { listCommits, readFileAt } from './support/charts-repo';
 import { errorFrom } from './support/env';
@@ -129,5 +130,87 @@ describe('the charts stage', () => {
     expect(err).not.toHaveProperty('nonRetryable', true);
     expect(err.message).toMatch(/returned 502/);
     await expect(new MockActivityEnvironment({ attempt: 2 }).run(activities.compareWithDeployed, { app: APP, environment: 'staging', tag: newer, sha: newer })).resolves.toMatchObject({ relation: 'ahead' });
+  });
+
+  describe('waitForThaw', () => {
+    const thaw = (environment: string) => ({ app: APP, environment, recheckIntervalMs: 1 });
+    const frozenBy = (environment: string) => `automatic_deploys_enabled: false in ${FILE(environment)}`;
+
+    /** An activity environment that keeps every heartbeat, and runs `onHeartbeat` after each. */
+    function watched(onHeartbeat: (progress: ThawProgress, all: ThawProgress[]) => void = () => undefined, info = {}) {
+      const env = new MockActivityEnvironment(info);
+      const heartbeats: ThawProgress[] = [];
+      env.on('heartbeat', (progress: ThawProgress) => {
+        heartbeats.push(progress);
+        onHeartbeat(progress, heartbeats);
+      });
+      return { env, heartbeats };
+    }
+
+    /** The stage with a charts repository whose reads `look` answers, the n-th read (from 1) as it says. */
+    function withReads(look: (n: number) => Promise<ImageTagFile>) {
+      let reads = 0;
+      const charts = { ...stack.dependencies.charts, readImageTag: () => look(++reads) };
+      return { activities: createActivities({ ...stack.dependencies, charts }), reads: () => reads };
+    }
+    const file = (environment: string, automaticDeploysEnabled: boolean): ImageTagFile => ({ path: FILE(environment), exists: true, imageTag: 'initial', automaticDeploysEnabled });
+
+    it('looks at the charts file until the freeze lifts, heartbeating the count, and returns how many looks it took', async () => {
+      await stack.charts.writeImageTag(APP, 'staging', 'initial', { promote_deployment: true, automatic_deploys_enabled: false });
+      let lifting: Promise<unknown> | undefined;
+      const { env, heartbeats } = watched((progress) => {
+        lifting ??= progress.rechecks >= 3 ? stack.charts.writeImageTag(APP, 'staging', 'initial', { promote_deployment: true, automatic_deploys_enabled: true }) : undefined;
+      });
+      const result = await inActivity(env, activities.waitForThaw, thaw('staging'));
+      await lifting;
+      // Every look but the last found the freeze, and said so.
+      expect(heartbeats.length).toBeGreaterThanOrEqual(3);
+      expect(heartbeats.map((h) => h.rechecks)).toEqual(heartbeats.map((_, i) => i + 1));
+      expect(new Set(heartbeats.map((h) => h.reason))).toEqual(new Set([frozenBy('staging')]));
+      expect(result).toEqual({ rechecks: heartbeats.length + 1 });
+      // A retry after a worker died counts on from the last heartbeat the server holds.
+      const retried = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { rechecks: 41, reason: frozenBy('staging') } });
+      await expect(inActivity(retried, activities.waitForThaw, thaw('staging'))).resolves.toEqual({ rechecks: 42 });
+    });
+
+    it('keeps waiting through looks that fail, saying why in its heartbeat', async () => {
+      const unreachable = "fatal: unable to access 'https://github.com/alphagov/govuk-helm-charts.git/': Could not resolve host: github.com";
+      const charts = withReads(async (n) => {
+        if (n === 2 || n === 3) throw new Error(unreachable);
+        return file('staging', n > 3);
+      });
+      const { env, heartbeats } = watched();
+      await expect(inActivity(env, charts.activities.waitForThaw, thaw('staging'))).resolves.toEqual({ rechecks: 4 });
+      expect(heartbeats).toEqual([
+        { rechecks: 1, reason: frozenBy('staging') },
+        { rechecks: 2, reason: `could not read the freeze flag of ${APP} in staging: ${unreachable}` },
+        { rechecks: 3, reason: `could not read the freeze flag of ${APP} in staging: ${unreachable}` },
+      ]);
+    });
+
+    it('treats a flag that is neither true nor false as a freeze, with the reason in its heartbeat, and ends when cancelled', async () => {
+      await stack.charts.writeImageTag(APP, 'staging', 'initial', { automatic_deploys_enabled: 'no' });
+      const { env, heartbeats } = watched((progress) => {
+        if (progress.rechecks === 5) env.cancel();
+      });
+      const err = await errorFrom(() => inActivity(env, activities.waitForThaw, thaw('staging')));
+      expect(err).toBeInstanceOf(CancelledFailure);
+      expect(heartbeats.at(-1)).toEqual({
+        rechecks: 5,
+        reason: `${FILE('staging')}: automatic_deploys_enabled is "no", neither true nor false; automatic deploys stay off until it says one of them`,
+      });
+    });
+
+    it('a cancelled pipeline ends the wait at once, in the middle of an interval, and it looks no more', async () => {
+      const charts = withReads(async () => file('production', false));
+      const { env, heartbeats } = watched(() => setTimeout(() => env.cancel(), 50));
+      const startedAt = Date.now();
+      const err = await errorFrom(() => inActivity(env, charts.activities.waitForThaw, { ...thaw('production'), recheckIntervalMs: 60_000 }));
+      expect(err).toBeInstanceOf(CancelledFailure);
+      expect(Date.now() - startedAt).toBeLessThan(5_000);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(charts.reads()).toBe(1);
+      expect(heartbeats).toEqual([{ rechecks: 1, reason: frozenBy('production') }]);
+    });
   });
 });

@@ -1,3 +1,5 @@
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { ThawProgress } from '../activities';
 import { msUntilWindowOpens } from '../common/deploy-windows';
 import { shortSha } from '../common/names';
 import { readFileAt } from './support/charts-repo';
@@ -309,45 +311,48 @@ describe('a deploy window that closes while the pipeline waits for the lane', ()
 
 describe('a freeze that lasts', () => {
   let h: PipelineHarness;
+  const THAW_WAIT = 'waitForThaw';
+  const RECHECKS = 5_000;
   beforeAll(async () => {
-    // A look every millisecond and a run of at most 300 events: a month-long freeze's continue-as-new, in a minute.
-    h = await startHarness({ apps: { 'long-freeze': {} }, freezeRecheckInterval: '1ms', historyLimit: 300 });
+    // A look every millisecond: a month of looks at the default minute is 43,200; 5,000 of them take a minute here.
+    // Heartbeats reach the server every 80% of the heartbeat timeout (here 5 s), so the test sees the count move.
+    h = await startHarness({ apps: { 'long-freeze': {}, 'cancelled-in-freeze': {} }, freezeRecheckInterval: '1ms', stepRetry: { heartbeatTimeout: '5s' } });
   });
   afterAll(async () => h?.close());
 
-  /** Every run of the pipeline (it continues as new), with its history's length and how often it looked at the file. */
-  async function runsOf(workflowId: string): Promise<{ runId: string; events: number; rechecks: number }[]> {
-    const runs: { runId: string; events: number; rechecks: number }[] = [];
-    for await (const run of h.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
-      const events = (await h.client.workflow.getHandle(workflowId, run.runId).fetchHistory()).events ?? [];
-      const rechecks = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'readFreeze').length;
-      runs.push({ runId: run.runId, events: events.length, rechecks });
-    }
-    return runs;
+  /** How many looks at the file the pending wait has reported in its last heartbeat to reach the server. */
+  async function rechecksSoFar(workflowId: string): Promise<number | undefined> {
+    const { raw } = await h.handle(workflowId).describe();
+    const waiting = raw.pendingActivities?.find((a) => a.activityType?.name === THAW_WAIT);
+    const [details] = waiting?.heartbeatDetails?.payloads ?? [];
+    return details ? defaultPayloadConverter.fromPayload<ThawProgress>(details).rechecks : undefined;
   }
 
-  it('continues as new while it looks again and again, keeping its ID and state, then deploys once the freeze lifts', async () => {
+  it(`waits in one run with a short history through ${RECHECKS} looks, keeping its ID and state, then deploys once the freeze lifts`, async () => {
     const app = 'long-freeze';
     await h.stack.charts.writeImageTag(app, 'staging', 'initial', { promote_deployment: true, automatic_deploys_enabled: false });
     const sha = await h.stack.merge(app);
-    const { workflowId } = await h.startCi(app, sha);
+    const { workflowId, runId } = await h.startCi(app, sha);
     await h.waitForStatus(workflowId, (s) => s.environments[1]?.state === 'FROZEN', 'the pipeline to stop at the staging freeze');
 
     const looked = await waitFor(
       async () => {
-        const runs = await runsOf(workflowId);
-        return runs.length >= 3 ? runs : undefined;
+        const rechecks = await rechecksSoFar(workflowId);
+        return rechecks !== undefined && rechecks >= RECHECKS ? rechecks : undefined;
       },
-      { timeoutMs: 300_000, intervalMs: 5_000, description: 'the frozen pipeline to continue as new twice' },
+      // About a minute on a quiet 2-core machine (a look is one `git ls-remote`); room for one shared with other work.
+      { timeoutMs: 420_000, intervalMs: 1_000, description: `the frozen pipeline to look at the file ${RECHECKS} times` },
     );
-    // Each run stops growing at the limit, plus the one look that passed it.
-    for (const run of looked) expect(run.events).toBeLessThan(400);
-    expect(looked.reduce((sum, run) => sum + run.rechecks, 0)).toBeGreaterThan(20);
+    expect(looked).toBeGreaterThanOrEqual(RECHECKS);
+    const waitingHistory = (await h.handle(workflowId).fetchHistory()).events ?? [];
+    expect(waitingHistory.length).toBeLessThan(150);
     const waiting = await h.status(workflowId);
     expect(waiting).toMatchObject({ workflowId, status: 'FROZEN', sha });
     expect(waiting.environments[0]!.state).toBe('DEPLOYED');
     expect(waiting.environments[1]!.waitingFor).toBe(`automatic deploys to staging are turned off (automatic_deploys_enabled: false in ${imageTagFile(app, 'staging')})`);
-    expect((await h.handle(workflowId).describe()).typedSearchAttributes.get(DeployStatusAttribute)).toBe('FROZEN');
+    const described = await h.handle(workflowId).describe();
+    expect(described.runId).toBe(runId);
+    expect(described.typedSearchAttributes.get(DeployStatusAttribute)).toBe('FROZEN');
     expect(versions(h, app, 'staging')).toEqual([]);
 
     await h.stack.charts.writeImageTag(app, 'staging', 'initial', { promote_deployment: true, automatic_deploys_enabled: true });
@@ -355,5 +360,48 @@ describe('a freeze that lasts', () => {
     expect(result.status).toBe('SUCCEEDED');
     expect(result.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'DEPLOYED', 'DEPLOYED']);
     expect(versions(h, app, 'staging')).toEqual([sha]);
-  }, 400_000);
+
+    // One run from start to end: every look was inside the one wait, whose result counts them.
+    const runs: string[] = [];
+    for await (const run of h.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) runs.push(run.runId);
+    expect(runs).toEqual([runId]);
+    const events = (await h.handle(workflowId).fetchHistory()).events ?? [];
+    expect(events.some((e) => e.workflowExecutionContinuedAsNewEventAttributes)).toBe(false);
+    const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === THAW_WAIT);
+    expect(scheduled).toHaveLength(1);
+    const completed = events.find((e) => e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === scheduled[0]!.eventId!.toString());
+    const [outcome] = completed?.activityTaskCompletedEventAttributes?.result?.payloads ?? [];
+    expect(defaultPayloadConverter.fromPayload<{ rechecks: number }>(outcome!).rechecks).toBeGreaterThan(looked);
+    // The whole wait is its scheduling, its start and its end in the history, whatever the number of looks.
+    expect(Number(completed!.eventId) - Number(scheduled[0]!.eventId)).toBeLessThanOrEqual(2);
+  }, 540_000);
+
+  it('cancelling a frozen pipeline ends its wait: the activity hears of it at its next heartbeat and looks no more', async () => {
+    const app = 'cancelled-in-freeze';
+    const reads = jest.spyOn(h.stack.dependencies.charts, 'readImageTag');
+    const readsOfApp = () => reads.mock.calls.filter(([name]) => name === app).length;
+    try {
+      await h.stack.charts.writeImageTag(app, 'staging', 'initial', { promote_deployment: true, automatic_deploys_enabled: false });
+      const { workflowId } = await h.startCi(app, await h.stack.merge(app));
+      await h.waitForStatus(workflowId, (s) => s.environments[1]?.state === 'FROZEN', 'the pipeline to stop at the staging freeze');
+      await waitFor(async () => ((await rechecksSoFar(workflowId)) ?? 0) > 0 || undefined, { timeoutMs: 30_000, description: 'the wait to heartbeat' });
+
+      expect((await h.cli(['cancel', workflowId])).code).toBe(0);
+      const cancelled = await h.waitForStatus(workflowId, (s) => s.status === 'CANCELLED', 'the frozen pipeline to be cancelled');
+      expect(cancelled.environments[1]!.state).toBe('CANCELLED');
+      // Heartbeats reach the server every 4 s here (80% of the heartbeat timeout): the looks stop within that.
+      const stopped = await waitFor(
+        async () => {
+          const before = readsOfApp();
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          return readsOfApp() === before ? before : undefined;
+        },
+        { timeoutMs: 15_000, intervalMs: 1, description: 'the cancelled wait to stop looking at the file' },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(readsOfApp()).toBe(stopped);
+    } finally {
+      reads.mockRestore();
+    }
+  }, 120_000);
 });

@@ -2,10 +2,10 @@
  * The deploy of one environment: the deploy window, the lane, the no-regression check, the bump, the side steps,
  * Argo CD's sync, the smoke tests, and the rollback when the release turns out bad there.
  */
-import { ApplicationFailure, continueAsNew, log, sleep, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, log, sleep } from '@temporalio/workflow';
 import { formatDuration } from '../common/duration';
 import { shortSha } from '../common/names';
-import type { EnvironmentPlan, EnvironmentStatus, PipelineInput, PipelineStatus } from '../common/types';
+import type { EnvironmentPlan, EnvironmentStatus } from '../common/types';
 import { FailureTypes } from '../common/types';
 import { allSettledThenThrow, describeFailure, PipelineEnded, rollbackCause, unverifiedAfterBump } from './failures';
 import type { PipelineContext } from './pipeline-context';
@@ -20,7 +20,7 @@ import type { PipelineContext } from './pipeline-context';
  */
 export type EnvironmentOutcome = 'deployed' | 'needs a person';
 
-export async function deployEnvironment(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus, index: number): Promise<EnvironmentOutcome> {
+export async function deployEnvironment(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus, _index: number): Promise<EnvironmentOutcome> {
   const automatic = ctx.input.trigger === 'ci';
   for (;;) {
     if (automatic && envPlan.hasDeployWindows) await awaitDeployWindow(ctx, env);
@@ -41,27 +41,19 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
     }
     env.waitingFor = frozen.reason ?? `automatic deploys to ${env.environment} are turned off (automatic_deploys_enabled: false in ${frozen.path})`;
     ctx.pipeline.setStatus('FROZEN', env, 'FROZEN');
-    await waitForThaw(ctx, env, index);
+    await waitForThaw(ctx, env);
   }
 }
 
 /**
- * A freeze can last a weekend or a month: the file is looked at on its own, without the lane, and the pipeline
- * continues as new long before its history grows large, so that no wait ends for want of room.
+ * A freeze can last a weekend or a month: one activity looks at the file on its own, without the lane, and
+ * heartbeats, so the pipeline's history gains a few events for the whole wait however many looks it takes.
  */
-async function waitForThaw(ctx: PipelineContext, env: EnvironmentStatus, index: number): Promise<void> {
-  const { pipeline, steps } = ctx;
-  const release = pipeline.plan!;
-  const recheck = release.freezeRecheckIntervalMs;
-  for (;;) {
-    if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > release.historyLimit) {
-      const resume = { plan: release, status: pipeline.status, environmentIndex: index, rolledBack: pipeline.rolledBack };
-      await continueAsNew<(input: PipelineInput) => Promise<PipelineStatus>>({ ...ctx.input, resume });
-    }
-    await sleep(recheck, { summary: `Frozen: look again in ${formatDuration(recheck)}` });
-    const freeze = await steps.calls.readFreeze.executeWithOptions({ summary: `Is ${env.environment} still frozen?` }, [{ app: release.app, environment: env.environment }]);
-    if (!freeze.frozen) return;
-  }
+async function waitForThaw({ pipeline, steps }: PipelineContext, env: EnvironmentStatus): Promise<void> {
+  const { app, freezeRecheckIntervalMs } = pipeline.plan!;
+  await steps.freezeWaits.waitForThaw.executeWithOptions({ summary: `Frozen: look at ${env.environment} every ${formatDuration(freezeRecheckIntervalMs)} until the freeze lifts` }, [
+    { app, environment: env.environment, recheckIntervalMs: freezeRecheckIntervalMs },
+  ]);
 }
 
 /** 0 while the environment's deploy window is open; else how long, from the moment asked, until it opens. */

@@ -36,6 +36,24 @@ function waitCalls(heartbeatTimeoutMs: number | undefined) {
   });
 }
 
+/**
+ * The wait through a freeze, one activity for all its looks (activities/charts.ts). Its heartbeat timeout leaves a
+ * look and its interval room; a worker that dies is noticed within it, and the retry (as many as it takes) looks on.
+ * One attempt may last 60 days, past any freeze we expect; a longer one only starts another attempt.
+ */
+function freezeWaitCalls(recheckIntervalMs: number, heartbeatTimeoutMs: number | undefined) {
+  return proxyActivities<PipelineActivities>({
+    startToCloseTimeout: '60 days',
+    heartbeatTimeout: recheckIntervalMs + (heartbeatTimeoutMs ?? 60_000),
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      nonRetryableErrorTypes: PERMANENT_FAILURES,
+    },
+  });
+}
+
 /** Before the plan (and its retry limits) is known. */
 const RESOLVING = stepCalls({ maximumAttempts: 10, maximumIntervalMs: 30_000 });
 
@@ -44,9 +62,12 @@ export class Steps {
   calls = RESOLVING;
   /** Long waits (build, Argo CD sync, smoke tests). */
   waits = waitCalls(undefined);
+  /** The wait through a freeze. */
+  freezeWaits = freezeWaitCalls(60_000, undefined);
 
   usePlan(plan: ReleasePlan): void {
     this.calls = stepCalls(plan.stepRetry);
     this.waits = waitCalls(plan.stepRetry.heartbeatTimeoutMs);
+    this.freezeWaits = freezeWaitCalls(plan.freezeRecheckIntervalMs, plan.stepRetry.heartbeatTimeoutMs);
   }
 }
