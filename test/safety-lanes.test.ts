@@ -56,6 +56,14 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
     return sent;
   }
 
+  /** The token of the lane's last grant to a pipeline: what that pipeline sends back with its release. */
+  async function grantToken(lane: WorkflowHandle, pipelineId: string): Promise<string> {
+    const grants = (await signalsSent(lane, 'laneGranted')).get(pipelineId) ?? [];
+    const token = (grants.at(-1) as { token?: string } | undefined)?.token;
+    if (!token) throw new Error(`${lane.workflowId} has granted ${pipelineId} nothing`);
+    return token;
+  }
+
   /** What a lane told each pipeline about why it waits, in order. */
   async function waitingReasons(lane: WorkflowHandle): Promise<Map<string, string[]>> {
     return new Map([...(await signalsSent(lane, 'laneWaiting'))].map(([to, signals]) => [to, signals.map((signal) => (signal as { reason: string }).reason)]));
@@ -232,10 +240,11 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       const second = await acquire(`stand-in-b${round}`, 'nobody');
       const lane = await acquire(`contested${round}`, first.workflowId);
       await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === first.workflowId, { description: 'the first to hold the lane' });
+      const token = await grantToken(lane, first.workflowId);
       // Queued: pipelines that have gone (each costs the lane a round trip to find out), then the second.
       for (const pipelineId of [1, 2, 3, 4, 5].map((n) => `deploy-gone-${round}-${n}`)) await lane.signal(acquireLaneSignal, { pipelineId, sha, trigger: 'ci' });
       await lane.signal(acquireLaneSignal, { pipelineId: second.workflowId, sha, trigger: 'ci' });
-      await lane.signal(releaseLaneSignal, { pipelineId: first.workflowId });
+      await lane.signal(releaseLaneSignal, { pipelineId: first.workflowId, token });
       const handedOn = await waitFor(
         async () => {
           const state = await lane.query(laneStateQuery);
@@ -267,7 +276,7 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       const next = ids[i + 1]!;
       await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === holder, { timeoutMs: 20_000, description: `${holder} to hold the lane` });
       await waitFor(async () => (await waitingReasons(lane)).get(next)?.includes(deploying(holder)), { timeoutMs: 20_000, description: `${next} to hear that ${holder} deploys` });
-      await lane.signal(releaseLaneSignal, { pipelineId: holder });
+      await lane.signal(releaseLaneSignal, { pipelineId: holder, token: await grantToken(lane, holder) });
     }
     await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === ids.at(-1), { timeoutMs: 20_000, description: 'the last to hold the lane' });
 
