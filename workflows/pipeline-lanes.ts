@@ -55,7 +55,7 @@ export class PipelineLanes {
       await told;
       // A lane terminated by hand has lost its queue: asking again starts it anew; a lane that runs knows us already.
       while (!(await condition(() => this.held.has(env.environment), plan.laneRecheckIntervalMs))) {
-        // A grant that reached this run after the wait timed out is held: this run must hand it back.
+        // The grant came in the same workflow task as the timeout: we hold the lane, and only this run can hand it back.
         if (this.held.has(env.environment)) break;
         // The new run asks from where this one stood; the lane gives it this run's place in the queue.
         await continueAsNewIfHistoryLong(this.input, this.pipeline, environmentIndex);
@@ -102,9 +102,12 @@ export class PipelineLanes {
     return this.tell(environment, (lane) => lane.signal(releaseLaneSignal, { pipelineId: this.pipeline.workflowId, token, ...(deployed ? { deployed } : {}) }));
   }
 
-  /** A lane that has ended (terminated by hand) has nothing to hear: the pipeline goes on without it. */
+  /**
+   * A lane that has ended (terminated by hand) has nothing to hear: the pipeline goes on without it. The app is the
+   * input's: a grant we did not ask for may come before the release is resolved (or resumed), and goes back then too.
+   */
   private async tell(environment: string, send: (lane: Lane) => Promise<void>): Promise<void> {
-    const id = laneWorkflowId(workflowInfo().taskQueue, this.pipeline.plan!.app, environment);
+    const id = laneWorkflowId(workflowInfo().taskQueue, this.input.app, environment);
     await CancellationScope.nonCancellable(async () => {
       try {
         await send(getExternalWorkflowHandle(id));
