@@ -243,6 +243,14 @@ export interface LaneRequest {
   trigger: Trigger;
 }
 
+/**
+ * The run the lane granted, with the token it made for the grant: only a release carrying that token hands the lane
+ * back, so a release sent by hand in the holder's name (or by a run that no longer holds it) changes nothing.
+ */
+export interface LaneHolder extends LaneRequest {
+  token: string;
+}
+
 export interface Hold {
   reason: string;
   setBy: string;
@@ -253,7 +261,7 @@ export interface Hold {
 export interface LaneState {
   app: string;
   environment: string;
-  holder?: LaneRequest;
+  holder?: LaneHolder;
   queue: LaneRequest[];
   hold?: Hold;
   /** Pipelines waiting for approval to deploy here; a newer deploy supersedes them. */

@@ -1,4 +1,5 @@
 import type { WorkflowHandle } from '@temporalio/client';
+import { Runtime } from '@temporalio/worker';
 import { shortSha } from '../common/names';
 import { FINAL_STATUSES, type PipelineStatus } from '../common/types';
 import { readFileAt } from './support/charts-repo';
@@ -9,6 +10,11 @@ import { acquireLaneSignal, awaitingApprovalSignal, clearHoldUpdate, DeployStatu
 
 const ENVIRONMENTS = ['integration', 'staging', 'production'];
 
+/** What the `__temporal_workflow_metadata` query answers: Web UI's list of a workflow's handlers. */
+interface WorkflowMetadata {
+  definition: { type: string; signalDefinitions: { name: string; description?: string }[] };
+}
+
 describe('lanes: one deploy per app and environment at a time, never backwards', () => {
   let h: PipelineHarness;
   beforeAll(async () => {
@@ -16,6 +22,7 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       apps: {
         whitehall: {},
         'follows-main': { onDivergence: 'deploy' },
+        'slow-sync': {},
         publisher: {
           environments: {
             integration: { continuousDeployment: true },
@@ -54,6 +61,14 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       sent.set(to, [...(sent.get(to) ?? []), JSON.parse(Buffer.from(initiated.input!.payloads![0]!.data!).toString('utf8'))]);
     }
     return sent;
+  }
+
+  /** The token of the lane's last grant to a pipeline: what that pipeline sends back with its release. */
+  async function grantToken(lane: WorkflowHandle, pipelineId: string): Promise<string> {
+    const grants = (await signalsSent(lane, 'laneGranted')).get(pipelineId) ?? [];
+    const token = (grants.at(-1) as { token?: string } | undefined)?.token;
+    if (!token) throw new Error(`${lane.workflowId} has granted ${pipelineId} nothing`);
+    return token;
   }
 
   /** What a lane told each pipeline about why it waits, in order. */
@@ -232,10 +247,11 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       const second = await acquire(`stand-in-b${round}`, 'nobody');
       const lane = await acquire(`contested${round}`, first.workflowId);
       await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === first.workflowId, { description: 'the first to hold the lane' });
+      const token = await grantToken(lane, first.workflowId);
       // Queued: pipelines that have gone (each costs the lane a round trip to find out), then the second.
       for (const pipelineId of [1, 2, 3, 4, 5].map((n) => `deploy-gone-${round}-${n}`)) await lane.signal(acquireLaneSignal, { pipelineId, sha, trigger: 'ci' });
       await lane.signal(acquireLaneSignal, { pipelineId: second.workflowId, sha, trigger: 'ci' });
-      await lane.signal(releaseLaneSignal, { pipelineId: first.workflowId });
+      await lane.signal(releaseLaneSignal, { pipelineId: first.workflowId, token });
       const handedOn = await waitFor(
         async () => {
           const state = await lane.query(laneStateQuery);
@@ -267,7 +283,7 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       const next = ids[i + 1]!;
       await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === holder, { timeoutMs: 20_000, description: `${holder} to hold the lane` });
       await waitFor(async () => (await waitingReasons(lane)).get(next)?.includes(deploying(holder)), { timeoutMs: 20_000, description: `${next} to hear that ${holder} deploys` });
-      await lane.signal(releaseLaneSignal, { pipelineId: holder });
+      await lane.signal(releaseLaneSignal, { pipelineId: holder, token: await grantToken(lane, holder) });
     }
     await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === ids.at(-1), { timeoutMs: 20_000, description: 'the last to hold the lane' });
 
@@ -305,6 +321,145 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       description: 'the second to hear that the hold no longer stops it',
     });
     expect((await told(second)).filter((reason) => held.test(reason))).toHaveLength(1);
+  });
+
+  it('marks every signal of a lane as internal in the signal list Web UI shows', async () => {
+    const [laneId] = await standInPipelines('signal-list', ['lane'], 'f'.repeat(40));
+    const metadata = await h.client.workflow.getHandle(laneId!).query<WorkflowMetadata>('__temporal_workflow_metadata');
+    const signals = metadata.definition.signalDefinitions;
+    expect(signals.map((s) => s.name).sort()).toEqual(['acquire', 'awaitingApproval', 'release', 'setHold', 'stoppedAwaiting']);
+    for (const signal of signals) expect({ name: signal.name, description: signal.description }).toEqual({ name: signal.name, description: expect.stringMatching(/^Internal: /) });
+  });
+
+  describe('signals sent by hand', () => {
+    it('a release in the holder’s name without its token changes nothing: the holder keeps the lane, and the next waits for it', async () => {
+      const app = 'slow-sync';
+      const lane = h.client.workflow.getHandle(laneWorkflowId(h.taskQueue, app, 'integration'));
+      const integrationTags = async () => (await tagHistory(h.stack.charts.bareDir, imageTagFile(app, 'integration'))).map((c) => c.tag);
+      const warn = jest.spyOn(Runtime.instance().logger, 'warn');
+      const first = await h.stack.merge(app);
+      const second = await h.stack.merge(app);
+      h.stack.argo.reportStaleFor(`${app}-integration`, 120_000);
+      try {
+        const holder = await h.startCi(app, first);
+        await h.waitForStatus(holder.workflowId, (s) => s.environments[0]?.state === 'WAITING_FOR_SYNC', 'the first pipeline to hold the lane and wait for Argo CD');
+        const next = await h.startCi(app, second);
+        await h.waitForStatus(next.workflowId, (s) => s.environments[0]?.state === 'WAITING_FOR_LANE', 'the second pipeline to queue behind it');
+
+        // What anyone can send with `temporal workflow signal`: the holder's ID, and no token or a made-up one.
+        await lane.signal('release', { pipelineId: holder.workflowId });
+        await lane.signal('release', { pipelineId: holder.workflowId, token: 'guessed', deployed: { pipelineId: holder.workflowId, sha: second } });
+        await waitFor(
+          async () => {
+            const { events } = await lane.fetchHistory();
+            return events!.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'release').length >= 2;
+          },
+          { timeoutMs: 20_000, description: 'the lane to receive both releases' },
+        );
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        const state = await lane.query(laneStateQuery);
+        expect(state.holder?.pipelineId).toBe(holder.workflowId);
+        expect(state.queue.map((r) => r.pipelineId)).toEqual([next.workflowId]);
+        expect((await h.status(next.workflowId)).environments[0]).toMatchObject({ state: 'WAITING_FOR_LANE' });
+        expect((await h.status(next.workflowId)).environments[0]!.startedAt).toBeUndefined();
+        expect(await integrationTags()).toEqual(['initial', first]);
+        const ignored = warn.mock.calls.filter(([message]) => message === 'ignored a release without the token of the lane holder');
+        expect(ignored.map(([, meta]) => meta)).toEqual([
+          expect.objectContaining({ claimsToBe: holder.workflowId, holder: holder.workflowId }),
+          expect.objectContaining({ claimsToBe: holder.workflowId, holder: holder.workflowId }),
+        ]);
+
+        h.stack.argo.reportStaleFor(`${app}-integration`, 0);
+        const [held, waited] = await Promise.all(
+          [holder, next].map(({ workflowId }) => h.waitForStatus(workflowId, (s) => FINAL_STATUSES.includes(s.status), 'the pipeline to end')),
+        );
+        expect(Date.parse(waited!.environments[0]!.startedAt!)).toBeGreaterThanOrEqual(Date.parse(held!.environments[0]!.finishedAt!));
+        expect((await integrationTags()).slice(0, 3)).toEqual(['initial', first, second]);
+      } finally {
+        h.stack.argo.reportStaleFor(`${app}-integration`, 0);
+        warn.mockRestore();
+      }
+    });
+
+    it('an acquire in the name of a pipeline waiting for approval does not stop the lane: the pipeline hands the grant back', async () => {
+      const older = await h.stack.merge('publisher');
+      const newer = await h.stack.merge('publisher');
+      const waiting = await h.startCi('publisher', older);
+      await h.waitForStatus(waiting.workflowId, (s) => s.awaitingApprovalFor === 'staging', 'the older pipeline to wait for staging approval');
+      const next = await h.startCi('publisher', newer);
+      await h.waitForStatus(next.workflowId, (s) => s.awaitingApprovalFor === 'staging', 'the newer pipeline to wait for staging approval');
+
+      const lane = h.client.workflow.getHandle(laneWorkflowId(h.taskQueue, 'publisher', 'staging'));
+      await lane.signal('acquire', { pipelineId: waiting.workflowId, sha: older, trigger: 'ci' });
+      // The pipeline got a grant it did not ask for, and sent it straight back.
+      await waitFor(
+        async () => {
+          const { events } = await h.handle(waiting.workflowId).fetchHistory();
+          return events!.some((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes?.signalName === 'release');
+        },
+        { timeoutMs: 20_000, description: 'the pipeline waiting for approval to hand the grant back' },
+      );
+      await waitFor(
+        async () => {
+          const state = await lane.query(laneStateQuery);
+          return state.holder === undefined && state.queue.length === 0;
+        },
+        { timeoutMs: 20_000, description: 'the lane to be free again' },
+      );
+      expect((await h.status(waiting.workflowId)).awaitingApprovalFor).toBe('staging');
+
+      expect((await h.cli(['approve', next.workflowId, '--environment', 'staging', '--approver', 'alice'])).code).toBe(0);
+      const deployed = await h.waitForStatus(next.workflowId, (s) => s.awaitingApprovalFor === 'production', 'the newer pipeline to deploy staging');
+      expect(deployed.environments[1]).toMatchObject({ state: 'DEPLOYED' });
+      // The news of that deploy still reached the older pipeline.
+      expect((await h.handle(waiting.workflowId).result()).status).toBe('SUPERSEDED');
+      await h.cli(['reject', next.workflowId, '--environment', 'production', '--approver', 'alice', '--reason', 'end of test']);
+      expect((await h.handle(next.workflowId).result()).status).toBe('REJECTED');
+    });
+  });
+
+  it('offers a grant the run that asked missed (it continued as new) to the pipeline’s current run, and passes over a pipeline with no run open', async () => {
+    const sha = '9'.repeat(40);
+    const [holder, renewed, gone, later] = (await standInPipelines('stand-in-missed', ['holder', 'renewed', 'gone', 'later'], sha)) as [string, string, string, string];
+    const runOf = async (id: string) => (await h.client.workflow.getHandle(id).describe()).runId;
+    // Two runs of one ID stand in for a pipeline that continued as new: the run that asked has closed, a newer one runs.
+    const renewedFirstRun = await runOf(renewed);
+    await h.client.workflow.getHandle(renewed).terminate('stands in for a run that continued as new');
+    await standInPipelines('stand-in-missed', ['renewed'], sha);
+    expect(await runOf(renewed)).not.toBe(renewedFirstRun);
+    const goneRun = await runOf(gone);
+    await h.client.workflow.getHandle(gone).terminate('stands in for a pipeline terminated while it waited');
+
+    const lane = await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
+      workflowId: laneWorkflowId(h.taskQueue, 'missed-app', 'staging'),
+      taskQueue: h.taskQueue,
+      args: [{ app: 'missed-app', environment: 'staging' }],
+      signal: acquireLaneSignal,
+      signalArgs: [{ pipelineId: holder, sha, trigger: 'ci' as const }],
+    });
+    await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === holder, { timeoutMs: 20_000, description: 'the first to hold the lane' });
+    await lane.signal(acquireLaneSignal, { pipelineId: renewed, runId: renewedFirstRun, sha, trigger: 'ci' });
+    await lane.signal(acquireLaneSignal, { pipelineId: gone, runId: goneRun, sha, trigger: 'ci' });
+    await lane.signal(acquireLaneSignal, { pipelineId: later, sha, trigger: 'ci' });
+
+    await lane.signal(releaseLaneSignal, { pipelineId: holder, token: await grantToken(lane, holder) });
+    // The grant went first to the run that asked (closed), then to the current run, which heard it.
+    const heard = await waitFor(
+      async () => {
+        const { events } = await h.client.workflow.getHandle(renewed).fetchHistory();
+        const grants = events!.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'laneGranted');
+        return grants.length > 0 ? grants : undefined;
+      },
+      { timeoutMs: 20_000, description: 'the current run of the renewed stand-in to hear of the grant' },
+    );
+    expect(heard).toHaveLength(1);
+    expect((await signalsSent(lane, 'laneGranted')).get(renewed)).toHaveLength(2);
+    expect((await lane.query(laneStateQuery)).holder).toEqual({ pipelineId: renewed, sha, trigger: 'ci' });
+    expect((await lane.query(laneStateQuery)).queue.map((r) => r.pipelineId)).toEqual([gone, later]);
+
+    await lane.signal(releaseLaneSignal, { pipelineId: renewed, token: await grantToken(lane, renewed) });
+    await waitFor(async () => (await lane.query(laneStateQuery)).holder?.pipelineId === later, { timeoutMs: 20_000, description: 'the lane to pass over the terminated stand-in' });
+    expect((await lane.query(laneStateQuery)).queue).toEqual([]);
   });
 
   describe('a holder that ended without handing the lane back (terminated)', () => {
@@ -493,4 +648,75 @@ describe('lanes terminated by hand', () => {
       h.stack.argo.reportStaleFor(name, 0);
     }
   });
+});
+
+describe('a long wait for a lane', () => {
+  let h: PipelineHarness;
+  beforeAll(async () => {
+    // A pipeline asks again every 100 ms and a run holds at most 300 events: a month-long wait for a lane, in a minute.
+    h = await startHarness({
+      apps: { 'long-lane': { environments: { integration: { continuousDeployment: true }, staging: { continuousDeployment: false }, production: { continuousDeployment: false } } } },
+      laneRecheckInterval: '100ms',
+      historyLimit: 300,
+    });
+  });
+  afterAll(async () => h?.close());
+
+  /** Every run of the pipeline, oldest first, with its history's length. */
+  async function runsOf(workflowId: string): Promise<{ runId: string; events: number }[]> {
+    const runs: { runId: string; events: number; startedAt: number }[] = [];
+    for await (const run of h.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
+      const events = (await h.client.workflow.getHandle(workflowId, run.runId).fetchHistory()).events ?? [];
+      runs.push({ runId: run.runId, events: events.length, startedAt: run.startTime.getTime() });
+    }
+    return runs.sort((a, b) => a.startedAt - b.startedAt).map(({ runId, events }) => ({ runId, events }));
+  }
+
+  it('continues as new while it waits, keeping its ID and its place ahead of pipelines that queued later, and deploys once the holder is done', async () => {
+    const app = 'long-lane';
+    const argoApp = `${app}-integration`;
+    const lane = h.client.workflow.getHandle(laneWorkflowId(h.taskQueue, app, 'integration'));
+    const [first, second, third] = [await h.stack.merge(app), await h.stack.merge(app), await h.stack.merge(app)];
+    h.stack.argo.reportStaleFor(argoApp, 300_000);
+    try {
+      const holder = await h.startCi(app, first!);
+      await h.waitForStatus(holder.workflowId, (s) => s.environments[0]?.state === 'WAITING_FOR_SYNC', 'the first pipeline to hold the lane and wait for Argo CD');
+      const waiting = await h.startCi(app, second!);
+      await waitFor(async () => (await lane.query(laneStateQuery)).queue.some((r) => r.pipelineId === waiting.workflowId), { description: 'the second pipeline to queue' });
+      const later = await h.startCi(app, third!);
+      await waitFor(async () => (await lane.query(laneStateQuery)).queue.length === 2, { description: 'the third pipeline to queue behind the second' });
+
+      const runs = await waitFor(
+        async () => {
+          const found = await runsOf(waiting.workflowId);
+          return found.length >= 3 ? found : undefined;
+        },
+        { timeoutMs: 180_000, intervalMs: 2_000, description: 'the waiting pipeline to continue as new twice' },
+      );
+      for (const run of runs) expect(run.events).toBeLessThan(300 + 40);
+      const { runId: currentRun } = await h.handle(waiting.workflowId).describe();
+      expect(runs.map((r) => r.runId)).toContain(currentRun);
+      const status = await h.status(waiting.workflowId);
+      expect(status).toMatchObject({ workflowId: waiting.workflowId, status: 'WAITING_FOR_LANE', sha: second });
+      // Still ahead of the one that queued after it, though each asked from runs the lane had not seen.
+      const queued = (await lane.query(laneStateQuery)).queue;
+      expect(queued.map((r) => r.pipelineId)).toEqual([waiting.workflowId, later.workflowId]);
+      expect(await tagHistory(h.stack.charts.bareDir, imageTagFile(app, 'integration')).then((t) => t.map((c) => c.tag))).toEqual(['initial', first]);
+
+      h.stack.argo.reportStaleFor(argoApp, 0);
+      const ended = await Promise.all(
+        [holder, waiting, later].map(({ workflowId }) => h.waitForStatus(workflowId, (s) => s.awaitingApprovalFor === 'staging', 'the pipeline to deploy integration', 120_000)),
+      );
+      const spans = ended.map((s) => [Date.parse(s.environments[0]!.startedAt!), Date.parse(s.environments[0]!.finishedAt!)] as const);
+      expect(spans[1]![0]).toBeGreaterThanOrEqual(spans[0]![1]);
+      expect(spans[2]![0]).toBeGreaterThanOrEqual(spans[1]![1]);
+      expect((await tagHistory(h.stack.charts.bareDir, imageTagFile(app, 'integration'))).map((c) => c.tag)).toEqual(['initial', first, second, third]);
+      expect(ended[1]!.environments[0]).toMatchObject({ state: 'DEPLOYED' });
+      for (const { workflowId } of [holder, waiting, later]) {
+        await h.cli(['reject', workflowId, '--environment', 'staging', '--approver', 'alice', '--reason', 'end of test']);
+      }
+    } finally {
+      h.stack.argo.reportStaleFor(argoApp, 0);
+    }
+  }, 400_000);
 });

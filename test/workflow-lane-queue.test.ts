@@ -1,4 +1,5 @@
-import type { Hold, LaneRequest } from '../common/types';
+import type { Hold, LaneDeployed, LaneHolder, LaneRequest } from '../common/types';
+import type { LaneRelease } from '../workflows/lane-protocol';
 import { emptyLane, LaneQueue } from '../workflows/lane-queue';
 import { laneWorkflowId } from '../workflows/lane-protocol';
 
@@ -7,8 +8,18 @@ const ci = (pipelineId: string, runId = `${pipelineId}-run`): LaneRequest => ({ 
 const manual = (pipelineId: string): LaneRequest => ({ pipelineId, runId: `${pipelineId}-run`, sha: `${pipelineId}-sha`, trigger: 'manual' });
 const HOLD: Hold = { reason: 'rolled back from v2: smoke test failed', setBy: 'deploy pipeline', setAt: '2026-01-01T00:00:00.000Z' };
 
+/** Tokens token-1, token-2, … in the order the lane grants: uuid4 in the workflow. */
 function lane(): LaneQueue {
-  return new LaneQueue(emptyLane('whitehall', 'staging'));
+  let granted = 0;
+  return new LaneQueue(emptyLane('whitehall', 'staging'), () => `token-${++granted}`);
+}
+
+const holding = (request: LaneRequest, token: string): LaneHolder => ({ ...request, token });
+
+/** What the holding pipeline sends: its ID and the token the lane gave it. */
+function handBack(q: LaneQueue, deployed?: LaneDeployed): boolean {
+  const { pipelineId, token } = q.state.holder!;
+  return q.release({ pipelineId, token, ...(deployed ? { deployed } : {}) });
 }
 
 describe('the lane queue', () => {
@@ -16,12 +27,12 @@ describe('the lane queue', () => {
     const q = lane();
     q.acquire(ci('a'));
     q.acquire(ci('b'));
-    expect(q.grantNext()).toEqual(ci('a'));
-    expect(q.state.holder).toEqual(ci('a'));
+    expect(q.grantNext()).toEqual(holding(ci('a'), 'token-1'));
+    expect(q.state.holder).toEqual(holding(ci('a'), 'token-1'));
     expect(q.grantNext()).toBeUndefined();
-    q.release({ pipelineId: 'a' });
+    expect(handBack(q)).toBe(true);
     expect(q.state.holder).toBeUndefined();
-    expect(q.grantNext()).toEqual(ci('b'));
+    expect(q.grantNext()).toEqual(holding(ci('b'), 'token-2'));
     expect(q.state.queue).toEqual([]);
   });
 
@@ -35,14 +46,14 @@ describe('the lane queue', () => {
     q.grantNext();
     q.acquire(ci('a'));
     expect(q.state.queue).toEqual([]);
-    expect(q.state.holder).toEqual(ci('a'));
+    expect(q.state.holder).toEqual(holding(ci('a'), 'token-1'));
   });
 
   it('frees the lane when a new run of its holder asks for it, and names the run that ended', () => {
     const q = lane();
     q.acquire(ci('a', 'first'));
     q.grantNext();
-    expect(q.acquire(ci('a', 'second'))).toEqual(ci('a', 'first'));
+    expect(q.acquire(ci('a', 'second'))).toEqual(holding(ci('a', 'first'), 'token-1'));
     expect(q.state.holder).toBeUndefined();
     expect(q.state.queue).toEqual([ci('a', 'second')]);
   });
@@ -54,21 +65,140 @@ describe('the lane queue', () => {
     expect(q.state.queue).toEqual([ci('a', 'second')]);
   });
 
-  it('takes a release from a pipeline still queued out of the queue', () => {
-    const q = lane();
-    q.acquire(ci('a'));
-    q.acquire(ci('b'));
-    q.grantNext();
-    q.release({ pipelineId: 'b' });
-    expect(q.state.queue).toEqual([]);
-    expect(q.state.holder).toEqual(ci('a'));
+  describe('handing the lane back', () => {
+    it('takes only a release with the token of the grant: the holder keeps the lane, nobody else is granted it, news without the token is dropped', () => {
+      const q = lane();
+      q.awaitingApproval(ci('waiting'));
+      q.acquire(ci('a'));
+      q.acquire(ci('b'));
+      q.grantNext();
+      q.changed = false;
+      // Anyone can send a signal naming the holder; it does not know the token.
+      const forged = { pipelineId: 'a', sha: 'forged-sha' };
+      expect(q.release({ pipelineId: 'a' } as LaneRelease)).toBe(false);
+      expect(q.release({ pipelineId: 'a', token: 'token-2', deployed: forged })).toBe(false);
+      expect(q.release({ pipelineId: 'b', token: '', deployed: forged })).toBe(false);
+      expect(q.state.holder).toEqual(holding(ci('a'), 'token-1'));
+      expect(q.state.queue).toEqual([ci('b')]);
+      expect(q.changed).toBe(false);
+      expect(q.grantNext()).toBeUndefined();
+      expect(q.takeNews()).toEqual([]);
+
+      expect(q.release({ pipelineId: 'a', token: 'token-1', deployed: { pipelineId: 'a', sha: 'a-sha' } })).toBe(true);
+      expect(q.takeNews()).toEqual([{ pipelineId: 'a', sha: 'a-sha' }]);
+      expect(q.grantNext()).toEqual(holding(ci('b'), 'token-2'));
+    });
+
+    it('does not take back from a later holder the token of an earlier grant', () => {
+      const q = lane();
+      q.acquire(ci('a'));
+      q.grantNext();
+      handBack(q);
+      q.acquire(ci('a'));
+      q.grantNext();
+      expect(q.release({ pipelineId: 'a', token: 'token-1' })).toBe(false);
+      expect(q.state.holder).toEqual(holding(ci('a'), 'token-2'));
+    });
+
+    it('keeps the token out of what the laneState query shows', () => {
+      const q = lane();
+      q.acquire(ci('a'));
+      q.acquire(ci('b'));
+      q.grantNext();
+      expect(q.view()).toEqual({ app: 'whitehall', environment: 'staging', holder: ci('a'), queue: [ci('b')], awaitingApproval: [] });
+      expect(JSON.stringify(q.view())).not.toContain('token-1');
+      expect(q.state.holder?.token).toBe('token-1');
+    });
+
+    it('keeps the holder and its token when the lane continues as new', () => {
+      const q = lane();
+      q.acquire(ci('a'));
+      q.grantNext();
+      const resumed = new LaneQueue(JSON.parse(JSON.stringify(q.state)) as typeof q.state, () => 'token-9');
+      expect(resumed.release({ pipelineId: 'a', token: 'token-9' })).toBe(false);
+      expect(resumed.release({ pipelineId: 'a', token: 'token-1' })).toBe(true);
+    });
   });
 
-  it('forgets a grant that could not be delivered', () => {
+  describe('a pipeline that continues as new while it waits', () => {
+    it('keeps its place in the queue: its new run takes the old run’s place', () => {
+      const q = lane();
+      q.acquire(ci('holder'));
+      q.grantNext();
+      q.acquire(ci('a', 'a-first'));
+      q.acquire(ci('b'));
+      q.acquire(ci('c'));
+      q.acquire(ci('a', 'a-second'));
+      expect(q.state.queue).toEqual([ci('a', 'a-second'), ci('b'), ci('c')]);
+      q.acquire(ci('b', 'b-second'));
+      expect(q.state.queue).toEqual([ci('a', 'a-second'), ci('b', 'b-second'), ci('c')]);
+      handBack(q);
+      expect(q.grantNext()).toEqual(holding(ci('a', 'a-second'), 'token-2'));
+    });
+
+    it('is told why it waits afresh in its new run', () => {
+      const q = lane();
+      q.acquire(ci('holder'));
+      q.grantNext();
+      q.acquire(ci('a', 'a-first'));
+      expect(q.reasonsToTell()).toEqual([{ request: ci('a', 'a-first'), reason: 'holder is deploying whitehall to staging' }]);
+      q.acquire(ci('a', 'a-second'));
+      expect(q.reasonsToTell()).toEqual([{ request: ci('a', 'a-second'), reason: 'holder is deploying whitehall to staging' }]);
+    });
+
+    it('is not replaced by a request that names no run (sent by hand)', () => {
+      const q = lane();
+      q.acquire(ci('a', 'a-first'));
+      q.acquire(ci('b'));
+      q.acquire({ pipelineId: 'a', sha: 'other-sha', trigger: 'manual' });
+      expect(q.state.queue).toEqual([ci('a', 'a-first'), ci('b')]);
+    });
+
+    it('goes first when it held the lane: the run that held it has ended, and the lane is free', () => {
+      const q = lane();
+      q.acquire(ci('a', 'a-first'));
+      q.grantNext();
+      q.acquire(ci('b'));
+      q.acquire(ci('c'));
+      expect(q.acquire(ci('a', 'a-second'))).toEqual(holding(ci('a', 'a-first'), 'token-1'));
+      expect(q.state.holder).toBeUndefined();
+      expect(q.state.queue).toEqual([ci('a', 'a-second'), ci('b'), ci('c')]);
+      expect(q.grantNext()).toEqual(holding(ci('a', 'a-second'), 'token-2'));
+    });
+
+    it('is offered a grant its old run missed in its current run, once, while the grant is still the lane’s', () => {
+      const q = lane();
+      q.acquire(ci('a', 'a-first'));
+      q.acquire(ci('b'));
+      const granted = q.grantNext()!;
+      expect(q.grantToCurrentRun(granted)).toBe(true);
+      expect(q.state.holder).toEqual({ pipelineId: 'a', sha: 'a-sha', trigger: 'ci', token: 'token-1' });
+      // The current run could not be reached either (terminated): the lane passes it over.
+      expect(q.grantToCurrentRun(granted)).toBe(false);
+      q.grantUndelivered(granted);
+      expect(q.grantNext()).toEqual(holding(ci('b'), 'token-2'));
+    });
+
+    it('is not offered a grant that changed hands meanwhile (its new run asked first)', () => {
+      const q = lane();
+      q.acquire(ci('a', 'a-first'));
+      q.acquire(ci('b'));
+      const granted = q.grantNext()!;
+      q.acquire(ci('a', 'a-second'));
+      expect(q.grantToCurrentRun(granted)).toBe(false);
+      q.grantUndelivered(granted);
+      expect(q.state.queue).toEqual([ci('a', 'a-second'), ci('b')]);
+      expect(q.grantNext()).toEqual(holding(ci('a', 'a-second'), 'token-2'));
+    });
+  });
+
+  it('forgets a grant that could not be delivered, unless the lane changed hands meanwhile', () => {
     const q = lane();
     q.acquire(ci('a'));
-    q.grantNext();
-    q.grantUndelivered();
+    const first = q.grantNext()!;
+    q.grantUndelivered(holding(ci('a'), 'token-1'));
+    expect(q.state.holder).toBe(first);
+    q.grantUndelivered(first);
     expect(q.state.holder).toBeUndefined();
   });
 
@@ -78,8 +208,8 @@ describe('the lane queue', () => {
       q.setHold(HOLD);
       q.acquire(ci('a'));
       q.acquire(manual('m'));
-      expect(q.grantNext()).toEqual(manual('m'));
-      q.release({ pipelineId: 'm' });
+      expect(q.grantNext()).toEqual(holding(manual('m'), 'token-1'));
+      handBack(q);
       expect(q.grantNext()).toBeUndefined();
       expect(q.state.queue).toEqual([ci('a')]);
     });
@@ -145,11 +275,11 @@ describe('the lane queue', () => {
       q.grantNext();
       q.acquire(ci('b'));
       q.reasonsToTell();
-      q.release({ pipelineId: 'a' });
+      handBack(q);
       q.grantNext();
       q.acquire(ci('a'));
       expect(q.reasonsToTell()).toEqual([{ request: ci('a'), reason: 'b is deploying whitehall to staging' }]);
-      q.release({ pipelineId: 'b' });
+      handBack(q);
       q.grantNext();
       q.acquire(ci('b'));
       expect(q.reasonsToTell()).toEqual([{ request: ci('b'), reason: 'a is deploying whitehall to staging' }]);
@@ -178,7 +308,7 @@ describe('the lane queue', () => {
       const q = lane();
       q.acquire(ci('a'));
       const holder = q.grantNext()!;
-      q.holderEnded(ci('a'));
+      q.holderEnded(holding(ci('a'), 'token-1'));
       expect(q.state.holder).toBe(holder);
       q.holderEnded(holder);
       expect(q.state.holder).toBeUndefined();
@@ -194,8 +324,8 @@ describe('the lane queue', () => {
       expect(q.state.awaitingApproval).toEqual([ci('a'), ci('b')]);
       q.acquire(ci('c'));
       q.grantNext();
-      q.release({ pipelineId: 'c', deployed: { pipelineId: 'c', sha: 'c-sha' } });
-      q.release({ pipelineId: 'x' });
+      handBack(q, { pipelineId: 'c', sha: 'c-sha' });
+      q.release({ pipelineId: 'x', token: 'token-1' });
       const news = q.takeNews();
       expect(news).toEqual([{ pipelineId: 'c', sha: 'c-sha' }]);
       expect(q.recipientsOf(news[0]!)).toEqual([ci('a'), ci('b')]);
@@ -228,18 +358,20 @@ describe('the lane queue', () => {
     q.grantNext();
     expect(q.isIdle()).toBe(false);
     expect(q.watchesHolder()).toBe(false);
-    q.release({ pipelineId: 'b' });
+    handBack(q);
     expect(q.isIdle()).toBe(true);
   });
 });
 
 describe('what a lane carries over when it continues as new', () => {
   it('keeps the news of a deploy that arrived while it was busy, for pipelines waiting for approval', () => {
-    const lane = new LaneQueue(emptyLane('whitehall', 'staging'));
+    const lane = new LaneQueue(emptyLane('whitehall', 'staging'), () => 'token-1');
     lane.awaitingApproval(ci('waiting'));
-    lane.release({ pipelineId: 'deployer', deployed: { pipelineId: 'deployer', sha: 'newer-sha' } });
+    lane.acquire(ci('deployer'));
+    lane.grantNext();
+    lane.release({ pipelineId: 'deployer', token: 'token-1', deployed: { pipelineId: 'deployer', sha: 'newer-sha' } });
     // continueAsNew carries the state as a payload: what survives is what survives JSON.
-    const resumed = new LaneQueue(JSON.parse(JSON.stringify(lane.state)) as typeof lane.state);
+    const resumed = new LaneQueue(JSON.parse(JSON.stringify(lane.state)) as typeof lane.state, () => 'token-2');
     expect(resumed.takeNews()).toEqual([{ pipelineId: 'deployer', sha: 'newer-sha' }]);
     expect(resumed.takeNews()).toEqual([]);
     expect(resumed.recipientsOf({ pipelineId: 'deployer', sha: 'newer-sha' }).map((r) => r.pipelineId)).toEqual(['waiting']);

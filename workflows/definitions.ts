@@ -37,4 +37,4 @@ export {
   setHoldSignal,
   stoppedAwaitingSignal,
 } from './lane-protocol';
-export type { LaneInput, LaneRelease, NewerDeployed } from './lane-protocol';
+export type { LaneGrant, LaneInput, LaneRelease, LaneView, NewerDeployed } from './lane-protocol';

@@ -28,7 +28,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   if (refused) throw ApplicationFailure.create({ type: FailureTypes.InvalidInput, message: refused, nonRetryable: true });
   const pipeline = new PipelineState(input, workflowInfo().workflowId);
   const steps = new Steps();
-  const lanes = new PipelineLanes(pipeline, steps, input.trigger);
+  const lanes = new PipelineLanes(pipeline, steps, input);
   const ctx: PipelineContext = { input, pipeline, steps, lanes, reports: new Reports(pipeline, steps) };
   const gate = new ApprovalGate(ctx);
 
@@ -37,7 +37,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   setHandler(rejectUpdate, (request) => gate.decide(request, 'rejected'), { validator: (request) => gate.validate(request, 'rejected') });
   setHandler(approveSignal, (request) => gate.decideBySignal(request, 'approved'), { description: APPROVE_SIGNAL_DESCRIPTION });
   setHandler(rejectSignal, (request) => gate.decideBySignal(request, 'rejected'), { description: REJECT_SIGNAL_DESCRIPTION });
-  setHandler(laneGrantedSignal, ({ environment }) => lanes.granted(environment), FROM_THE_LANE);
+  setHandler(laneGrantedSignal, (grant) => lanes.granted(grant), FROM_THE_LANE);
   setHandler(laneWaitingSignal, ({ environment, reason }) => pipeline.waitingForLane(environment, reason), FROM_THE_LANE);
   setHandler(laneHolderCheckSignal, () => undefined, FROM_THE_LANE);
   setHandler(newerDeployedSignal, (news) => gate.newerDeployed(news), FROM_THE_LANE);

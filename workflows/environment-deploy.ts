@@ -24,7 +24,7 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
   const automatic = ctx.input.trigger === 'ci';
   for (;;) {
     if (automatic && envPlan.hasDeployWindows) await awaitDeployWindow(ctx, env);
-    await ctx.lanes.take(env);
+    await ctx.lanes.take(env, index);
     let frozen: Freeze | undefined;
     try {
       // Waiting for the lane can outlast the window: a deploy starts only inside one.

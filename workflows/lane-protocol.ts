@@ -5,7 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Hold, LaneDeployed, LaneRequest, LaneState } from '../common/types';
 
-export type { Hold, LaneDeployed, LaneRequest, LaneState } from '../common/types';
+export type { Hold, LaneDeployed, LaneHolder, LaneRequest, LaneState } from '../common/types';
 
 export const LANE_WORKFLOW_TYPE = 'DeployLane';
 
@@ -28,10 +28,26 @@ export interface LaneInput {
   holderCheckIntervalMs?: number;
 }
 
-/** `deployed`: the releasing pipeline deployed here; the lane tells pipelines waiting for approval there. */
+/**
+ * `token`: the one `laneGranted` carried; a release without the holder's token is ignored, news and all.
+ * `deployed`: the releasing pipeline deployed here; the lane tells pipelines waiting for approval there.
+ */
 export interface LaneRelease {
   pipelineId: string;
+  token: string;
   deployed?: LaneDeployed;
+}
+
+/**
+ * What the `laneState` query shows: the state without the holder's token. Web UI and `temporal workflow query` show
+ * it to anyone who looks; the token stays in the lane's history, which stops a release sent by hand in a pipeline's
+ * name, not someone who reads that history.
+ */
+export type LaneView = Omit<LaneState, 'holder'> & { holder?: LaneRequest };
+
+export interface LaneGrant {
+  environment: string;
+  token: string;
 }
 
 /** A newer release reached `environment` while the pipeline told waits for approval there. */
@@ -45,10 +61,11 @@ export const stoppedAwaitingSignal = defineSignal<[{ pipelineId: string }]>('sto
 export const setHoldSignal = defineSignal<[Hold]>('setHold');
 /** People → lane. */
 export const clearHoldUpdate = defineUpdate<Hold, [{ by: string }]>('clearHold');
-export const laneStateQuery = defineQuery<LaneState>('laneState');
+export const laneStateQuery = defineQuery<LaneView>('laneState');
 
 /** Lane → pipeline. */
-export const laneGrantedSignal = defineSignal<[{ environment: string }]>('laneGranted');
+/** `token`: what the pipeline sends back with its release. */
+export const laneGrantedSignal = defineSignal<[LaneGrant]>('laneGranted');
 export const laneWaitingSignal = defineSignal<[{ environment: string; reason: string }]>('laneWaiting');
 export const newerDeployedSignal = defineSignal<[NewerDeployed]>('newerDeployed');
 /** Asks nothing: the lane learns its holder has ended when this cannot be delivered. */

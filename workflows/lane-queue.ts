@@ -2,7 +2,7 @@
  * A lane's queue and hold, and what the pipelines in it should hear: plain state and rules, no Temporal calls, so
  * it is tested without a server. `DeployLane` feeds it the signals it receives and does the talking.
  */
-import type { Hold, LaneDeployed, LaneRelease, LaneRequest, LaneState } from './lane-protocol';
+import type { Hold, LaneDeployed, LaneHolder, LaneRelease, LaneRequest, LaneState, LaneView } from './lane-protocol';
 
 export function emptyLane(app: string, environment: string): LaneState {
   return { app, environment, queue: [], awaitingApproval: [] };
@@ -16,32 +16,61 @@ export class LaneQueue {
   /** A pipeline queued behind the holder where none waited: time to check the holder still runs. */
   private firstBehindHolder = false;
 
-  constructor(readonly state: LaneState) {}
+  /** `newToken`: a fresh token for each grant (the lane's uuid4). */
+  constructor(
+    readonly state: LaneState,
+    private readonly newToken: () => string,
+  ) {}
 
   /**
-   * Queues a pipeline, once. Returns the holder it replaces when the request comes from a new run of the holding
-   * pipeline: one pipeline ID has one open run at most, so the run holding the lane has ended.
+   * Queues a pipeline, once. A pipeline that continued as new while it waited asks from its new run: the request
+   * takes the old run's place in the queue. Returns the holder it replaces when the request comes from a new run of
+   * the holding pipeline: one pipeline ID has one open run at most, so the run holding the lane has ended, and the
+   * new run goes first (it held the lane before anyone queued).
    */
   acquire(request: LaneRequest): LaneRequest | undefined {
     const { state } = this;
-    let ended: LaneRequest | undefined;
-    if (state.holder?.pipelineId === request.pipelineId && request.runId && state.holder.runId && request.runId !== state.holder.runId) {
-      ended = state.holder;
-      state.holder = undefined;
-    }
-    state.queue = state.queue.filter((r) => r.pipelineId !== request.pipelineId || !request.runId || r.runId === request.runId);
-    const known = state.holder?.pipelineId === request.pipelineId || state.queue.some((r) => r.pipelineId === request.pipelineId);
-    if (!known && state.holder && state.queue.length === 0) this.firstBehindHolder = true;
-    if (!known) state.queue.push(request);
     this.changed = true;
-    return ended;
+    const otherRun = (r: LaneRequest) => r.pipelineId === request.pipelineId && request.runId !== undefined && r.runId !== undefined && r.runId !== request.runId;
+    const { holder } = state;
+    if (holder && otherRun(holder)) {
+      state.holder = undefined;
+      state.queue = [request, ...state.queue.filter((r) => r.pipelineId !== request.pipelineId)];
+      this.told.delete(request.pipelineId);
+      return holder;
+    }
+    if (holder?.pipelineId === request.pipelineId) return undefined;
+    const queued = state.queue.findIndex((r) => r.pipelineId === request.pipelineId);
+    if (queued >= 0) {
+      if (otherRun(state.queue[queued]!)) {
+        state.queue[queued] = request;
+        // The new run shows only that it waits for the lane until it is told why.
+        this.told.delete(request.pipelineId);
+      }
+      return undefined;
+    }
+    if (holder && state.queue.length === 0) this.firstBehindHolder = true;
+    state.queue.push(request);
+    return undefined;
   }
 
-  release({ pipelineId, deployed }: LaneRelease): void {
+  /** Hands the lane back when the release carries the holder's token; returns whether it did. */
+  release({ token, deployed }: LaneRelease): boolean {
+    const { holder } = this.state;
+    if (!holder || typeof token !== 'string' || token !== holder.token) return false;
     if (deployed) (this.state.news ??= []).push(deployed);
-    if (this.state.holder?.pipelineId === pipelineId) this.state.holder = undefined;
-    this.state.queue = this.state.queue.filter((r) => r.pipelineId !== pipelineId);
+    this.state.holder = undefined;
+    this.state.queue = this.state.queue.filter((r) => r.pipelineId !== holder.pipelineId);
     this.changed = true;
+    return true;
+  }
+
+  /** The state as the `laneState` query shows it: all but the holder's token. */
+  view(): LaneView {
+    const { holder, ...rest } = this.state;
+    if (!holder) return rest;
+    const { token: _token, ...request } = holder;
+    return { ...rest, holder: request };
   }
 
   awaitingApproval(request: LaneRequest): void {
@@ -86,21 +115,36 @@ export class LaneQueue {
     this.state.awaitingApproval = this.state.awaitingApproval.filter((r) => r !== request);
   }
 
-  /** Hands a free lane to the first pipeline that may deploy now (a hold stops automatic deploys, not manual ones). */
-  grantNext(): LaneRequest | undefined {
+  /**
+   * Hands a free lane to the first pipeline that may deploy now (a hold stops automatic deploys, not manual ones),
+   * with a new token.
+   */
+  grantNext(): LaneHolder | undefined {
     if (this.state.holder) return undefined;
     const next = this.state.queue.find((r) => this.eligible(r));
     if (!next) return undefined;
     this.state.queue = this.state.queue.filter((r) => r !== next);
-    this.state.holder = next;
+    const holder = { ...next, token: this.newToken() };
+    this.state.holder = holder;
     // Should it queue again (a freeze sends it back), it is told why it waits afresh.
     this.told.delete(next.pipelineId);
-    return next;
+    return holder;
   }
 
-  /** The lane went to a pipeline that has ended: nobody holds it. */
-  grantUndelivered(): void {
-    this.state.holder = undefined;
+  /**
+   * The run granted the lane has ended before it heard: its pipeline may have continued as new while it waited.
+   * Returns whether to offer the grant to the pipeline's current run, whichever it is: yes when the grant is still
+   * the lane's and went to one run in particular. From now on the lane speaks to the current run.
+   */
+  grantToCurrentRun(holder: LaneHolder): boolean {
+    if (this.state.holder !== holder || holder.runId === undefined) return false;
+    delete holder.runId;
+    return true;
+  }
+
+  /** The lane went to a pipeline that has ended: nobody holds it (unless it changed hands meanwhile). */
+  grantUndelivered(holder: LaneHolder): void {
+    if (this.state.holder === holder) this.state.holder = undefined;
   }
 
   /** Whether to check now that the holder still runs: when the first pipeline queues behind it, or when a check is due. */
@@ -111,7 +155,7 @@ export class LaneQueue {
   }
 
   /** The holder has ended without handing the lane back: the lane is free (unless it changed hands meanwhile). */
-  holderEnded(holder: LaneRequest): void {
+  holderEnded(holder: LaneHolder): void {
     if (this.state.holder === holder) this.state.holder = undefined;
   }
 

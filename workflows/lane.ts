@@ -1,6 +1,6 @@
-import { condition, continueAsNew, getExternalWorkflowHandle, isCancellation, log, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, getExternalWorkflowHandle, isCancellation, log, setHandler, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import { validateApprover } from '../common/names';
-import type { LaneRequest } from '../common/types';
+import type { LaneHolder } from '../common/types';
 import { DeployApp, DeployEnvironment } from './definitions';
 import {
   acquireLaneSignal,
@@ -36,6 +36,16 @@ const SIGNALS_AT_ONCE = 500;
 
 type Pipeline = ReturnType<typeof getExternalWorkflowHandle>;
 
+/** Web UI lists a workflow's signals: these are for pipelines to send, and say so. */
+const FROM_PIPELINES = { description: 'Internal: sent by deploy pipelines. Do not send by hand.' };
+/**
+ * A hold is taken from anyone, with no token: it only stops automatic deploys, so a forged one fails safe (and
+ * `deploy hold list` shows who set it).
+ */
+const SET_HOLD = {
+  description: 'Internal: sent by deploy pipelines after a rollback or a manual deploy; stops automatic deploys here until "deploy hold clear".',
+};
+
 /** Whether the pipeline heard us; one that has ended (cancelled, terminated) cannot, and there is nothing to wait for. */
 async function tell(pipelineId: string, send: (pipeline: Pipeline) => Promise<void>, runId?: string): Promise<boolean> {
   try {
@@ -61,7 +71,7 @@ async function tellEach<T>(recipients: T[], send: (recipient: T) => Promise<bool
  * approval to deploy here when a newer release got here first. Pipelines reach it by signal-with-start.
  */
 export async function DeployLane(input: LaneInput): Promise<void> {
-  const lane = new LaneQueue(input.state ?? emptyLane(input.app, input.environment));
+  const lane = new LaneQueue(input.state ?? emptyLane(input.app, input.environment), uuid4);
   const { state } = lane;
   const { environment } = state;
   upsertSearchAttributes([
@@ -69,15 +79,25 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     { key: DeployEnvironment, value: environment },
   ]);
 
-  setHandler(laneStateQuery, () => state);
-  setHandler(acquireLaneSignal, (request) => {
-    const ended = lane.acquire(request);
-    if (ended) log.warn('a new run of the lane holder asks for the lane; the run holding it has ended', { holder: ended, request });
-  });
-  setHandler(releaseLaneSignal, (release) => lane.release(release));
-  setHandler(awaitingApprovalSignal, (request) => lane.awaitingApproval(request));
-  setHandler(stoppedAwaitingSignal, ({ pipelineId }) => lane.stoppedAwaiting(pipelineId));
-  setHandler(setHoldSignal, (hold) => lane.setHold(hold));
+  setHandler(laneStateQuery, () => lane.view());
+  setHandler(
+    acquireLaneSignal,
+    (request) => {
+      const ended = lane.acquire(request);
+      if (ended) log.warn('a new run of the lane holder asks for the lane; the run holding it has ended', { holder: ended.pipelineId, request });
+    },
+    FROM_PIPELINES,
+  );
+  setHandler(
+    releaseLaneSignal,
+    (release) => {
+      if (!lane.release(release)) log.warn('ignored a release without the token of the lane holder', { claimsToBe: release.pipelineId, holder: state.holder?.pipelineId });
+    },
+    FROM_PIPELINES,
+  );
+  setHandler(awaitingApprovalSignal, (request) => lane.awaitingApproval(request), FROM_PIPELINES);
+  setHandler(stoppedAwaitingSignal, ({ pipelineId }) => lane.stoppedAwaiting(pipelineId), FROM_PIPELINES);
+  setHandler(setHoldSignal, (hold) => lane.setHold(hold), SET_HOLD);
   setHandler(
     clearHoldUpdate,
     ({ by }) => {
@@ -95,11 +115,22 @@ export async function DeployLane(input: LaneInput): Promise<void> {
   );
 
   /** Whether the holder still runs: a signal to a run that has ended cannot be delivered. */
-  async function holderRuns(holder: LaneRequest): Promise<boolean> {
+  async function holderRuns(holder: LaneHolder): Promise<boolean> {
     if (await tell(holder.pipelineId, (p) => p.signal(laneHolderCheckSignal, { environment }), holder.runId)) return true;
     log.warn('the pipeline holding the lane has ended without handing it back; the lane is free', { holder });
     lane.holderEnded(holder);
     return false;
+  }
+
+  /**
+   * Tells the run that asked it holds the lane. A pipeline continues as new while it waits long, and the grant may
+   * find the run that asked closed: its new run (the pipeline's current run) is offered the lane in its place, and
+   * hands it back at once unless it is waiting for it. A pipeline with no run open (terminated) is passed over.
+   */
+  async function grant(holder: LaneHolder): Promise<boolean> {
+    const granted = (p: Pipeline) => p.signal(laneGrantedSignal, { environment, token: holder.token });
+    if (await tell(holder.pipelineId, granted, holder.runId)) return true;
+    return lane.grantToCurrentRun(holder) && (await tell(holder.pipelineId, granted));
   }
 
   const holderCheckIntervalMs = input.holderCheckIntervalMs ?? DEFAULT_HOLDER_CHECK_INTERVAL_MS;
@@ -120,7 +151,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     if (!state.holder) {
       const next = lane.grantNext();
       if (next) {
-        if (!(await tell(next.pipelineId, (p) => p.signal(laneGrantedSignal, { environment }), next.runId))) lane.grantUndelivered();
+        if (!(await grant(next))) lane.grantUndelivered(next);
         continue;
       }
     } else if (lane.holderCheckWanted(lane.watchesHolder() && Date.now() >= nextHolderCheckAt)) {

@@ -1,15 +1,18 @@
 /** The pipeline's side of its lanes: asking for one, waiting for it, handing it back, and what else it tells them. */
 import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation, log, workflowInfo } from '@temporalio/workflow';
-import type { EnvironmentStatus, Hold, LaneDeployed, Trigger } from '../common/types';
-import { laneWorkflowId, releaseLaneSignal, stoppedAwaitingSignal } from './lane-protocol';
+import type { EnvironmentStatus, Hold, LaneDeployed, PipelineInput } from '../common/types';
+import { type LaneGrant, laneWorkflowId, releaseLaneSignal, stoppedAwaitingSignal } from './lane-protocol';
+import { continueAsNewIfHistoryLong } from './long-waits';
 import type { PipelineState } from './pipeline-state';
 import type { Steps } from './steps';
 
 type Lane = ReturnType<typeof getExternalWorkflowHandle>;
 
 export class PipelineLanes {
-  /** Environments whose lane we hold. */
-  private readonly held = new Set<string>();
+  /** Environments whose lane we hold, with the token of each grant: it goes back with the release. */
+  private readonly held = new Map<string, string>();
+  /** The environment whose lane take() waits for: a grant of any other is one we did not ask for. */
+  private waitingFor?: string;
   /**
    * After an approval the lane is told we stopped waiting in the same workflow task as we ask it for the lane, not
    * first: one server round trip less between an approval and the deploy. The lane handles the two in either order.
@@ -19,36 +22,56 @@ export class PipelineLanes {
   constructor(
     private readonly pipeline: PipelineState,
     private readonly steps: Steps,
-    private readonly trigger: Trigger,
+    private readonly input: PipelineInput,
   ) {}
 
-  /** The lane's `laneGranted` signal. */
-  granted(environment: string): void {
-    this.held.add(environment);
+  /**
+   * The lane's `laneGranted` signal. A grant we are not waiting for (someone asked in our name, or the lane offered
+   * a previous run's place to this one before it asks) goes back at once: holding it would stop the lane.
+   */
+  granted({ environment, token }: LaneGrant): void {
+    if (this.waitingFor === environment && !this.held.has(environment)) {
+      this.held.set(environment, token);
+      return;
+    }
+    log.warn('the lane granted what we did not ask for; handing it back', { environment, waitingFor: this.waitingFor });
+    // Not awaited: the handler must not hold up the workflow; tell() cannot fail.
+    void this.handBack(environment, token);
   }
 
-  async take(env: EnvironmentStatus): Promise<void> {
-    const { plan } = this.pipeline;
+  /** Waits for the lane of the environment at `environmentIndex`; a long wait continues as new on the way. */
+  async take(env: EnvironmentStatus, environmentIndex: number): Promise<void> {
+    const plan = this.pipeline.plan!;
     env.waitingFor = 'waiting for the lane';
     this.pipeline.setStatus('WAITING_FOR_LANE', env, 'WAITING_FOR_LANE');
-    const request = { pipelineId: this.pipeline.workflowId, runId: workflowInfo().runId, sha: plan!.sha, trigger: this.trigger };
+    const request = { pipelineId: this.pipeline.workflowId, runId: workflowInfo().runId, sha: plan.sha, trigger: this.input.trigger };
     const ask = (summary: string) =>
-      this.steps.calls.signalLane.executeWithOptions({ summary }, [{ app: plan!.app, environment: env.environment, signal: 'acquire', request }]);
-    await ask(`Ask for the ${env.environment} lane`);
-    const told = this.toldStoppedAwaiting;
-    this.toldStoppedAwaiting = undefined;
-    await told;
-    // A lane terminated by hand has lost its queue: asking again starts it anew; a lane that runs knows us already.
-    while (!(await condition(() => this.held.has(env.environment), plan!.laneRecheckIntervalMs))) {
-      await ask(`Ask again for the ${env.environment} lane`);
+      this.steps.calls.signalLane.executeWithOptions({ summary }, [{ app: plan.app, environment: env.environment, signal: 'acquire', request }]);
+    this.waitingFor = env.environment;
+    try {
+      await ask(`Ask for the ${env.environment} lane`);
+      const told = this.toldStoppedAwaiting;
+      this.toldStoppedAwaiting = undefined;
+      await told;
+      // A lane terminated by hand has lost its queue: asking again starts it anew; a lane that runs knows us already.
+      while (!(await condition(() => this.held.has(env.environment), plan.laneRecheckIntervalMs))) {
+        // The grant came in the same workflow task as the timeout: we hold the lane, and only this run can hand it back.
+        if (this.held.has(env.environment)) break;
+        // The new run asks from where this one stood; the lane gives it this run's place in the queue.
+        await continueAsNewIfHistoryLong(this.input, this.pipeline, environmentIndex);
+        await ask(`Ask again for the ${env.environment} lane`);
+      }
+    } finally {
+      this.waitingFor = undefined;
     }
   }
 
   /** Hands the lane back, with the news of our deploy when there is one. */
   async release(environment: string, deployed?: LaneDeployed): Promise<void> {
-    if (!this.held.delete(environment)) return;
-    // Even a cancelled pipeline must hand the lane back.
-    await this.tell(environment, (lane) => lane.signal(releaseLaneSignal, { pipelineId: this.pipeline.workflowId, ...(deployed ? { deployed } : {}) }));
+    const token = this.held.get(environment);
+    if (token === undefined) return;
+    this.held.delete(environment);
+    await this.handBack(environment, token, deployed);
   }
 
   /** Stops automatic deploys to the environment until someone clears the hold; it reaches a lane that has ended too. */
@@ -74,9 +97,17 @@ export class PipelineLanes {
     return undefined;
   }
 
-  /** A lane that has ended (terminated by hand) has nothing to hear: the pipeline goes on without it. */
+  /** Even a cancelled pipeline must hand the lane back. */
+  private handBack(environment: string, token: string, deployed?: LaneDeployed): Promise<void> {
+    return this.tell(environment, (lane) => lane.signal(releaseLaneSignal, { pipelineId: this.pipeline.workflowId, token, ...(deployed ? { deployed } : {}) }));
+  }
+
+  /**
+   * A lane that has ended (terminated by hand) has nothing to hear: the pipeline goes on without it. The app is the
+   * input's: a grant we did not ask for may come before the release is resolved (or resumed), and goes back then too.
+   */
   private async tell(environment: string, send: (lane: Lane) => Promise<void>): Promise<void> {
-    const id = laneWorkflowId(workflowInfo().taskQueue, this.pipeline.plan!.app, environment);
+    const id = laneWorkflowId(workflowInfo().taskQueue, this.input.app, environment);
     await CancellationScope.nonCancellable(async () => {
       try {
         await send(getExternalWorkflowHandle(id));
