@@ -147,7 +147,9 @@ async function pipelineId(values: Values, positionals: string[], session: Sessio
 
 function proofSource(values: Values, env: Env): ProofSource {
   const oidcToken = values['oidc-token'] ?? (env.DEPLOY_OIDC_TOKEN?.trim() || undefined);
-  const signingKey = values['sign-with'] ?? (env.DEPLOY_SIGNING_KEY?.trim() || undefined);
+  // The settings' key is DEPLOY_USER's: deciding as someone else takes their own key (--sign-with).
+  const settingsKeyApplies = values.approver === undefined || values.approver === env.DEPLOY_USER;
+  const signingKey = values['sign-with'] ?? (settingsKeyApplies ? env.DEPLOY_SIGNING_KEY?.trim() || undefined : undefined);
   if (values['oidc-token'] && values['sign-with']) throw new BadInputError('give --sign-with or --oidc-token, not both');
   return oidcToken ? { oidcToken } : { signingKey };
 }

@@ -302,6 +302,12 @@ describe('the local sandbox (npm start)', () => {
     expect(followed.code).toBe(0);
     expect(followed.stdout).toMatch(/production\s+DEPLOYED/);
 
+    // Production takes only verified decisions: a name alone is refused, and the sandbox's own settings sign.
+    const claimed = await deployCli(outDir, ['approve', waiting, '--environment', 'production', '--approver', 'tester'], env);
+    expect(claimed).toMatchObject({ code: 3, stderr: expect.stringContaining('production takes only verified decisions') });
+    const verified = await deployCli(outDir, ['approve', waiting, '--environment', 'production'], env);
+    expect(verified).toMatchObject({ code: 0, stdout: expect.stringContaining(`approved production for ${waiting} as sandbox-approver (verified: ssh-signature)`) });
+
     expect(await sandbox.interrupt()).toBe(0);
     expect(sandbox.text).toContain('Stopped. Everything is kept for the next start.');
   }, 240_000);

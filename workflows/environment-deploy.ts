@@ -20,7 +20,7 @@ import type { PipelineContext } from './pipeline-context';
  */
 export type EnvironmentOutcome = 'deployed' | 'needs a person';
 
-export async function deployEnvironment(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus, _index: number): Promise<EnvironmentOutcome> {
+export async function deployEnvironment(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus, index: number): Promise<EnvironmentOutcome> {
   const automatic = ctx.input.trigger === 'ci';
   for (;;) {
     if (automatic && envPlan.hasDeployWindows) await awaitDeployWindow(ctx, env);
