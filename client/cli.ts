@@ -57,7 +57,7 @@ commands:
   list    [--app APP] [--status STATUS] [--environment ENV] [--limit N]
   cancel  ID
   hold list   [--app APP] [--environment ENV]
-  hold clear  --app APP --environment ENV [--approver LOGIN]
+  hold clear  --app APP --environment ENV [--approver LOGIN] [--sign-with KEY]
           A hold (after a rollback or a manual deploy) stops automatic deploys of APP to ENV until cleared.
 
 ID is a pipeline's workflow ID (deploy-<app>-<sha>), or give --app APP --ref REF instead.
@@ -326,6 +326,7 @@ async function run(command: string, values: Values, positionals: string[], sessi
           app: required(values, 'app'),
           environment: required(values, 'environment'),
           by: approverFrom(values, io.env),
+          prove: (about) => proveStatement(proofSource(values, io.env), { ...about, decision: 'clear-hold' }),
         });
         print([`cleared the hold on ${values.app} in ${values.environment}: ${cleared.reason}`], cleared);
         return ExitCode.Ok;

@@ -305,12 +305,30 @@ export async function listHolds(client: Client, filter: { taskQueue: string; app
   return rows.sort((a, b) => `${a.app}/${a.environment}`.localeCompare(`${b.app}/${b.environment}`));
 }
 
-export async function clearHold(client: Client, request: { taskQueue: string; app: string; environment: string; by: string }): Promise<Hold> {
+export async function clearHold(
+  client: Client,
+  request: {
+    taskQueue: string;
+    app: string;
+    environment: string;
+    by: string;
+    /** Proves who clears it: the statement names the lane, the environment and the hold (by when it was set). */
+    prove?: (about: { pipelineId: string; environment: string; commit: string }) => Promise<DecisionProof | undefined>;
+  },
+): Promise<Hold> {
   const app = asBadInput(() => validateAppName(request.app));
   const environment = asBadInput(() => validateEnvironmentName(request.environment));
   const by = asBadInput(() => validateApprover(request.by));
+  const laneId = laneWorkflowId(request.taskQueue, app, environment);
+  const lane = client.workflow.getHandle(laneId);
   try {
-    return await client.workflow.getHandle(laneWorkflowId(request.taskQueue, app, environment)).executeUpdate(clearHoldUpdate, { args: [{ by }] });
+    let proof: DecisionProof | undefined;
+    if (request.prove) {
+      const hold = (await lane.query(laneStateQuery)).hold;
+      if (!hold) throw new RefusedError(`there is no hold on ${app} in ${environment}`);
+      proof = await request.prove({ pipelineId: laneId, environment, commit: hold.setAt });
+    }
+    return await lane.executeUpdate(clearHoldUpdate, { args: [{ by, ...(proof ? { proof } : {}) }] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new RefusedError(err.cause?.message ?? err.message);
     if (err instanceof WorkflowNotFoundError) throw new RefusedError(`there is no hold on ${app} in ${environment}`);

@@ -256,6 +256,12 @@ export interface Hold {
   setBy: string;
   setAt: string;
   pipelineId?: string;
+  /**
+   * `manual-deploy`: a person deployed by hand, and automatic deploys wait; another manual deploy may go ahead.
+   * `safety` (a rollback, an unverified deploy): nothing deploys here, by hand or not, until an approver clears it.
+   * Absent in holds set before 1.1: read from the reason.
+   */
+  kind?: 'manual-deploy' | 'safety';
 }
 
 export interface LaneState {

@@ -251,3 +251,33 @@ describe('manual deploys pass the same gates', () => {
     await h.handle(id).cancel();
   });
 });
+
+describe('holds', () => {
+  it('a safety hold stops manual deploys too, and only a verified approver of the environment clears it', async () => {
+    const laneId = `lane/${h.taskQueue}/${APP}/staging`;
+    const hold = { reason: 'rolled back from v41: smoke tests failed', setBy: 'deploy pipeline', setAt: new Date().toISOString(), kind: 'safety' };
+    await h.client.workflow.signalWithStart('DeployLane', { workflowId: laneId, taskQueue: h.taskQueue, args: [{ app: APP, environment: 'staging' }], signal: 'setHold', signalArgs: [hold] });
+    const sha = await h.stack.merge(APP);
+    const id = `deploy-${APP}-${sha}-staging-manual`;
+    const before = await stagingTag();
+    expect((await h.cli(['start', '--app', APP, '--ref', sha, '--environment', 'staging', '--approver', 'alice', '--sign-with', keys.alice!])).code).toBe(0);
+    const held = await h.waitForStatus(id, (s) => /hold on frontend in staging: rolled back from v41/.test(s.environments[0]?.waitingFor ?? ''), 'the manual deploy to wait at the hold');
+    expect(held.environments[0]!.state).toBe('WAITING_FOR_LANE');
+    expect(await stagingTag()).toBe(before);
+
+    const clear = (args: string[]) => h.cli(['hold', 'clear', '--app', APP, '--environment', 'staging', ...args]);
+    await refusedByCli(['hold', 'clear', '--app', APP, '--environment', 'staging', '--approver', 'alice'], /refused: holds on frontend in staging are cleared only by a verified approver/);
+    const notApprover = await clear(['--approver', 'dora', '--sign-with', keys.dora!]);
+    expect(notApprover).toMatchObject({ code: 3, err: [expect.stringMatching(/refused: dora may not clear holds on frontend in staging: only its approvers may \(alice, @alphagov\/deployers\)/)] });
+    const forged = await clear(['--approver', 'alice', '--sign-with', keys.mallory!]);
+    expect(forged.code).toBe(3);
+    expect(forged.err.join('\n')).toMatch(/refused: the proof is refused: the signature is not by any of alice's SSH signing keys/);
+    expect(await stagingTag()).toBe(before);
+
+    const cleared = await clear(['--approver', 'alice', '--sign-with', keys.alice!]);
+    expect(cleared).toMatchObject({ code: 0, out: [expect.stringContaining('cleared the hold on frontend in staging: rolled back from v41')] });
+    const result = await h.handle(id).result();
+    expect(result.status).toBe('SUCCEEDED');
+    expect(await stagingTag()).toContain(`image_tag: ${sha}`);
+  });
+});

@@ -151,7 +151,7 @@ async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Envir
     // Our tag is in the charts, and Argo CD cannot say how the cluster took it: no automatic deploy here until a person looks.
     if (unverifiedAfterBump(err)) {
       const why = describeFailure(err, release, envPlan.name).message;
-      await lanes.hold(envPlan.name, { reason: `${release.tag} is in the charts but unverified: ${why}`, setBy: 'deploy pipeline', setAt: new Date().toISOString() });
+      await lanes.hold(envPlan.name, { reason: `${release.tag} is in the charts but unverified: ${why}`, setBy: 'deploy pipeline', setAt: new Date().toISOString(), kind: 'safety' });
     }
     throw err;
   }
@@ -161,7 +161,7 @@ async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Envir
   const toldLane = (async () => {
     if (!automatic) {
       const setBy = input.requestedBy ?? 'manual deploy';
-      await lanes.hold(envPlan.name, { reason: `manual deploy of ${input.ref} (${shortSha(release.sha)})`, setBy, setAt: env.finishedAt! });
+      await lanes.hold(envPlan.name, { reason: `manual deploy of ${input.ref} (${shortSha(release.sha)})`, setBy, setAt: env.finishedAt!, kind: 'manual-deploy' });
     }
     // The lane's release carries the news of our deploy to pipelines waiting for approval there.
     await lanes.release(envPlan.name, { pipelineId: pipeline.workflowId, sha: release.sha });
@@ -195,7 +195,7 @@ async function rollBack(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Env
     log.warn('could not move the deployed-to tag back', { error: (err as Error).message });
   });
   await steps.calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${envPlan.name} back on ${previousTag}` }, [step]);
-  await lanes.hold(envPlan.name, { reason: `rolled back from ${release.tag}: ${reason}`, setBy: 'deploy pipeline', setAt: new Date().toISOString() });
+  await lanes.hold(envPlan.name, { reason: `rolled back from ${release.tag}: ${reason}`, setBy: 'deploy pipeline', setAt: new Date().toISOString(), kind: 'safety' });
   await waitForSync(ctx, envPlan, revert.chartsCommit, previousTag);
   env.state = 'ROLLED_BACK';
   env.finishedAt = new Date().toISOString();

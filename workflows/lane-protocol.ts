@@ -3,7 +3,7 @@
  * and hears, with their payloads. The pipeline, the lane and the activity that signals-with-start a lane all use it.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Hold, LaneDeployed, LaneRequest, LaneState } from '../common/types';
+import type { DecisionProof, Hold, LaneDeployed, LaneRequest, LaneState } from '../common/types';
 
 export type { Hold, LaneDeployed, LaneHolder, LaneRequest, LaneState } from '../common/types';
 
@@ -60,7 +60,12 @@ export const awaitingApprovalSignal = defineSignal<[LaneRequest]>('awaitingAppro
 export const stoppedAwaitingSignal = defineSignal<[{ pipelineId: string }]>('stoppedAwaiting');
 export const setHoldSignal = defineSignal<[Hold]>('setHold');
 /** People → lane. */
-export const clearHoldUpdate = defineUpdate<Hold, [{ by: string }]>('clearHold');
+/** `proof`: the person's, over the lane's ID, the environment and the hold's `setAt` (action `clear-hold`). */
+export interface ClearHoldRequest {
+  by: string;
+  proof?: DecisionProof;
+}
+export const clearHoldUpdate = defineUpdate<Hold, [ClearHoldRequest]>('clearHold');
 export const laneStateQuery = defineQuery<LaneView>('laneState');
 
 /** Lane → pipeline. */

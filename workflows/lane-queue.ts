@@ -4,6 +4,11 @@
  */
 import type { Hold, LaneDeployed, LaneHolder, LaneRelease, LaneRequest, LaneState, LaneView } from './lane-protocol';
 
+/** What a hold stops; holds set before kinds existed say it in their reason. */
+export function holdKind(hold: Hold): NonNullable<Hold['kind']> {
+  return hold.kind ?? (hold.reason.startsWith('manual deploy of') ? 'manual-deploy' : 'safety');
+}
+
 export function emptyLane(app: string, environment: string): LaneState {
   return { app, environment, queue: [], awaitingApproval: [] };
 }
@@ -20,6 +25,8 @@ export class LaneQueue {
   constructor(
     readonly state: LaneState,
     private readonly newToken: () => string,
+    /** 1.1: a rollback's or an unverified deploy's hold stops manual deploys too (lanes started before let them by). */
+    private readonly safetyHoldsStopManualDeploys = true,
   ) {}
 
   /**
@@ -181,7 +188,10 @@ export class LaneQueue {
   }
 
   private eligible(request: LaneRequest): boolean {
-    return request.trigger === 'manual' || this.state.hold === undefined;
+    const { hold } = this.state;
+    if (hold === undefined) return true;
+    if (request.trigger !== 'manual') return false;
+    return !this.safetyHoldsStopManualDeploys || holdKind(hold) === 'manual-deploy';
   }
 
   private waitingReason(request: LaneRequest): string | undefined {

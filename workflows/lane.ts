@@ -1,11 +1,9 @@
-import { condition, continueAsNew, getExternalWorkflowHandle, isCancellation, log, setHandler, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
-import { validateApprover } from '../common/names';
+import { condition, continueAsNew, getExternalWorkflowHandle, isCancellation, log, patched, setHandler, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { LaneHolder } from '../common/types';
 import { DeployApp, DeployEnvironment } from './definitions';
 import {
   acquireLaneSignal,
   awaitingApprovalSignal,
-  clearHoldUpdate,
   laneGrantedSignal,
   laneHolderCheckSignal,
   type LaneInput,
@@ -16,7 +14,11 @@ import {
   setHoldSignal,
   stoppedAwaitingSignal,
 } from './lane-protocol';
+import { handleHoldClearing } from './lane-holds';
 import { emptyLane, LaneQueue } from './lane-queue';
+
+/** 1.1: a rollback's or an unverified deploy's hold stops manual deploys too. */
+const SAFETY_HOLDS_STOP_MANUAL_DEPLOYS = 'safety-holds-stop-manual-deploys';
 
 /** How long an idle lane with nothing to remember stays open before it completes. */
 const IDLE_MS = 10 * 60_000;
@@ -71,7 +73,7 @@ async function tellEach<T>(recipients: T[], send: (recipient: T) => Promise<bool
  * approval to deploy here when a newer release got here first. Pipelines reach it by signal-with-start.
  */
 export async function DeployLane(input: LaneInput): Promise<void> {
-  const lane = new LaneQueue(input.state ?? emptyLane(input.app, input.environment), uuid4);
+  const lane = new LaneQueue(input.state ?? emptyLane(input.app, input.environment), uuid4, patched(SAFETY_HOLDS_STOP_MANUAL_DEPLOYS));
   const { state } = lane;
   const { environment } = state;
   upsertSearchAttributes([
@@ -98,21 +100,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
   setHandler(awaitingApprovalSignal, (request) => lane.awaitingApproval(request), FROM_PIPELINES);
   setHandler(stoppedAwaitingSignal, ({ pipelineId }) => lane.stoppedAwaiting(pipelineId), FROM_PIPELINES);
   setHandler(setHoldSignal, (hold) => lane.setHold(hold), SET_HOLD);
-  setHandler(
-    clearHoldUpdate,
-    ({ by }) => {
-      const cleared = lane.clearHold();
-      log.info('hold cleared', { app: state.app, environment, by, reason: cleared.reason });
-      return cleared;
-    },
-    {
-      validator: ({ by }) => {
-        validateApprover(by);
-        const refusal = lane.clearHoldRefusal();
-        if (refusal) throw new Error(refusal);
-      },
-    },
-  );
+  handleHoldClearing(lane);
 
   /** Whether the holder still runs: a signal to a run that has ended cannot be delivered. */
   async function holderRuns(holder: LaneHolder): Promise<boolean> {
