@@ -74,6 +74,15 @@ export function createChartsActivities(stage: Stage) {
       });
     },
 
+    /** One look at the freeze flag: what pipelines started before 1.1 call between their sleeps (waitForThaw is the wait now). */
+    async readFreeze(step: { app: string; environment: string }): Promise<{ frozen: boolean; reason?: string }> {
+      return classified(async () => {
+        const { app, env } = stage.target(step);
+        const file = await charts.readImageTag(app.name, env.name);
+        return { frozen: !file.automaticDeploysEnabled, ...(file.freezeFlagProblem ? { reason: file.freezeFlagProblem } : {}) };
+      });
+    },
+
     /** One charts commit per environment; a retry finds the commit it already made. */
     async bumpImageTag(step: BumpRequest): Promise<BumpOutcome> {
       return classified(async () => {

@@ -248,7 +248,8 @@ export interface LaneRequest {
  * back, so a release sent by hand in the holder's name (or by a run that no longer holds it) changes nothing.
  */
 export interface LaneHolder extends LaneRequest {
-  token: string;
+  /** Absent where a lane granted before tokens existed (1.0). */
+  token?: string;
 }
 
 export interface Hold {

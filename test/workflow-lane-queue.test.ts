@@ -19,7 +19,7 @@ const holding = (request: LaneRequest, token: string): LaneHolder => ({ ...reque
 /** What the holding pipeline sends: its ID and the token the lane gave it. */
 function handBack(q: LaneQueue, deployed?: LaneDeployed): boolean {
   const { pipelineId, token } = q.state.holder!;
-  return q.release({ pipelineId, token, ...(deployed ? { deployed } : {}) });
+  return q.release({ pipelineId, ...(token ? { token } : {}), ...(deployed ? { deployed } : {}) });
 }
 
 describe('the lane queue', () => {

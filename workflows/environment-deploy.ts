@@ -2,13 +2,17 @@
  * The deploy of one environment: the deploy window, the lane, the no-regression check, the bump, the side steps,
  * Argo CD's sync, the smoke tests, and the rollback when the release turns out bad there.
  */
-import { ApplicationFailure, log, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, log, patched, sleep } from '@temporalio/workflow';
 import { formatDuration } from '../common/duration';
 import { shortSha } from '../common/names';
 import type { EnvironmentPlan, EnvironmentStatus } from '../common/types';
 import { FailureTypes } from '../common/types';
 import { allSettledThenThrow, describeFailure, PipelineEnded, rollbackCause, unverifiedAfterBump } from './failures';
+import { waitForThawLookingAgain } from './long-waits';
 import type { PipelineContext } from './pipeline-context';
+
+/** 1.1: a freeze is waited out in one heartbeating activity (1.0 looked again from the workflow, continuing as new). */
+const FREEZE_WAIT_ACTIVITY = 'freeze-wait-activity';
 
 /**
  * Waits for the deploy window (automatic deploys), takes the lane, deploys; a freeze sends it back to wait. A newer
@@ -41,7 +45,7 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
     }
     env.waitingFor = frozen.reason ?? `automatic deploys to ${env.environment} are turned off (automatic_deploys_enabled: false in ${frozen.path})`;
     ctx.pipeline.setStatus('FROZEN', env, 'FROZEN');
-    await waitForThaw(ctx, env);
+    await waitForThaw(ctx, env, index);
   }
 }
 
@@ -49,7 +53,9 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
  * A freeze can last a weekend or a month: one activity looks at the file on its own, without the lane, and
  * heartbeats, so the pipeline's history gains a few events for the whole wait however many looks it takes.
  */
-async function waitForThaw({ pipeline, steps }: PipelineContext, env: EnvironmentStatus): Promise<void> {
+async function waitForThaw(ctx: PipelineContext, env: EnvironmentStatus, index: number): Promise<void> {
+  const { pipeline, steps } = ctx;
+  if (!patched(FREEZE_WAIT_ACTIVITY)) return waitForThawLookingAgain(ctx, env, index);
   const { app, freezeRecheckIntervalMs } = pipeline.plan!;
   await steps.freezeWaits.waitForThaw.executeWithOptions({ summary: `Frozen: look at ${env.environment} every ${formatDuration(freezeRecheckIntervalMs)} until the freeze lifts` }, [
     { app, environment: env.environment, recheckIntervalMs: freezeRecheckIntervalMs },

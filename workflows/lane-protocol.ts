@@ -34,7 +34,7 @@ export interface LaneInput {
  */
 export interface LaneRelease {
   pipelineId: string;
-  token: string;
+  token?: string;
   deployed?: LaneDeployed;
 }
 
@@ -47,7 +47,8 @@ export type LaneView = Omit<LaneState, 'holder'> & { holder?: LaneRequest };
 
 export interface LaneGrant {
   environment: string;
-  token: string;
+  /** Absent from lanes started before 1.1. */
+  token?: string;
 }
 
 /** A newer release reached `environment` while the pipeline told waits for approval there. */

@@ -24,7 +24,8 @@ export class LaneQueue {
   /** `newToken`: a fresh token for each grant (the lane's uuid4). */
   constructor(
     readonly state: LaneState,
-    private readonly newToken: () => string,
+    /** Undefined in lanes started before 1.1, which gave no tokens. */
+    private readonly newToken: () => string | undefined,
     /** 1.1: a rollback's or an unverified deploy's hold stops manual deploys too (lanes started before let them by). */
     private readonly safetyHoldsStopManualDeploys = true,
   ) {}
@@ -62,9 +63,11 @@ export class LaneQueue {
   }
 
   /** Hands the lane back when the release carries the holder's token; returns whether it did. */
-  release({ token, deployed }: LaneRelease): boolean {
+  release({ pipelineId, token, deployed }: LaneRelease): boolean {
     const { holder } = this.state;
-    if (!holder || typeof token !== 'string' || token !== holder.token) return false;
+    // A lane that granted before tokens existed (1.0) knows its holder by pipeline ID alone.
+    const untokened = holder !== undefined && holder.token === undefined && pipelineId === holder.pipelineId;
+    if (!holder || (!untokened && (typeof token !== 'string' || token !== holder.token))) return false;
     if (deployed) (this.state.news ??= []).push(deployed);
     this.state.holder = undefined;
     this.state.queue = this.state.queue.filter((r) => r.pipelineId !== holder.pipelineId);
@@ -131,7 +134,8 @@ export class LaneQueue {
     const next = this.state.queue.find((r) => this.eligible(r));
     if (!next) return undefined;
     this.state.queue = this.state.queue.filter((r) => r !== next);
-    const holder = { ...next, token: this.newToken() };
+    const token = this.newToken();
+    const holder = token === undefined ? { ...next } : { ...next, token };
     this.state.holder = holder;
     // Should it queue again (a freeze sends it back), it is told why it waits afresh.
     this.told.delete(next.pipelineId);

@@ -17,6 +17,8 @@ import {
 import { handleHoldClearing } from './lane-holds';
 import { emptyLane, LaneQueue } from './lane-queue';
 
+/** 1.1: a grant carries a token, and only a release with it frees the lane. */
+const LANE_GRANT_TOKENS = 'lane-grant-tokens';
 /** 1.1: a rollback's or an unverified deploy's hold stops manual deploys too. */
 const SAFETY_HOLDS_STOP_MANUAL_DEPLOYS = 'safety-holds-stop-manual-deploys';
 
@@ -73,7 +75,8 @@ async function tellEach<T>(recipients: T[], send: (recipient: T) => Promise<bool
  * approval to deploy here when a newer release got here first. Pipelines reach it by signal-with-start.
  */
 export async function DeployLane(input: LaneInput): Promise<void> {
-  const lane = new LaneQueue(input.state ?? emptyLane(input.app, input.environment), uuid4, patched(SAFETY_HOLDS_STOP_MANUAL_DEPLOYS));
+  const tokens = patched(LANE_GRANT_TOKENS);
+  const lane = new LaneQueue(input.state ?? emptyLane(input.app, input.environment), () => (tokens ? uuid4() : undefined), patched(SAFETY_HOLDS_STOP_MANUAL_DEPLOYS));
   const { state } = lane;
   const { environment } = state;
   upsertSearchAttributes([

@@ -3,8 +3,10 @@
  * lengthens the history. Before it grows large the pipeline continues in a new run from where it stands: same
  * workflow ID, status, approvals and search attributes.
  */
-import { continueAsNew, workflowInfo } from '@temporalio/workflow';
-import type { PipelineInput, PipelineStatus } from '../common/types';
+import { continueAsNew, sleep, workflowInfo } from '@temporalio/workflow';
+import { formatDuration } from '../common/duration';
+import type { EnvironmentStatus, PipelineInput, PipelineStatus } from '../common/types';
+import type { PipelineContext } from './pipeline-context';
 import type { PipelineState } from './pipeline-state';
 
 /**
@@ -17,4 +19,19 @@ export async function continueAsNewIfHistoryLong(input: PipelineInput, pipeline:
   if (!workflowInfo().continueAsNewSuggested && workflowInfo().historyLength <= plan.historyLimit) return;
   const resume = { plan, status: pipeline.status, environmentIndex, rolledBack: pipeline.rolledBack };
   await continueAsNew<(input: PipelineInput) => Promise<PipelineStatus>>({ ...input, resume });
+}
+
+/**
+ * How pipelines started before 1.1 wait out a freeze: sleep, look at the file, again and again, continuing as new
+ * past the history limit. New pipelines wait in one heartbeating activity (waitForThaw) instead.
+ */
+export async function waitForThawLookingAgain({ input, pipeline, steps }: PipelineContext, env: EnvironmentStatus, index: number): Promise<void> {
+  const release = pipeline.plan!;
+  const recheck = release.freezeRecheckIntervalMs;
+  for (;;) {
+    await continueAsNewIfHistoryLong(input, pipeline, index);
+    await sleep(recheck, { summary: `Frozen: look again in ${formatDuration(recheck)}` });
+    const freeze = await steps.calls.readFreeze.executeWithOptions({ summary: `Is ${env.environment} still frozen?` }, [{ app: release.app, environment: env.environment }]);
+    if (!freeze.frozen) return;
+  }
 }

@@ -9,8 +9,8 @@ import type { Steps } from './steps';
 type Lane = ReturnType<typeof getExternalWorkflowHandle>;
 
 export class PipelineLanes {
-  /** Environments whose lane we hold, with the token of each grant: it goes back with the release. */
-  private readonly held = new Map<string, string>();
+  /** Environments whose lane we hold, with the token of each grant: it goes back with the release. Lanes started before 1.1 give none. */
+  private readonly held = new Map<string, string | undefined>();
   /** The environment whose lane take() waits for: a grant of any other is one we did not ask for. */
   private waitingFor?: string;
   /**
@@ -68,8 +68,8 @@ export class PipelineLanes {
 
   /** Hands the lane back, with the news of our deploy when there is one. */
   async release(environment: string, deployed?: LaneDeployed): Promise<void> {
+    if (!this.held.has(environment)) return;
     const token = this.held.get(environment);
-    if (token === undefined) return;
     this.held.delete(environment);
     await this.handBack(environment, token, deployed);
   }
@@ -98,7 +98,7 @@ export class PipelineLanes {
   }
 
   /** Even a cancelled pipeline must hand the lane back. */
-  private handBack(environment: string, token: string, deployed?: LaneDeployed): Promise<void> {
+  private handBack(environment: string, token: string | undefined, deployed?: LaneDeployed): Promise<void> {
     return this.tell(environment, (lane) => lane.signal(releaseLaneSignal, { pipelineId: this.pipeline.workflowId, token, ...(deployed ? { deployed } : {}) }));
   }
 

@@ -99,11 +99,18 @@ describe('record pipeline histories', () => {
 
     // Manual deploy of a branch to staging (puts a hold there).
     const hotfix = await h.stack.merge('cd-app', { branch: 'hotfix' });
-    const manual = await h.cli(['start', '--app', 'cd-app', '--ref', 'hotfix', '--environment', 'staging', '--json']);
+    const manual = await h.cli(['start', '--app', 'cd-app', '--ref', 'hotfix', '--environment', 'staging', '--allow-unmerged', '--json']);
     const manualId = JSON.parse(manual.out.join('\n')).workflowId as string;
     expect(manualId).toContain(hotfix);
     await settle(h, manualId);
     await save(h, 'manual', manualId);
+    // A manual deploy to an environment that needs approval waits for one.
+    const gatedManual = await h.cli(['start', '--app', 'gated-app', '--ref', await h.stack.merge('gated-app'), '--environment', 'production', '--json']);
+    const gatedManualId = JSON.parse(gatedManual.out.join('\n')).workflowId as string;
+    await h.waitForStatus(gatedManualId, (s) => s.awaitingApprovalFor === 'production', 'the manual deploy to wait for approval');
+    await h.cli(['approve', gatedManualId, '--environment', 'production', '--approver', 'bob']);
+    await settle(h, gatedManualId);
+    await save(h, 'manual-approved', gatedManualId);
     // Staging now runs a branch main lacks: automatic deploys would stop there for a person (diverged).
     await h.stack.charts.writeImageTag('cd-app', 'staging', 'initial', { automatic_deploys_enabled: true });
 
