@@ -22,6 +22,8 @@ export interface WorkerSettings {
   polling: { initialIntervalMs: number; maxIntervalMs: number };
   /** Workflows kept in the worker's memory between their tasks; the rest are replayed from history when needed. */
   maxCachedWorkflows: number;
+  /** Activities run at once; a pipeline waiting out a freeze holds one for as long as the freeze lasts. */
+  maxConcurrentActivities: number;
   workflowBundlePath?: string;
   /** Optional: where Slack hears about approvals needed, failures, rollbacks and supersedes. */
   slack?: SlackSettings;
@@ -99,6 +101,13 @@ export const DEFAULT_POLLING = { initialIntervalMs: 100, maxIntervalMs: 30_000 }
  * than those under way at once, or they replay at every step. A worker expecting more raises it.
  */
 export const DEFAULT_MAX_CACHED_WORKFLOWS = 150;
+
+/**
+ * The SDK runs 100 activities at once by default. A pipeline waiting out a freeze holds one (asleep between looks,
+ * costing next to nothing) for as long as the freeze lasts, and a weekend freeze of production holds back one
+ * pipeline per app: with 100, a few dozen frozen apps would leave the other pipelines' steps queued behind them.
+ */
+export const DEFAULT_MAX_CONCURRENT_ACTIVITIES = 1000;
 
 function problemsCollector() {
   const problems: string[] = [];
@@ -198,6 +207,7 @@ export function loadWorkerSettings(env: Env = process.env): WorkerSettings {
       maxIntervalMs: c.number(env, 'DEPLOY_POLL_MAX_INTERVAL_MS', DEFAULT_POLLING.maxIntervalMs),
     },
     maxCachedWorkflows: c.number(env, 'DEPLOY_MAX_CACHED_WORKFLOWS', DEFAULT_MAX_CACHED_WORKFLOWS, ''),
+    maxConcurrentActivities: c.number(env, 'DEPLOY_MAX_CONCURRENT_ACTIVITIES', DEFAULT_MAX_CONCURRENT_ACTIVITIES, ''),
     workflowBundlePath: env.DEPLOY_WORKFLOW_BUNDLE?.trim() || undefined,
     slack: slackSettings(env, c),
     webUiUrl: env.DEPLOY_WEB_UI_URL?.trim() ? c.url(env, 'DEPLOY_WEB_UI_URL', 'Temporal Web UI, e.g. https://cloud.temporal.io') : undefined,

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { NativeConnection, Worker, type ActivityInterceptorsFactory, type WorkerOptions } from '@temporalio/worker';
 import { stepMetricsInterceptor } from '../activities/metrics-interceptor';
 import { createActivities, type ActivityDependencies } from '../activities';
+import { DEFAULT_MAX_CONCURRENT_ACTIVITIES } from '../common/settings';
 import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from './bundle-workflows';
 
 export interface DeployWorkerOptions {
@@ -12,6 +13,7 @@ export interface DeployWorkerOptions {
   /** Prebundled workflow code (npm run build writes it); without it the worker bundles at start-up, which is slow. */
   workflowBundlePath?: string;
   maxCachedWorkflows?: number;
+  maxConcurrentActivities?: number;
   /** Run inside the step metrics interceptor; for tests that need to act at a step's edge. */
   activityInterceptors?: ActivityInterceptorsFactory[];
 }
@@ -35,5 +37,6 @@ export function deployWorkerOptions(options: DeployWorkerOptions): WorkerOptions
     // A prebuilt bundle already holds the workflow interceptor modules (see bundle-workflows.ts).
     interceptors: { activity: [stepMetricsInterceptor, ...(options.activityInterceptors ?? [])], ...(bundle ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
     ...(options.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: options.maxCachedWorkflows } : {}),
+    maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
   };
 }

@@ -30,6 +30,7 @@ async function main(secrets: string[], useLogger: (logger: Logger) => void): Pro
     dependencies: createProductionDependencies(settings, catalogue),
     workflowBundlePath,
     maxCachedWorkflows: settings.maxCachedWorkflows,
+    maxConcurrentActivities: settings.maxConcurrentActivities,
   });
   logger.info('deploy worker polling', {
     taskQueue: settings.taskQueue,
