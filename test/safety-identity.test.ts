@@ -136,6 +136,9 @@ describe('decisions without a valid proof are refused, and nothing is deployed',
     await h.handle(workflowId).signal('approve', { environment: 'staging', approver: 'alice' });
     const shown = await h.waitForStatus(workflowId, (s) => s.environments[1]?.refusedDecision !== undefined, 'the refused signal to be shown');
     expect(shown.environments[1]!.refusedDecision).toMatchObject({ claimedBy: 'alice', reason: expect.stringMatching(/^staging takes only verified decisions/) });
+    // Web UI's current details panel says it too.
+    const metadata = (await h.handle(workflowId).query('__temporal_workflow_metadata')) as { currentDetails?: string };
+    expect(metadata.currentDetails).toMatch(/\| staging \| AWAITING_APPROVAL \|.*last decision refused: staging takes only verified decisions/);
 
     const update = await h.handle(workflowId).executeUpdate(approveUpdate, { args: [{ environment: 'staging', approver: 'alice' }] }).catch((e: Error) => e);
     expect(String(((update as Error).cause as Error | undefined)?.message ?? update)).toMatch(/staging takes only verified decisions/);

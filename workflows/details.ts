@@ -15,10 +15,17 @@ function cell(text: string | undefined): string {
   return (text ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
+function how(channel: string | undefined): string {
+  return channel && channel !== 'claimed' ? ` (${channel})` : '';
+}
+
 function note(env: EnvironmentStatus): string {
-  if (env.approval) return `approved by ${env.approval.by}`;
-  if (env.rejection) return `rejected by ${env.rejection.by}: ${env.rejection.comment ?? ''}`;
-  return env.waitingFor ?? env.error ?? '';
+  if (env.approval) return `approved by ${env.approval.by}${how(env.approval.channel)}`;
+  if (env.rejection) return `rejected by ${env.rejection.by}${how(env.rejection.channel)}: ${env.rejection.comment ?? ''}`;
+  const waiting = env.waitingFor ?? env.error ?? '';
+  // A refused signal cannot answer its sender: Web UI's panel says why it changed nothing.
+  const refused = env.state === 'AWAITING_APPROVAL' && env.refusedDecision ? `; last decision refused: ${env.refusedDecision.reason}` : '';
+  return `${waiting}${refused}`.replace(/^; /, '');
 }
 
 /** Web UI's "current details": where the pipeline stands, as a short Markdown table. */
