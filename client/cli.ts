@@ -7,6 +7,7 @@ import { CatalogueError, loadCatalogue, type Catalogue } from '../common/catalog
 import { ciWorkflowId, isFullSha, shortSha, validateAppName, validateEnvironmentName, validateGitRef } from '../common/names';
 import { DEFAULT_CATALOGUE_PATH, taskQueueFrom, temporalConnectConfig, type Env } from '../common/settings';
 import { FINAL_STATUSES, type DecisionProof, type PipelineStatus } from '../common/types';
+import { helpFor, USAGE } from './help';
 import { proveStatement, type ProofSource } from './proofs';
 import {
   approvePipeline,
@@ -20,6 +21,8 @@ import {
   RefusedError,
   rejectPipeline,
   startPipeline,
+  environmentHistory,
+  waitingFor,
 } from './pipelines';
 
 export const SANDBOX_ENV_FILE = '.data/sandbox/deploy.env';
@@ -45,28 +48,7 @@ export interface CliIo {
   pollIntervalMs?: number;
 }
 
-const USAGE = `usage: deploy <command> [options]
 
-commands:
-  start   --app APP --ref REF [--environment ENV [--allow-unmerged]] [--wait [--until ENV]] [--requested-by WHO]
-          CI: one pipeline per commit (a retry attaches to it). With --environment: a manual deploy of REF to ENV only;
-          --allow-unmerged for a commit that is not on the main branch.
-  approve ID --environment ENV [--approver LOGIN] [--comment TEXT]
-  reject  ID --environment ENV [--approver LOGIN] --reason TEXT
-  status  ID
-  list    [--app APP] [--status STATUS] [--environment ENV] [--limit N]
-  cancel  ID
-  hold list   [--app APP] [--environment ENV]
-  hold clear  --app APP --environment ENV [--approver LOGIN] [--sign-with KEY]
-          A hold (after a rollback or a manual deploy) stops automatic deploys of APP to ENV until cleared.
-
-ID is a pipeline's workflow ID (deploy-<app>-<sha>), or give --app APP --ref REF instead.
-Proof of who you are (approve, reject, hold clear, manual start): --sign-with KEY signs with your SSH signing key
-(the one on your GitHub account; default $DEPLOY_SIGNING_KEY), or --oidc-token TOKEN in GitHub Actions (default
-$DEPLOY_OIDC_TOKEN). Environments that take only verified decisions refuse a name alone.
-Options: --json for machine-readable output. --approver (the GitHub login whose key signs) defaults to $DEPLOY_USER,
-then $GITHUB_TRIGGERING_ACTOR with an OIDC token, then $USER.
-Exit codes: 0 ok, 1 pipeline ended unsuccessfully, 2 bad input, 3 refused, 4 not found, 5 Temporal or GitHub unreachable, 6 waiting for approval.`;
 
 const OPTIONS = {
   app: { type: 'string' },
@@ -161,13 +143,24 @@ function approverFrom(values: Values, env: Env): string {
   return approver;
 }
 
+/** States in which an environment waits for something, and its status says what. */
+const WAITING_STATES = new Set(['AWAITING_APPROVAL', 'WAITING_FOR_LANE', 'FROZEN', 'OUTSIDE_WINDOW']);
+
+/** Columns padded to their widest cell, a header first. */
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  return [header, ...rows].map((row) => row.map((cellText, i) => cellText.padEnd(widths[i]!)).join('  ').trimEnd());
+}
+
 function statusTable(status: PipelineStatus): string[] {
   const lines = [`${status.workflowId}: ${status.status}${status.sha ? ` (${status.app} ${shortSha(status.sha)}, tag ${status.tag})` : ''}`];
   for (const env of status.environments) {
     const extra = [
       env.chartsCommit ? `charts ${shortSha(env.chartsCommit)}` : '',
-      env.approval ? `approved by ${env.approval.by}` : '',
-      env.rejection ? `rejected by ${env.rejection.by}: ${env.rejection.comment ?? ''}` : '',
+      env.approval ? `approved by ${env.approval.by} (${env.approval.channel ?? 'claimed'})` : '',
+      env.rejection ? `rejected by ${env.rejection.by} (${env.rejection.channel ?? 'claimed'}): ${env.rejection.comment ?? ''}` : '',
+      WAITING_STATES.has(env.state) ? (env.waitingFor ?? '') : '',
+      env.refusedDecision && env.state === 'AWAITING_APPROVAL' ? `last decision refused: ${env.refusedDecision.reason}` : '',
       env.error ?? '',
     ].filter(Boolean);
     lines.push(`  ${env.environment.padEnd(14)} ${env.state.padEnd(18)} ${extra.join('; ')}`.trimEnd());
@@ -297,10 +290,34 @@ async function run(command: string, values: Values, positionals: string[], sessi
     case 'list': {
       const limit = values.limit === undefined ? undefined : Number(values.limit);
       if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 1000)) throw new BadInputError('--limit is a whole number from 1 to 1000');
-      const rows = await listPipelines(await session.client(), { app: values.app, status: values.status, environment: values.environment, limit });
+      const client = await session.client();
+      const rows = await listPipelines(client, { app: values.app, status: values.status, environment: values.environment, limit });
+      if (values.json) {
+        print([], rows);
+        return ExitCode.Ok;
+      }
+      const waiting = await Promise.all(rows.map((r) => waitingFor(client, r)));
       print(
-        rows.map((r) => `${r.workflowId}  ${r.status ?? r.temporalStatus}  ${r.environment ?? ''}  ${r.startTime}`.trimEnd()),
+        table(
+          ['PIPELINE', 'APP', 'COMMIT', 'ENVIRONMENT', 'STATUS', 'WAITING FOR', 'STARTED'],
+          rows.map((r, i) => [r.workflowId, r.app ?? '', r.commit ? shortSha(r.commit) : '', r.environment ?? '', r.status ?? r.temporalStatus, waiting[i]!, r.startTime]),
+        ),
         rows,
+      );
+      return ExitCode.Ok;
+    }
+    case 'history': {
+      const limit = values.limit === undefined ? undefined : Number(values.limit);
+      if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 200)) throw new BadInputError('--limit is a whole number from 1 to 200');
+      const runs = await environmentHistory(await session.client(), { app: required(values, 'app'), environment: required(values, 'environment'), limit });
+      print(
+        runs.length === 0
+          ? [`nothing has run on ${values.environment} for ${values.app} in the pipelines' records`]
+          : table(
+              ['WHEN', 'TAG', 'STATE', 'HOW', 'APPROVED BY', 'PIPELINE'],
+              runs.map((r) => [r.at, r.tag && /^[0-9a-f]{40}$/.test(r.tag) ? shortSha(r.tag) : (r.tag ?? ''), r.state, r.trigger === 'manual' ? 'by hand' : 'CI', r.approvedBy ? `${r.approvedBy} (${r.channel})` : '', r.pipeline]),
+            ),
+        runs,
       );
       return ExitCode.Ok;
     }
@@ -365,9 +382,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return ExitCode.BadInput;
   }
   const [command, ...positionals] = parsed.positionals;
-  if (!command || parsed.values.help) {
-    (command ? io.out : io.err)(USAGE);
-    return command ? ExitCode.Ok : ExitCode.BadInput;
+  // Asking for help is not bad input: `deploy --help` and `deploy help` exit 0; plain `deploy` is a mistake.
+  if (parsed.values.help || command === 'help') {
+    io.out(helpFor(command === 'help' ? positionals[0] : command));
+    return ExitCode.Ok;
+  }
+  if (!command) {
+    io.err(USAGE);
+    return ExitCode.BadInput;
   }
   io = { ...io, env: withSandboxSettings(io.env) };
   const session = new Session(io);

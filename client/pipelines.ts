@@ -335,3 +335,54 @@ export async function clearHold(
     throw err;
   }
 }
+
+/** What a running pipeline waits for now (approval, a lane, a freeze, a window), for `deploy list`. */
+export async function waitingFor(client: Client, summary: PipelineSummary): Promise<string> {
+  if (summary.temporalStatus !== 'RUNNING') return '';
+  const status = await client.workflow.getHandle(summary.workflowId).query(statusQuery).catch(() => undefined);
+  if (!status) return '';
+  if (status.awaitingApprovalFor) return `approval for ${status.awaitingApprovalFor}`;
+  const current = status.environments.find((e) => e.environment === status.currentEnvironment);
+  return current?.waitingFor ?? '';
+}
+
+export interface EnvironmentRun {
+  at: string;
+  tag?: string;
+  state: string;
+  trigger: string;
+  pipeline: string;
+  approvedBy?: string;
+  channel?: string;
+}
+
+/**
+ * What ran on one environment of an app, newest first, from the pipelines' own records: every pipeline of the app
+ * that reached the environment (finished ones from their results, running ones from their status).
+ */
+export async function environmentHistory(client: Client, request: { app: string; environment: string; limit?: number }): Promise<EnvironmentRun[]> {
+  const app = asBadInput(() => validateAppName(request.app));
+  const environment = asBadInput(() => validateEnvironmentName(request.environment));
+  const pipelines = await listPipelines(client, { app, limit: Math.min(1000, (request.limit ?? 20) * 5) });
+  const statuses = await Promise.all(
+    pipelines.map(async (p) => {
+      const handle = client.workflow.getHandle<typeof DeployPipeline>(p.workflowId);
+      return (p.temporalStatus === 'COMPLETED' ? handle.result() : handle.query(statusQuery)).catch(() => undefined);
+    }),
+  );
+  const runs = statuses.flatMap((status): EnvironmentRun[] => {
+    const env = status?.environments.find((e) => e.environment === environment);
+    if (!status || !env || !env.startedAt) return [];
+    return [
+      {
+        at: env.finishedAt ?? env.startedAt,
+        tag: env.tag,
+        state: env.state,
+        trigger: status.trigger,
+        pipeline: status.workflowId,
+        ...(env.approval ? { approvedBy: env.approval.by, channel: env.approval.channel ?? 'claimed' } : {}),
+      },
+    ];
+  });
+  return runs.sort((a, b) => b.at.localeCompare(a.at)).slice(0, request.limit ?? 20);
+}

@@ -7,6 +7,8 @@ import { laneWorkflowId } from '../workflows/lane-protocol';
 const ci = (pipelineId: string, runId = `${pipelineId}-run`): LaneRequest => ({ pipelineId, runId, sha: `${pipelineId}-sha`, trigger: 'ci' });
 const manual = (pipelineId: string): LaneRequest => ({ pipelineId, runId: `${pipelineId}-run`, sha: `${pipelineId}-sha`, trigger: 'manual' });
 const HOLD: Hold = { reason: 'rolled back from v2: smoke test failed', setBy: 'deploy pipeline', setAt: '2026-01-01T00:00:00.000Z' };
+/** What a manual deploy leaves: automatic deploys wait, other manual deploys may go. */
+const MANUAL_HOLD: Hold = { reason: 'manual deploy of hotfix (1a2b3c4)', setBy: 'alice', setAt: '2026-01-01T00:00:00.000Z', kind: 'manual-deploy' };
 
 /** Tokens token-1, token-2, … in the order the lane grants: uuid4 in the workflow. */
 function lane(): LaneQueue {
@@ -203,15 +205,33 @@ describe('the lane queue', () => {
   });
 
   describe('holds', () => {
-    it('stop automatic deploys but let manual ones past', () => {
+    it("a manual deploy's hold stops automatic deploys but lets manual ones past", () => {
       const q = lane();
-      q.setHold(HOLD);
+      q.setHold(MANUAL_HOLD);
       q.acquire(ci('a'));
       q.acquire(manual('m'));
       expect(q.grantNext()).toEqual(holding(manual('m'), 'token-1'));
       handBack(q);
       expect(q.grantNext()).toBeUndefined();
       expect(q.state.queue).toEqual([ci('a')]);
+    });
+
+    it("a rollback's hold stops manual deploys too; lanes started before 1.1 let them by, and old manual holds are read from their reason", () => {
+      const q = lane();
+      q.setHold({ ...HOLD, kind: 'safety' });
+      q.acquire(manual('m'));
+      expect(q.grantNext()).toBeUndefined();
+      q.setHold(HOLD);
+      expect(q.grantNext()).toBeUndefined();
+      expect(q.reasonsToTell()[0]!.reason).toMatch(/^hold on whitehall in staging: rolled back from v2/);
+      const { kind: _kind, ...oldManualHold } = MANUAL_HOLD;
+      q.setHold(oldManualHold);
+      expect(q.grantNext()).toEqual(holding(manual('m'), 'token-1'));
+
+      const old = new LaneQueue(emptyLane('whitehall', 'staging'), () => 'token-1', false);
+      old.setHold(HOLD);
+      old.acquire(manual('m'));
+      expect(old.grantNext()).toEqual(holding(manual('m'), 'token-1'));
     });
 
     it('are cleared once, and only when there is one', () => {
@@ -260,7 +280,7 @@ describe('the lane queue', () => {
       const q = lane();
       q.acquire(manual('m'));
       q.grantNext();
-      q.setHold(HOLD);
+      q.setHold(MANUAL_HOLD);
       q.acquire(ci('a'));
       q.acquire(manual('n'));
       const told = q.reasonsToTell();
