@@ -1,7 +1,7 @@
 import { RefNotFoundError, TransientHttpError } from '../common/errors';
 import { Octokit } from '@octokit/rest';
 import { validateRepo } from '../common/names';
-import { type CompareStatus, type DeploymentTracker, type ReleasePeople, type SourceHost, type WorkflowRun, type WorkflowRunIdentity } from '../common/ports';
+import { type CompareStatus, type DeploymentTracker, type ReleaseChange, type ReleasePeople, type SourceHost, type WorkflowRun, type WorkflowRunIdentity } from '../common/ports';
 import { describeNetworkError, displayUrl, httpFailure, redact } from './http-client';
 
 export interface GitHubSourceHostOptions {
@@ -18,9 +18,14 @@ const COMPARE_STATUSES: readonly CompareStatus[] = ['ahead', 'behind', 'identica
 const WEB_UI_COMMITTER = 'web-flow';
 
 interface CommitPeople {
+  sha: string;
+  commit?: { message?: string };
   author?: { login?: string } | null;
   committer?: { login?: string } | null;
 }
+
+/** The commits an approval request lists, newest first; the count says how many more there are. */
+const MAX_CHANGES_LISTED = 20;
 
 function addLogin(into: Set<string>, login: string | undefined): void {
   if (login) into.add(login.toLowerCase());
@@ -253,24 +258,33 @@ export function createGitHubSourceHost(options: GitHubSourceHostOptions): Source
       const authors = new Set<string>();
       const committers = new Set<string>();
       const mergedBy = new Set<string>();
-      const addCommit = (commit: CommitPeople) => {
+      const addPeople = (commit: CommitPeople) => {
         addLogin(authors, commit.author?.login);
         if (commit.committer?.login?.toLowerCase() !== WEB_UI_COMMITTER) addLogin(committers, commit.committer?.login);
       };
+      let commits: CommitPeople[] = [];
       let truncated = false;
+      let totalChanges = 1;
       try {
         if (base === undefined) {
           const { data } = await octokit.rest.repos.getCommit({ ...target, ref: head, per_page: 1 });
-          addCommit(data);
+          commits = [data];
         } else {
           // Without page or per_page GitHub lists the first 250 commits of the comparison, and says how many there are.
           const { data } = await octokit.rest.repos.compareCommitsWithBasehead({ ...target, basehead: `${base}...${head}` });
-          for (const commit of data.commits) addCommit(commit);
+          commits = data.commits;
           truncated = data.commits.length < data.total_commits;
+          totalChanges = data.total_commits;
         }
       } catch (err) {
         throw classify(err, base === undefined ? `read commit ${head} of ${repo}` : `compare ${base}...${head} in ${repo}`);
       }
+      commits.forEach(addPeople);
+      // Newest first, as an approver reads a changelog; compare lists them oldest first.
+      const changes: ReleaseChange[] = commits
+        .slice(-MAX_CHANGES_LISTED)
+        .reverse()
+        .map((commit) => ({ sha: commit.sha, message: (commit.commit?.message ?? '').split('\n')[0]!.slice(0, 120), ...(commit.author?.login ? { author: commit.author.login } : {}) }));
       try {
         const linked = await octokit.paginate(octokit.rest.repos.listPullRequestsAssociatedWithCommit, { ...target, commit_sha: head, per_page: 100 });
         for (const pull of linked.filter((candidate) => candidate.merged_at)) {
@@ -281,7 +295,7 @@ export function createGitHubSourceHost(options: GitHubSourceHostOptions): Source
       } catch (err) {
         throw classify(err, `read the pull requests of ${head} in ${repo}`);
       }
-      return { authors: [...authors], committers: [...committers], mergedBy: [...mergedBy], truncated };
+      return { authors: [...authors], committers: [...committers], mergedBy: [...mergedBy], truncated, changes, totalChanges };
     },
   };
 }

@@ -40,6 +40,16 @@ export interface ReleasePeople {
   mergedBy: string[];
   /** GitHub listed only some of the commits; the lists may lack people. */
   truncated: boolean;
+  /** What an approver is shown: the newest commits the release brings (at most 20), and how many it brings in all. */
+  changes?: ReleaseChange[];
+  totalChanges?: number;
+}
+
+export interface ReleaseChange {
+  sha: string;
+  /** The first line of the commit message. */
+  message: string;
+  author?: string;
 }
 
 /** GitHub's REST API. */

@@ -170,6 +170,8 @@ export interface EnvironmentStatus {
   rejection?: Decision;
   /** Why the environment is not moving: lane, hold, freeze or deploy window. */
   waitingFor?: string;
+  /** What a deploy here would bring (GitHub's compare with what it runs): shown to whoever approves it. */
+  changes?: { total: number; commits: { sha: string; message: string; author?: string }[] };
   /** The last decision refused here, and why: a signal cannot answer back, so its refusal is shown here. */
   refusedDecision?: { reason: string; at: string; claimedBy?: string };
   /** Every state it entered, with when, so a follower that looks now and then misses none. */

@@ -118,12 +118,6 @@ function expectKeysInJobEnvironment(doc: Workflow): void {
   }
 }
 
-/** The CLI and worker these tests run take no proof yet: the command runs without its token, checked above. */
-function withoutOidcToken(args: string[]): string[] {
-  const at = args.indexOf('--oidc-token');
-  expect(at).toBeGreaterThan(0);
-  return [...args.slice(0, at), ...args.slice(at + 2)];
-}
 
 const packageJson = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
 
@@ -192,7 +186,9 @@ describe('GitHub Actions examples', () => {
 
     // A branch, not a SHA: the CLI resolves it with the catalogue and GITHUB_TOKEN.
     const sha = await h.stack.merge(APP);
-    const token = 'eyJ.token-of-this-run.sig';
+    // The run GitHub makes when octocat starts the workflow, and the token its job gets: the worker checks both.
+    const runId = h.stack.github.startRun(h.stack.repoOf(APP), { workflowFile: 'deploy.yml', displayTitle: `deploy ${APP} main to staging`, actor: 'octocat' });
+    const token = h.stack.oidc.mintToken({ repository: h.stack.repoOf(APP), audience: OIDC_AUDIENCE, runId, actor: 'octocat', workflowFile: 'deploy.yml' });
     const values = {
       'inputs.gitRef': 'main',
       'inputs.environment': 'staging',
@@ -207,10 +203,15 @@ describe('GitHub Actions examples', () => {
     expect(env.GITHUB_TOKEN).toBe('${{ github.token }}');
     expect(args).toEqual(['start', '--app', APP, '--ref', 'main', '--environment', 'staging', '--wait', '--requested-by', 'octocat', '--oidc-token', token]);
 
-    const run = await h.cli(withoutOidcToken(args));
+    const run = await h.cli(args);
     expect(run.code).toBe(0);
     const status = await h.status(`deploy-${APP}-${sha}-staging-manual`);
     expect(status).toMatchObject({ status: 'SUCCEEDED', trigger: 'manual', sha });
+    // The starter was verified by the run's token (a deploy there needs nobody's approval, so none is recorded).
+    const events = (await h.handle(`deploy-${APP}-${sha}-staging-manual`).fetchHistory()).events ?? [];
+    const checked = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'verifyIdentity');
+    expect(checked).toBeDefined();
+    expect(events.some((e) => e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === checked!.eventId!.toString())).toBe(true);
     expect(status.environments.map((e) => [e.environment, e.state])).toEqual([['staging', 'DEPLOYED']]);
   });
 

@@ -2,9 +2,10 @@
 import { ApplicationFailure, condition, log } from '@temporalio/workflow';
 import { formatDuration } from '../common/duration';
 import { shortSha } from '../common/names';
-import type { ApprovalReceipt, ApproveRequest, Decision as DecisionRecord, EnvironmentStatus, IdentityChannel, PipelineInput, RejectRequest, VerifiedPerson } from '../common/types';
+import type { ApprovalReceipt, ApproveRequest, EnvironmentStatus, IdentityChannel, PipelineInput, RejectRequest, VerifiedPerson } from '../common/types';
 import { FailureTypes } from '../common/types';
 import { approvalRefusal, type Decision, type DecisionRequest, type GateView, type PendingDecision, replayedProof } from './approval-rules';
+import { changesLine, decisionRecord } from './approval-records';
 import { learnReleasePeople, proofOwner, teamCheck } from './decision-checks';
 import { PipelineEnded } from './failures';
 import type { NewerDeployed } from './lane-protocol';
@@ -22,12 +23,6 @@ export const REJECT_SIGNAL_DESCRIPTION =
 
 type Outcome = 'approved' | 'rejected' | 'expired' | 'superseded';
 
-
-/** What the status keeps of a decision: who, when, why, and how they were known. */
-function decisionRecord(decided: NonNullable<PendingDecision['approved'] | PendingDecision['rejected']>, comment: string | undefined): DecisionRecord {
-  const { approver, at, channel, evidence, proofId } = decided;
-  return { by: approver, at, ...(comment !== undefined ? { comment } : {}), channel, ...(evidence ? { evidence, proofId } : {}) };
-}
 
 export class ApprovalGate {
   private pending?: PendingDecision;
@@ -63,7 +58,7 @@ export class ApprovalGate {
   /** The rules again with the login the proof gave, then GitHub's answers; records the decision when all pass. */
   private async settle(request: ApproveRequest | RejectRequest, decision: Decision, person: VerifiedPerson | undefined): Promise<ApprovalReceipt> {
     const decider = person ? { ...request, approver: person.login, verified: true } : request;
-    const unknown = await learnReleasePeople(this.steps, this.pipeline, this.pending, request.environment);
+    const unknown = await learnReleasePeople(this.steps, this.pipeline, this.pending, request.environment, 'to decide');
     if (unknown) this.refuse(request, unknown);
     // Asked again after each answer from GitHub: another decision may have come meanwhile.
     const reason =
@@ -114,7 +109,7 @@ export class ApprovalGate {
       pipeline.publish();
     }
     await this.reports.tellPeople(
-      `${pipeline.headline()} waits for approval to deploy to ${env.environment}${reason ? ` (${reason})` : ''}: deploy approve ${pipeline.workflowId} --environment ${env.environment}`,
+      `${pipeline.headline()} waits for approval to deploy to ${env.environment}${reason ? ` (${reason})` : ''}${changesLine(env)}: deploy approve ${pipeline.workflowId} --environment ${env.environment}`,
     );
     await this.steps.calls.signalLane.executeWithOptions({ summary: `Tell the ${env.environment} lane we wait for approval` }, [
       { app: release.app, environment: env.environment, signal: 'awaitingApproval', request: { pipelineId: pipeline.workflowId, sha: release.sha, trigger: this.input.trigger } },
@@ -157,8 +152,12 @@ export class ApprovalGate {
     this.pending = pending;
     // A verified starter who may approve here goes on at once: nobody is told to approve, nothing shows a wait.
     const starterRefused = starter ? await this.starterApproves(env, starter) : undefined;
-    // Who wrote the release is asked while the wait is announced, so an approval needs no round trip for it.
-    if (!pending.approved) await Promise.all([this.announceWait(env, starterRefused ?? reason), learnReleasePeople(this.steps, pipeline, pending, env.environment)]);
+    // What the release brings, and who wrote it, is asked before the wait is announced: the approver is told what
+    // they approve, and an approval needs no round trip for it.
+    if (!pending.approved) {
+      await learnReleasePeople(this.steps, pipeline, pending, env.environment, 'ahead');
+      await this.announceWait(env, starterRefused ?? reason);
+    }
     const deadline = Date.now() + release.approvalTimeoutMs;
     let outcome: Outcome | undefined;
     try {

@@ -42,13 +42,24 @@ export async function proofOwner(steps: Steps, pipeline: PipelineState, request:
  * is announced, so that an approval needs no round trip for it) and kept in `pending`. Returns why a decision
  * cannot be judged now, when GitHub cannot say.
  */
-export async function learnReleasePeople(steps: Steps, pipeline: PipelineState, pending: PendingDecision | undefined, environment: string): Promise<string | undefined> {
-  if (!pending || pending.environment !== environment || pending.releasePeople || pipeline.environmentPlan(environment)?.allowSelfApproval) return undefined;
+export async function learnReleasePeople(
+  steps: Steps,
+  pipeline: PipelineState,
+  pending: PendingDecision | undefined,
+  environment: string,
+  when: 'ahead' | 'to decide',
+): Promise<string | undefined> {
+  if (!pending || pending.environment !== environment || pending.releasePeople) return undefined;
+  // Ahead of a wait it is asked anyway: the approver is shown what the release brings.
+  if (when === 'to decide' && pipeline.environmentPlan(environment)?.allowSelfApproval) return undefined;
   // Pipelines started before 1.1 counted the head commit's author alone, and never asked.
   if (!patched(RELEASE_PEOPLE)) return undefined;
   const { app, sha } = pipeline.plan!;
   try {
-    pending.releasePeople = await steps.calls.releasePeople.executeWithOptions({ summary: `Who wrote what ${environment} would get?` }, [{ app, environment, sha }]);
+    const people = await steps.calls.releasePeople.executeWithOptions({ summary: `What would ${environment} get, and who wrote it?` }, [{ app, environment, sha }]);
+    pending.releasePeople = people;
+    const env = pipeline.status.environments.find((e) => e.environment === environment);
+    if (env && people.changes) env.changes = { total: people.totalChanges ?? people.changes.length, commits: people.changes };
     return undefined;
   } catch (err) {
     if (isCancellation(err)) throw err;

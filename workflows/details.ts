@@ -22,7 +22,8 @@ function how(channel: string | undefined): string {
 function note(env: EnvironmentStatus): string {
   if (env.approval) return `approved by ${env.approval.by}${how(env.approval.channel)}`;
   if (env.rejection) return `rejected by ${env.rejection.by}${how(env.rejection.channel)}: ${env.rejection.comment ?? ''}`;
-  const waiting = env.waitingFor ?? env.error ?? '';
+  const brings = env.state === 'AWAITING_APPROVAL' && env.changes ? `brings ${env.changes.total} commit${env.changes.total === 1 ? '' : 's'}` : '';
+  const waiting = [env.waitingFor ?? env.error ?? '', brings].filter(Boolean).join('; ');
   // A refused signal cannot answer its sender: Web UI's panel says why it changed nothing.
   const refused = env.state === 'AWAITING_APPROVAL' && env.refusedDecision ? `; last decision refused: ${env.refusedDecision.reason}` : '';
   return `${waiting}${refused}`.replace(/^; /, '');
