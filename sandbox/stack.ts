@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ECRClient } from '@aws-sdk/client-ecr';
-import { stringify as stringifyYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { ActivityDependencies } from '../activities';
 import { loadCatalogue, type Catalogue } from '../common/catalogue';
 import { loadWorkerSettings, type WorkerSettings } from '../common/settings';
@@ -209,6 +209,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     token: tokens.release,
     port: options.ports?.release,
     ...options.release,
+    promotesOnItsOwn: async (app, environment) => {
+      if (options.apps[app]?.promotion !== 'chartsFlags') return undefined;
+      const file = parseYaml((await charts.readFile(`charts/app-config/image-tags/${environment}/${app}`)) ?? '') as Record<string, unknown> | null;
+      return String(file?.promote_deployment) === 'true' && String(file?.automatic_deploys_enabled) === 'true';
+    },
     applications: appNames.map((app) => ({
       name: app,
       repo: repoOf(app),
