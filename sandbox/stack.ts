@@ -60,7 +60,7 @@ export interface StackOptions {
   /** Where the charts repos, the catalogue and the worker's charts clone live. */
   dataDir: string;
   /**
-   * `perEnvironment`: GOV.UK's topology, each environment a cluster with its own Argo CD (on ports.argo, +1, +2…)
+   * `perEnvironment`: GOV.UK's topology, each environment a cluster with its own Argo CD (the first on ports.argo)
    * knowing only its own applications, named as the app; `appOfApps` (with it) names the parent that renders them
    * from the image-tag files, polling every `pollIntervalMs` (Argo CD's 180 s by default).
    */
@@ -95,6 +95,8 @@ export interface Stack {
   argo: ArgoCdSimulator;
   /** The Argo CD of an environment's cluster (the one Argo CD unless `argo.perEnvironment`). */
   argoOf(environment: string): ArgoCdSimulator;
+  /** Every app's environments, in order, once each. */
+  catalogueEnvironments(): string[];
   /** The Argo CD application of an app in an environment's cluster. */
   argoApplicationOf(app: string, environment: string): string;
   release: ReleaseAppSimulator;
@@ -192,7 +194,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         syncDelayMs: options.argo?.syncDelayMs ?? 100,
         healthyDelayMs: options.argo?.healthyDelayMs ?? 100,
         pollIntervalMs: options.argo?.pollIntervalMs ?? (cluster && options.argo?.appOfApps ? undefined : 0),
-        port: options.ports?.argo !== undefined ? options.ports.argo + index : undefined,
+        // The first cluster's Argo CD takes the port asked for; the others any free one (the stack prints them).
+        port: index === 0 ? options.ports?.argo : undefined,
       }),
     ]),
   );
@@ -329,6 +332,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     oidc,
     argo,
     argoOf,
+    catalogueEnvironments: () => [...new Set(appNames.flatMap((app) => environmentsOf(app).map(([environment]) => environment)))],
     argoApplicationOf: argoName,
     release,
     slack,
