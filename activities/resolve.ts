@@ -81,6 +81,7 @@ export function createResolveActivities(stage: Stage) {
           onDivergence: app.onDivergence,
           ...(onMainBranch !== undefined ? { onMainBranch, mainBranch: app.mainBranch } : {}),
           stepRetry: catalogue.stepRetry,
+          ...(app.promotion === 'chartsFlags' ? { promotion: 'chartsFlags' as const, unpromoted: app.unpromoted } : {}),
           environments: environments.map((env) => ({
             name: env.name,
             continuousDeployment: input.trigger === 'ci' && env.continuousDeployment,

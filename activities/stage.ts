@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { findApp, type AppConfig, type Catalogue, type EnvironmentConfig } from '../common/catalogue';
+import { findApp, type AppConfig, type ArgoCdOfEnvironment, type Catalogue, type EnvironmentConfig } from '../common/catalogue';
 import { IdentityRefusedError, PermanentHttpError, PushRefusedError, RefNotFoundError, TransientHttpError } from '../common/errors';
 import { InvalidNameError, validateAppName, validateEnvironmentName } from '../common/names';
 import type { ArgoCd, ChartsRepository, DeploymentTracker, IdentityVerifier, ImageRegistry, Notifier, ReleaseApp, SmokeTester, SourceHost } from '../common/ports';
@@ -29,6 +29,8 @@ export interface ActivityDependencies {
   registry: ImageRegistry;
   charts: ChartsRepository;
   argoCd: ArgoCd;
+  /** The Argo CD of an environment's cluster, where the catalogue names one; `argoCd` otherwise. */
+  argoCdOf?: (argocd: ArgoCdOfEnvironment) => ArgoCd;
   releaseApp: ReleaseApp;
   smokeTester: SmokeTester;
   polling: PollingSettings;

@@ -31,6 +31,7 @@ const applicationSchema = z.object({
         })
         .optional()
         .catch(undefined),
+      summary: z.object({ images: z.array(z.string()).optional().catch(undefined) }).optional().catch(undefined),
     })
     .optional(),
 });
@@ -74,6 +75,7 @@ function toStatus(application: z.infer<typeof applicationSchema>): ArgoApplicati
     operationPhase: operation?.phase,
     operationMessage: operation?.message,
     operationRevision: operation?.syncResult?.revision ?? operation?.syncResult?.revisions?.[0] ?? operation?.operation?.sync?.revision,
+    images: status.summary?.images,
   });
 }
 

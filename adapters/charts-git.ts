@@ -253,6 +253,14 @@ function imageTagOf(doc: Document, where: string): string | undefined {
   return node.source ?? String(node.value);
 }
 
+const PROMOTE_KEY = 'promote_deployment';
+
+/** GOV.UK's post-sync workflow promotes only on a flag that says true; missing or anything else is false. */
+function saysTrue(doc: Document | undefined, key: string): boolean {
+  const node = doc?.get(key, true);
+  return isScalar(node) && String(node.source ?? node.value).trim().toLowerCase() === 'true';
+}
+
 /**
  * Only `true` or `false` (bare or quoted) is a decision. Anything else (`no`, `off`, `0`, an empty value) means
  * different things to different YAML readers, so it fails closed: no automatic deploy until a person fixes it.
@@ -644,6 +652,26 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
         pendingBumps.push({ filePath, tag, message, since: looks, resolve, reject });
         // The first flush to run takes every bump waiting by then; the flushes queued after it find none left.
         void serialised(workdir, flushBumps);
+      });
+    },
+
+    async promotionFlagsAt(app, environment, commit) {
+      const filePath = imageTagPath(catalogueView, app, environment);
+      if (!isFullSha(commit)) throw new InvalidNameError(`invalid commit ${JSON.stringify(commit)}: give a full 40-character lower-case SHA`);
+      const since = looks;
+      return serialised(workdir, async () => {
+        await openWorkdir();
+        let text: string | undefined;
+        try {
+          text = await fileAt(commit, filePath);
+        } catch (err) {
+          if (!(err instanceof GitCommandError)) throw err;
+          // A commit this clone has not fetched yet.
+          await tipSince(since);
+          text = await fileAt(commit, filePath);
+        }
+        const doc = text === undefined ? undefined : parseTagFile(text, filePath);
+        return { promoteDeployment: saysTrue(doc, PROMOTE_KEY), automaticDeploysEnabled: saysTrue(doc, AUTOMATIC_DEPLOYS_KEY) };
       });
     },
 

@@ -40,7 +40,24 @@ export interface EnvironmentConfig {
   identity: IdentityPolicy;
   /** Who may start a manual deploy here: logins and `@org/team`s, or `anyone` alone. */
   deployers: string[];
+  /** This environment's cluster's Argo CD; without a URL, the worker's ARGOCD_URL and ARGOCD_TOKEN. */
+  argocd: ArgoCdOfEnvironment;
 }
+
+export interface ArgoCdOfEnvironment {
+  url?: string;
+  /** The worker's environment variable that holds this Argo CD's API token. */
+  tokenVariable?: string;
+  /** The app-of-apps Application that renders the apps' Applications from the image-tag files (GOV.UK: `app-config`). */
+  appOfApps?: string;
+}
+
+/**
+ * `catalogue`: the catalogue's continuousDeployment says which environments a release reaches on its own.
+ * `chartsFlags`, GOV.UK's rule: a release goes on to the next environment only when the file of the environment it
+ * was deployed to said `promote_deployment: true` and `automatic_deploys_enabled: true` at the synced commit.
+ */
+export type PromotionRule = 'catalogue' | 'chartsFlags';
 
 /** The catalogue's word for "no list": it must be written out, so that an empty list never means anyone. */
 export const ANYONE = 'anyone';
@@ -60,6 +77,9 @@ export interface AppConfig {
   onDivergence: 'wait' | 'deploy';
   /** The branch whose commits count as merged. */
   mainBranch: string;
+  promotion: PromotionRule;
+  /** Where a release is not promoted: wait for approval there, or end, the next environment deployed by hand. */
+  unpromoted: 'approval' | 'deployByHand';
   environments: EnvironmentConfig[];
 }
 
@@ -163,7 +183,14 @@ const approvalSchema = z.strictObject({
   deployers: peopleList.optional(),
 });
 
+const argocdSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  tokenVariable: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,99}$/, 'must be an environment variable name such as ARGOCD_TOKEN_STAGING').optional(),
+  appOfApps: z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a Kubernetes resource name').optional(),
+});
+
 const environmentSchema = z.strictObject({
+  argocd: argocdSchema.optional(),
   continuousDeployment: z.boolean().optional(),
   allowSelfApproval: z.boolean().optional(),
   url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
@@ -205,13 +232,24 @@ const appSchema = z.strictObject({
     })
     .default({ workflow: 'build-image.yml', ref: 'main', timeout: 30 * 60_000 }),
   approvalTimeout: positiveDuration.optional(),
+  promotion: z.enum(['catalogue', 'chartsFlags']).optional(),
+  unpromoted: z.enum(['approval', 'deployByHand']).optional(),
   environments: z.record(named(validateEnvironmentName), environmentSchema.nullable()).optional(),
 });
+
+/** What an app's own entry may leave out when the defaults say it: its repository, as a pattern such as `alphagov/{app}`. */
+const appWithDefaultRepoSchema = appSchema.extend({ repo: named(validateRepo).optional() });
 
 const catalogueSchema = z.strictObject({
   defaults: z
     .strictObject({
-      environments: z.array(named(validateEnvironmentName)).min(1).optional(),
+      /** Names in order, or names with the settings every app has there (`{app}` in a string stands for the app's name). */
+      environments: z
+        .union([z.array(named(validateEnvironmentName)).min(1), z.record(named(validateEnvironmentName), z.record(z.string(), z.unknown()).nullable())])
+        .optional(),
+      repo: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9_.{}-]{1,100}$/, 'must be owner/name, such as alphagov/{app}').optional(),
+      promotion: z.enum(['catalogue', 'chartsFlags']).optional(),
+      unpromoted: z.enum(['approval', 'deployByHand']).optional(),
       approvalTimeout: positiveDuration.optional(),
       approval: approvalSchema.optional(),
       freezeRecheckInterval: positiveDuration.optional(),
@@ -265,18 +303,19 @@ export function parseCatalogue(text: string, file: string): Catalogue {
     throw new CatalogueError(`${file}: ${path ? `field "${path}"` : 'top level'}: ${message}`);
   }
   const defaults = top.data.defaults ?? {};
-  const defaultEnvironments = defaults.environments ?? DEFAULT_ENVIRONMENTS;
+  const environmentDefaults: Record<string, Record<string, unknown>> = Array.isArray(defaults.environments)
+    ? Object.fromEntries(defaults.environments.map((env) => [env, {}]))
+    : Object.fromEntries(Object.entries(defaults.environments ?? Object.fromEntries(DEFAULT_ENVIRONMENTS.map((env) => [env, {}]))).map(([env, body]) => [env, body ?? {}]));
   const apps = new Map<string, AppConfig>();
   for (const [name, body] of Object.entries(top.data.apps)) {
-    const parsed = appSchema.safeParse(body ?? {});
+    const entry = withAppDefaults(name, body ?? {}, defaults.repo, environmentDefaults);
+    const parsed = (defaults.repo ? appWithDefaultRepoSchema : appSchema).safeParse(entry);
     if (!parsed.success) {
       const { path, message } = firstIssue(parsed.error);
       throw new CatalogueError(`${file}: app "${name}": ${path ? `field "${path}"` : 'entry'}: ${message}`);
     }
-    const app = parsed.data;
-    const environmentEntries: [string, z.infer<typeof environmentSchema> | null][] = app.environments
-      ? Object.entries(app.environments)
-      : defaultEnvironments.map((env) => [env, null]);
+    const app = { ...parsed.data, repo: parsed.data.repo ?? '' };
+    const environmentEntries: [string, z.infer<typeof environmentSchema> | null][] = Object.entries(app.environments ?? {});
     if (environmentEntries.length === 0) {
       throw new CatalogueError(`${file}: app "${name}": field "environments": list at least one environment`);
     }
@@ -299,6 +338,7 @@ export function parseCatalogue(text: string, file: string): Catalogue {
         identity: env.approval?.identity ?? defaults.approval?.identity ?? 'verified',
         deployers: env.deployers ?? defaults.approval?.deployers ?? [ANYONE],
         deployWindows: env.deployWindows,
+        argocd: withoutUndefined({ url: env.argocd?.url?.replace(/\/+$/, ''), tokenVariable: env.argocd?.tokenVariable, appOfApps: env.argocd?.appOfApps }),
         argocdApplication: env.argocdApplication ?? `${name}-${envName}`,
         url: env.url,
         smokeChecks: env.smokeChecks.map((check) => ({
@@ -324,6 +364,8 @@ export function parseCatalogue(text: string, file: string): Catalogue {
       approvalTimeoutMs: app.approvalTimeout ?? defaults.approvalTimeout ?? 7 * 24 * 3_600_000,
       onDivergence: app.onDivergence,
       mainBranch: app.mainBranch,
+      promotion: app.promotion ?? defaults.promotion ?? 'catalogue',
+      unpromoted: app.unpromoted ?? defaults.unpromoted ?? 'approval',
       environments,
     });
   }
@@ -341,6 +383,39 @@ export function parseCatalogue(text: string, file: string): Catalogue {
     },
     apps,
   };
+}
+
+/**
+ * An app's entry with the defaults filled in: the repository pattern, and per environment the defaults' settings
+ * under the app's own (key by key); `{app}` in any string of the defaults becomes the app's name.
+ */
+function withAppDefaults(app: string, body: unknown, repo: string | undefined, environmentDefaults: Record<string, Record<string, unknown>>): unknown {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return body;
+  const entry = { ...(body as Record<string, unknown>) };
+  if (entry.repo === undefined && repo) entry.repo = repo.replace(/\{app\}/g, app);
+  const own = entry.environments;
+  if (own !== undefined && (typeof own !== 'object' || own === null || Array.isArray(own))) return entry;
+  const names = own ? Object.keys(own) : Object.keys(environmentDefaults);
+  entry.environments = Object.fromEntries(
+    names.map((env) => {
+      const mine = (own as Record<string, unknown> | undefined)?.[env];
+      const base = forApp(environmentDefaults[env] ?? {}, app) as Record<string, unknown>;
+      if (mine !== null && mine !== undefined && (typeof mine !== 'object' || Array.isArray(mine))) return [env, mine];
+      return [env, { ...base, ...(mine as Record<string, unknown> | null | undefined) }];
+    }),
+  );
+  return entry;
+}
+
+function forApp(value: unknown, app: string): unknown {
+  if (typeof value === 'string') return value.replace(/\{app\}/g, app);
+  if (Array.isArray(value)) return value.map((item) => forApp(item, app));
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, forApp(item, app)]));
+  return value;
+}
+
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as T;
 }
 
 export function loadCatalogue(file: string): Catalogue {

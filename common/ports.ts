@@ -160,6 +160,13 @@ export interface ChartsRepository {
   setImageTag(app: string, environment: string, tag: string, message: string): Promise<ImageTagChange>;
   /** True when `descendant` is `ancestor` or has it in its history (after fetching). */
   isAncestor(ancestor: string, descendant: string): Promise<boolean>;
+  /** The file's `promote_deployment` and `automatic_deploys_enabled` at a commit: true only where they say true. */
+  promotionFlagsAt?(app: string, environment: string, commit: string): Promise<PromotionFlags>;
+}
+
+export interface PromotionFlags {
+  promoteDeployment: boolean;
+  automaticDeploysEnabled: boolean;
 }
 
 export interface ArgoApplicationStatus {
@@ -171,6 +178,8 @@ export interface ArgoApplicationStatus {
   operationPhase?: string;
   operationMessage?: string;
   operationRevision?: string;
+  /** `status.summary.images`: the images the application's workloads run, `repository:tag`. */
+  images?: string[];
 }
 
 /** Argo CD's REST API. */

@@ -108,6 +108,10 @@ export interface ReleasePlan {
   /** Manual deploys: whether the commit is on the app's main branch (named here), which GitHub says. */
   onMainBranch?: boolean;
   mainBranch?: string;
+  /** Absent (the catalogue's continuousDeployment decides) unless the app is promoted by its charts flags. */
+  promotion?: 'chartsFlags';
+  /** Where a release is not promoted by its charts flags: wait for approval, or end (deploy by hand). */
+  unpromoted?: 'approval' | 'deployByHand';
   /** The timeouts are absent from plans recorded before they existed: the workflow's defaults apply. */
   stepRetry: { maximumAttempts: number; maximumIntervalMs: number; attemptTimeoutMs?: number; heartbeatTimeoutMs?: number };
 }
@@ -177,6 +181,8 @@ export interface EnvironmentStatus {
   /** Every state it entered, with when, so a follower that looks now and then misses none. */
   transitions?: { state: EnvironmentState; at: string }[];
   error?: string;
+  /** Promotion by charts flags: whether this environment's file said to promote, at the commit Argo CD synced. */
+  promotes?: boolean;
 }
 
 export interface PipelineStatus {

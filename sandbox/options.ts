@@ -220,6 +220,7 @@ const appsSchema = z.strictObject({
         approvalTimeout: duration.optional(),
         buildTimeout: duration.optional(),
         tagScheme: z.enum(['sha', 'short-sha']).optional(),
+        promotion: z.enum(['catalogue', 'chartsFlags']).optional(),
       }),
     )
     .refine((apps) => Object.keys(apps).length > 0, 'name at least one app'),

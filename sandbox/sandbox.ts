@@ -158,7 +158,7 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
       step();
       const stack = await startWorld(options, state, ecr, () => clientHolder.client);
       resources.add('the simulators', () => stack.close());
-      print(`  ✓ simulators            GitHub ${stack.github.url}, Argo CD ${stack.argo.url}, app endpoints ${stack.endpoints.url}`);
+      print(`  ✓ simulators            GitHub ${stack.github.url}, Argo CD per environment ${stack.catalogueEnvironments().map((env) => `${env} ${stack.argoOf(env).url}`).join(', ')}, app endpoints ${stack.endpoints.url}`);
       print(`  ✓ charts repo           ${displayPath(stack.charts.bareDir)}`);
       return { ecr, stack };
     })();
@@ -263,7 +263,9 @@ async function startWorld(options: SandboxOptions, state: SandboxState, ecr: San
     id: state.id,
     resume: true,
     webUiUrl: `http://${HOST}:${options.ports.ui}`,
-    argo: { syncDelayMs: options.delays.syncMs, healthyDelayMs: options.delays.rolloutMs },
+    // GOV.UK's topology: a cluster's Argo CD per environment, its app-config polling at Argo CD's default (3 minutes),
+    // which the pipeline's refresh saves waiting for.
+    argo: { syncDelayMs: options.delays.syncMs, healthyDelayMs: options.delays.rolloutMs, perEnvironment: true, appOfApps: 'app-config' },
     buildDelayMs: options.delays.buildMs,
     ports: { github: options.ports.github, argo: options.ports.argo, release: options.ports.release, endpoints: options.ports.endpoints },
     release: {

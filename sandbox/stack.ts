@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ECRClient } from '@aws-sdk/client-ecr';
-import { stringify as stringifyYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { ActivityDependencies } from '../activities';
 import { loadCatalogue, type Catalogue } from '../common/catalogue';
 import { loadWorkerSettings, type WorkerSettings } from '../common/settings';
@@ -45,6 +45,10 @@ export interface StackAppSpec {
   tagScheme?: 'sha' | 'short-sha' | 'release-tag';
   /** Catalogue `onDivergence`: wait (the default) or deploy over an environment that runs commits the release lacks. */
   onDivergence?: 'wait' | 'deploy';
+  /** Catalogue `promotion`: `chartsFlags` promotes as GOV.UK does, by the deployed environment's image-tag file. */
+  promotion?: 'catalogue' | 'chartsFlags';
+  /** Catalogue `unpromoted`: where the charts flags do not promote, wait for approval or end (deploy by hand). */
+  unpromoted?: 'approval' | 'deployByHand';
   /** The tag every environment runs before the first pipeline. */
   initialTag?: string;
   /** The main branch's commits, oldest first, e.g. from an earlier run of the sandbox; default: one new initial commit. */
@@ -55,7 +59,12 @@ export interface StackOptions {
   apps: Record<string, StackAppSpec>;
   /** Where the charts repos, the catalogue and the worker's charts clone live. */
   dataDir: string;
-  argo?: { syncDelayMs?: number; healthyDelayMs?: number; pollIntervalMs?: number };
+  /**
+   * `perEnvironment`: GOV.UK's topology, each environment a cluster with its own Argo CD (the first on ports.argo)
+   * knowing only its own applications, named as the app; `appOfApps` (with it) names the parent that renders them
+   * from the image-tag files, polling every `pollIntervalMs` (Argo CD's 180 s by default).
+   */
+  argo?: { syncDelayMs?: number; healthyDelayMs?: number; pollIntervalMs?: number; perEnvironment?: boolean; appOfApps?: string };
   /** How long a dispatched image build takes before the image appears. */
   buildDelayMs?: number;
   polling?: { initialIntervalMs: number; maxIntervalMs: number };
@@ -82,7 +91,14 @@ export interface StackOptions {
 export interface Stack {
   github: GitHubSimulator;
   oidc: GitHubOidcSimulator;
+  /** The one Argo CD; with `argo.perEnvironment`, the first environment's. */
   argo: ArgoCdSimulator;
+  /** The Argo CD of an environment's cluster (the one Argo CD unless `argo.perEnvironment`). */
+  argoOf(environment: string): ArgoCdSimulator;
+  /** Every app's environments, in order, once each. */
+  catalogueEnvironments(): string[];
+  /** The Argo CD application of an app in an environment's cluster. */
+  argoApplicationOf(app: string, environment: string): string;
   release: ReleaseAppSimulator;
   slack: SlackSimulator;
   endpoints: AppEndpointsSimulator;
@@ -131,7 +147,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   await mkdir(options.dataDir, { recursive: true });
   const appNames = Object.keys(options.apps);
   const environmentsOf = (app: string) => Object.entries(options.apps[app]!.environments ?? DEFAULT_ENVIRONMENTS);
-  const argoName = (app: string, environment: string) => `${app}-${environment}`;
+  const perEnvironment = options.argo?.perEnvironment ?? false;
+  // GOV.UK's clusters name an app's Application after the app; one Argo CD for all needs the environment in the name.
+  const argoName = (app: string, environment: string) => (perEnvironment ? app : `${app}-${environment}`);
   const imageRepositoryOf = (app: string) => `${stackId}/${app}`;
   const repoOf = (app: string) => `${ORG}/${app}`;
   // What CI's image build would tag the image with (release tags are added by the tests that use them).
@@ -157,15 +175,36 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     if (stalled.has(app)) return;
     await pushSyntheticImage(ecr, imageRepositoryOf(app), buildTagOf(app, String(dispatch.inputs.gitRef)));
   });
-  const argo = new ArgoCdSimulator({
-    chartsRepoPath: charts.bareDir,
-    token: tokens.argo,
-    applications: appNames.flatMap((app) => environmentsOf(app).map(([environment]) => ({ name: argoName(app, environment), app, environment }))),
-    syncDelayMs: options.argo?.syncDelayMs ?? 100,
-    healthyDelayMs: options.argo?.healthyDelayMs ?? 100,
-    pollIntervalMs: options.argo?.pollIntervalMs ?? 0,
-    port: options.ports?.argo,
-  });
+  const clusters = perEnvironment ? [...new Set(appNames.flatMap((app) => environmentsOf(app).map(([environment]) => environment)))] : [undefined];
+  const argoTokenVariable = (environment: string) => `ARGOCD_TOKEN_${environment.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+  const clusterTokens = new Map(clusters.map((cluster) => [cluster, cluster ? `argo-${cluster}-${randomBytes(12).toString('hex')}` : tokens.argo]));
+  const argos = new Map(
+    clusters.map((cluster, index) => [
+      cluster,
+      new ArgoCdSimulator({
+        chartsRepoPath: charts.bareDir,
+        token: clusterTokens.get(cluster)!,
+        cluster,
+        appOfApps: cluster ? options.argo?.appOfApps : undefined,
+        applications: appNames.flatMap((app) =>
+          environmentsOf(app)
+            .filter(([environment]) => cluster === undefined || environment === cluster)
+            .map(([environment]) => ({ name: argoName(app, environment), app, environment })),
+        ),
+        syncDelayMs: options.argo?.syncDelayMs ?? 100,
+        healthyDelayMs: options.argo?.healthyDelayMs ?? 100,
+        pollIntervalMs: options.argo?.pollIntervalMs ?? (cluster && options.argo?.appOfApps ? undefined : 0),
+        // The first cluster's Argo CD takes the port asked for; the others any free one (the stack prints them).
+        port: index === 0 ? options.ports?.argo : undefined,
+      }),
+    ]),
+  );
+  const argo = argos.values().next().value!;
+  const argoOf = (environment: string): ArgoCdSimulator => {
+    const found = argos.get(perEnvironment ? environment : undefined);
+    if (!found) throw new Error(`no Argo CD for environment ${environment}`);
+    return found;
+  };
   const slack = new SlackSimulator({ botToken: tokens.slack, channels: [SANDBOX_CHANNEL] });
   // GitHub Actions' token issuer: the approve and deploy workflows' OIDC tokens.
   const oidc = new GitHubOidcSimulator();
@@ -173,16 +212,21 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     token: tokens.release,
     port: options.ports?.release,
     ...options.release,
+    promotesOnItsOwn: async (app, environment) => {
+      if (options.apps[app]?.promotion !== 'chartsFlags') return undefined;
+      const file = parseYaml((await charts.readFile(`charts/app-config/image-tags/${environment}/${app}`)) ?? '') as Record<string, unknown> | null;
+      return String(file?.promote_deployment) === 'true' && String(file?.automatic_deploys_enabled) === 'true';
+    },
     applications: appNames.map((app) => ({
       name: app,
       repo: repoOf(app),
       environments: environmentsOf(app).map(([name, spec]) => ({ name, continuousDeployment: spec.continuousDeployment ?? true })),
     })),
   });
-  const endpoints = new AppEndpointsSimulator({ versionOf: (app, environment) => argo.currentTag(app, environment), port: options.ports?.endpoints });
+  const endpoints = new AppEndpointsSimulator({ versionOf: (app, environment) => argoOf(environment).currentTag(app, environment), port: options.ports?.endpoints });
   const started: { close(): Promise<void> }[] = [];
   try {
-    for (const sim of [github, argo, release, endpoints, slack, oidc]) {
+    for (const sim of [github, ...argos.values(), release, endpoints, slack, oidc]) {
       await sim.start();
       started.push(sim);
     }
@@ -218,6 +262,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             imageRepository: imageRepositoryOf(app),
             tagScheme: spec.tagScheme ?? 'sha',
             ...(spec.onDivergence ? { onDivergence: spec.onDivergence } : {}),
+            ...(spec.promotion ? { promotion: spec.promotion } : {}),
+            ...(spec.unpromoted ? { unpromoted: spec.unpromoted } : {}),
             build: { workflow: 'build-image.yml', ref: 'main', timeout: spec.buildTimeout ?? '2m' },
             approvalTimeout: spec.approvalTimeout ?? '7d',
             environments: Object.fromEntries(
@@ -226,6 +272,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
                 {
                   continuousDeployment: envSpec.continuousDeployment ?? true,
                   argocdApplication: argoName(app, environment),
+                  ...(perEnvironment
+                    ? {
+                        argocd: {
+                          url: argoOf(environment).url,
+                          tokenVariable: argoTokenVariable(environment),
+                          ...(options.argo?.appOfApps ? { appOfApps: options.argo.appOfApps } : {}),
+                        },
+                      }
+                    : {}),
                   approvers: envSpec.approvers ?? ['anyone'],
                   ...(envSpec.deployers ? { deployers: envSpec.deployers } : {}),
                   approval: { identity: envSpec.identity ?? 'claimed' },
@@ -267,14 +322,18 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     DEPLOY_POLL_MAX_INTERVAL_MS: String(options.polling?.maxIntervalMs ?? 500),
     DEPLOY_OIDC_ISSUER: oidc.issuer,
     DEPLOY_OIDC_OWNERS: ORG,
+    ...Object.fromEntries(clusters.flatMap((cluster) => (cluster ? [[argoTokenVariable(cluster), clusterTokens.get(cluster)!]] : []))),
   };
   const settings = loadWorkerSettings(env);
-  const dependencies = createProductionDependencies(settings, catalogue);
+  const dependencies = createProductionDependencies(settings, catalogue, env);
 
   return {
     github,
     oidc,
     argo,
+    argoOf,
+    catalogueEnvironments: () => [...new Set(appNames.flatMap((app) => environmentsOf(app).map(([environment]) => environment)))],
+    argoApplicationOf: argoName,
     release,
     slack,
     endpoints,
@@ -308,7 +367,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       else stalled.delete(app);
     },
     async close() {
-      await Promise.all([github, argo, release, endpoints, slack, oidc].map((sim) => sim.close()));
+      await Promise.all([github, ...argos.values(), release, endpoints, slack, oidc].map((sim) => sim.close()));
       ecr.destroy();
     },
   };

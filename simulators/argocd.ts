@@ -5,9 +5,12 @@ import { parse as parseYaml } from 'yaml';
 import { hasToken, json, Simulator, type SimRequest, type SimResponse } from './http';
 
 /**
- * Argo CD's application API over a local bare Helm-charts repo. Like Argo CD with auto-sync, it only
- * notices a new charts commit on a refresh (or a poll tick), then syncs, rolls out and turns Healthy
- * after configurable delays. Test hooks make a rollout degrade, a sync fail or the API answer stale data.
+ * One cluster's Argo CD: the application API over a local bare Helm-charts repo. Like Argo CD with auto-sync, it
+ * only notices a new charts commit on a refresh (or a poll tick), then syncs, rolls out and turns Healthy after
+ * configurable delays. With an app of apps (GOV.UK's `app-config`), only the parent reads the image-tag files: a
+ * refresh or poll of the parent syncs it, and its sync renders each app's Application with the tag of its file;
+ * an app whose rendered tag changed syncs. A refresh of an app alone moves its revision, not its image. Test hooks
+ * make a rollout degrade, a sync fail or the API answer stale data.
  */
 
 const run = promisify(execFile);
@@ -27,12 +30,16 @@ export interface ArgoCdSimulatorOptions {
   /** Where an app's image-tag file lives; `{app}` and `{environment}` are replaced. */
   chartsPath?: string;
   token: string;
+  /** The environment whose cluster this Argo CD runs, for its messages. */
+  cluster?: string;
+  /** The app-of-apps Application that renders the others from the image-tag files, e.g. `app-config`. */
+  appOfApps?: string;
   applications?: ArgoApplicationSpec[];
   /** From noticing a new tag until the sync operation succeeds. */
   syncDelayMs?: number;
   /** From a successful sync until the rollout is Healthy (or Degraded). */
   healthyDelayMs?: number;
-  /** 0 = look at git only on refresh; Argo CD's own default is 180000. */
+  /** 0 = look at git only on refresh; Argo CD's own default is 180000, the default here with an app of apps. */
   pollIntervalMs?: number;
   host?: string;
   port?: number;
@@ -107,6 +114,8 @@ interface AppState {
   stale?: { until: number; snapshot: ApplicationJson };
   /** Bumped by every new sync so that timers of a superseded one do nothing. */
   generation: number;
+  /** The app of apps's rendering of this Application: the annotations of its image-tag file. */
+  annotations?: Record<string, string>;
 }
 
 const DEFAULT_CHARTS_PATH = 'charts/app-config/image-tags/{environment}/{app}';
@@ -118,6 +127,7 @@ export class ArgoCdSimulator extends Simulator {
   private readonly timers = new Set<NodeJS.Timeout>();
   private poller?: NodeJS.Timeout;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly parent?: AppState;
   private readonly options: Required<Pick<ArgoCdSimulatorOptions, 'branch' | 'chartsPath' | 'syncDelayMs' | 'healthyDelayMs' | 'pollIntervalMs' | 'sourcePath'>> &
     ArgoCdSimulatorOptions;
 
@@ -133,10 +143,11 @@ export class ArgoCdSimulator extends Simulator {
       chartsPath: DEFAULT_CHARTS_PATH,
       syncDelayMs: 0,
       healthyDelayMs: 0,
-      pollIntervalMs: 0,
+      pollIntervalMs: options.appOfApps ? 180_000 : 0,
       sourcePath: 'charts/app-config',
-      ...options,
+      ...withoutUndefined(options),
     };
+    if (options.appOfApps) this.parent = this.register({ name: options.appOfApps, app: options.appOfApps, environment: options.cluster ?? 'cluster' });
     for (const spec of options.applications ?? []) this.register(spec);
 
     this.server.route('GET', /^\/api\/v1\/applications\/([^/]+)$/, (req) => this.getApplication(req));
@@ -174,7 +185,7 @@ export class ArgoCdSimulator extends Simulator {
   /** The tag running in the cluster for (app, environment): the last one synced successfully. */
   currentTag(app: string, environment: string): string | undefined {
     for (const state of this.apps.values()) {
-      if (state.spec.app === app && state.spec.environment === environment) return state.live.tag;
+      if (state !== this.parent && state.spec.app === app && state.spec.environment === environment) return state.live.tag;
     }
     return undefined;
   }
@@ -229,7 +240,7 @@ export class ArgoCdSimulator extends Simulator {
     if (refresh !== null && refresh !== '') {
       if (refresh !== 'normal' && refresh !== 'hard') return argoError(400, 3, `unknown refresh type "${refresh}"`);
       try {
-        await this.serialized(() => this.observeTip());
+        await this.serialized(() => (this.parent && state !== this.parent ? this.refreshRendered(state) : this.observeTip()));
       } catch (err) {
         return argoError(500, 2, `failed to refresh from ${this.options.branch}: ${(err as Error).message}`);
       }
@@ -272,7 +283,9 @@ export class ArgoCdSimulator extends Simulator {
   private async initialise(state: AppState): Promise<void> {
     const tip = await this.tip();
     if (!tip) return;
-    const tag = await this.tagAt(tip, state.spec);
+    const file = state === this.parent ? { tag: tip, annotations: undefined } : await this.fileAt(tip, state.spec);
+    const tag = file.tag;
+    if (this.parent && state !== this.parent) state.annotations = file.annotations;
     const now = new Date();
     state.observed = { revision: tip, tag };
     state.live = { revision: tip, tag };
@@ -285,6 +298,7 @@ export class ArgoCdSimulator extends Simulator {
   private async observeTip(): Promise<void> {
     const tip = await this.tip();
     if (!tip) return;
+    if (this.parent) return this.observeTipAsParent(this.parent, tip);
     // One `git diff` per earlier revision instead of reading every application's file at every new commit.
     const changedSince = new Map<string, Promise<Set<string> | undefined>>();
     for (const state of this.apps.values()) {
@@ -303,6 +317,37 @@ export class ArgoCdSimulator extends Simulator {
       if (tag !== target) this.startSync(state, tip, tag);
       else this.changed(state);
     }
+  }
+
+  /** The app of apps's own revision is the charts commit: every new commit is a change to sync. */
+  private observeTipAsParent(parent: AppState, tip: string): void {
+    parent.reconciledAt = new Date();
+    if (parent.observed?.revision === tip) return this.changed(parent);
+    parent.observed = { revision: tip, tag: tip };
+    this.startSync(parent, tip, tip);
+  }
+
+  /** The parent's sync: each app's Application rendered from its file at the parent's commit. */
+  private async render(revision: string): Promise<void> {
+    for (const state of this.apps.values()) {
+      if (state === this.parent) continue;
+      const { tag, annotations } = await this.fileAt(revision, state.spec);
+      state.annotations = annotations;
+      state.reconciledAt = new Date();
+      state.observed = { revision, tag };
+      const target = state.operation?.phase === 'Running' ? state.operation.tag : state.live.tag;
+      if (tag !== target) this.startSync(state, revision, tag);
+      else this.changed(state);
+    }
+  }
+
+  /** An app's own refresh sees the charts' newest commit, but its image tag is what the parent rendered last. */
+  private async refreshRendered(state: AppState): Promise<void> {
+    const tip = await this.tip();
+    state.reconciledAt = new Date();
+    if (!tip || !state.observed || state.operation?.phase === 'Running') return;
+    state.observed = { ...state.observed, revision: tip };
+    this.changed(state);
   }
 
   private startSync(state: AppState, revision: string, tag: string | undefined): void {
@@ -339,6 +384,7 @@ export class ArgoCdSimulator extends Simulator {
       state.operation.message = 'successfully synced (all tasks run)';
       record.phase = 'Succeeded';
       state.live = { revision, tag };
+      if (state === this.parent) void this.serialized(() => this.render(revision)).catch(() => undefined);
       state.history.push({ id: state.history.length, revision, deployStartedAt: now, deployedAt: finishedAt });
       state.health = { status: 'Progressing', message: `Waiting for rollout to finish: 1 old replicas are pending termination...` };
       this.changed(state);
@@ -407,22 +453,29 @@ export class ArgoCdSimulator extends Simulator {
   }
 
   private async tagAt(revision: string, spec: ArgoApplicationSpec): Promise<string | undefined> {
+    return (await this.fileAt(revision, spec)).tag;
+  }
+
+  /** The image tag, and the annotations app-config's chart renders: a missing flag reads "false", as there. */
+  private async fileAt(revision: string, spec: ArgoApplicationSpec): Promise<{ tag?: string; annotations: Record<string, string> }> {
     const file = this.tagFile(spec);
     let text: string;
     try {
       ({ stdout: text } = await this.git('cat-file', 'blob', `${revision}:${file}`));
     } catch (err) {
-      if (/does not exist|not a valid object name/i.test(String((err as { stderr?: unknown }).stderr ?? ''))) return undefined;
+      if (/does not exist|not a valid object name/i.test(String((err as { stderr?: unknown }).stderr ?? ''))) return { annotations: flags(undefined) };
       throw err;
     }
     let document: unknown;
     try {
       document = parseYaml(text);
     } catch {
-      return undefined;
+      return { annotations: flags(undefined) };
     }
-    const tag = (document as { image_tag?: unknown } | null)?.image_tag;
-    return typeof tag === 'string' || typeof tag === 'number' ? String(tag) : undefined;
+    const values = typeof document === 'object' && document !== null ? (document as Record<string, unknown>) : undefined;
+    const tag = values?.image_tag;
+    const annotations = flags(values);
+    return typeof tag === 'string' || typeof tag === 'number' ? { tag: String(tag), annotations: { imageTag: String(tag), ...annotations } } : { annotations };
   }
 
   private git(...args: string[]): Promise<{ stdout: string; stderr: string }> {
@@ -437,9 +490,12 @@ export class ArgoCdSimulator extends Simulator {
     const syncStatus = state.observed === undefined ? 'Unknown' : synced ? 'Synced' : 'OutOfSync';
     const image = this.options.image ?? ((app: string, tag: string) => `${app}:${tag}`);
     const operation = state.operation;
+    const isParent = state === this.parent;
+    const rendered = this.parent && !isParent ? { annotations: { repoName: spec.app, ...state.annotations } } : {};
     return {
       metadata: {
         name: spec.name,
+        ...rendered,
         namespace: spec.namespace ?? 'argocd',
         uid: state.uid,
         resourceVersion: String(state.resourceVersion),
@@ -462,8 +518,12 @@ export class ArgoCdSimulator extends Simulator {
           ...(operation.finishedAt ? { finishedAt: argoTime(operation.finishedAt) } : {}),
           syncResult: { revision: operation.revision, source, resources: [] },
         },
-        summary: { images: state.live.tag !== undefined ? [image(spec.app, state.live.tag)] : [] },
-        resources: [{ group: 'apps', version: 'v1', kind: 'Deployment', namespace: destination.namespace, name: spec.app, status: syncStatus, health: { status: state.health.status } }],
+        summary: { images: !isParent && state.live.tag !== undefined ? [image(spec.app, state.live.tag)] : [] },
+        resources: isParent
+          ? [...this.apps.values()]
+              .filter((child) => child !== state)
+              .map((child) => ({ group: 'argoproj.io', version: 'v1alpha1', kind: 'Application', namespace: 'argocd', name: child.spec.name, status: 'Synced' }))
+          : [{ group: 'apps', version: 'v1', kind: 'Deployment', namespace: destination.namespace, name: spec.app, status: syncStatus, health: { status: state.health.status } }],
         history: state.history.map((entry) => ({
           id: entry.id,
           revision: entry.revision,
@@ -476,6 +536,16 @@ export class ArgoCdSimulator extends Simulator {
       },
     };
   }
+}
+
+/** As app-config's chart: each flag's value as a string, "false" when the file lacks it. */
+function flags(values: Record<string, unknown> | undefined): Record<string, string> {
+  const flag = (value: unknown) => (value === undefined || value === null || value === '' ? 'false' : String(value));
+  return { promoteDeployment: flag(values?.promote_deployment), automaticDeploysEnabled: flag(values?.automatic_deploys_enabled) };
+}
+
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as T;
 }
 
 function argoError(status: number, code: number, message: string): SimResponse {

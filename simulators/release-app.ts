@@ -36,6 +36,11 @@ export interface ReleaseAppSimulatorOptions {
   awaitingApproval?: () => Promise<PendingApproval[]>;
   /** Where a pipeline can be looked at, e.g. its page in Temporal Web UI. */
   pipelineUrl?: (workflowId: string) => string;
+  /**
+   * Apps promoted by their charts flags: whether a release deployed to the environment goes on to the next on its
+   * own (its image-tag file says so); undefined for apps the catalogue promotes. Asked on every page view.
+   */
+  promotesOnItsOwn?: (app: string, environment: string) => Promise<boolean | undefined>;
   /** How people run the deploy CLI where this page is read; default `deploy`. */
   deployCommand?: string;
 }
@@ -163,7 +168,16 @@ export class ReleaseAppSimulator extends Simulator {
 
   private async page(): Promise<SimResponse> {
     const applications = this.applications();
-    const sections = [deployedSection(applications, (repo, environment) => this.latest(repo, environment))];
+    const promotes = new Map<string, boolean>();
+    if (this.options.promotesOnItsOwn) {
+      for (const app of applications) {
+        for (const env of app.environments.slice(0, -1)) {
+          const answer = await this.options.promotesOnItsOwn(app.name, env.name).catch(() => undefined);
+          if (answer !== undefined) promotes.set(`${app.name} ${env.name}`, answer);
+        }
+      }
+    }
+    const sections = [deployedSection(applications, (repo, environment) => this.latest(repo, environment), (app, environment) => promotes.get(`${app} ${environment}`))];
     if (this.options.awaitingApproval) {
       const known = new Map(applications.map((app) => [app.name, app]));
       try {
@@ -201,7 +215,11 @@ ${sections.join('\n')}
   }
 }
 
-function deployedSection(applications: ReleaseApplication[], latest: (repo: string, environment: string) => ReleaseRecord | undefined): string {
+function deployedSection(
+  applications: ReleaseApplication[],
+  latest: (repo: string, environment: string) => ReleaseRecord | undefined,
+  promotes: (app: string, environment: string) => boolean | undefined,
+): string {
   if (applications.length === 0) return '<h2>Deployed versions</h2>\n<p>Nothing has been deployed yet.</p>';
   const environments = [...new Set(applications.flatMap((app) => app.environments.map((e) => e.name)))];
   const header = ['Application', ...environments, 'Deployment'].map((cell) => `<th scope="col">${escapeHtml(cell)}</th>`).join('');
@@ -211,7 +229,9 @@ function deployedSection(applications: ReleaseApplication[], latest: (repo: stri
       const content = record
         ? `${versionHtml(record.version)}<br><span class="when" title="${escapeHtml(record.createdAt.toISOString())}">${escapeHtml(formatTime(record.createdAt))}</span>`
         : '–';
-      return `<td data-environment="${escapeHtml(environment)}">${content}</td>`;
+      const promotion = promotes(app.name, environment);
+      const note = promotion === undefined ? '' : `<br><span class="mode promotion">${promotion ? 'promotes on its own' : 'does not promote on its own'}</span>`;
+      return `<td data-environment="${escapeHtml(environment)}">${content}${note}</td>`;
     });
     const name = app.name === app.repo ? escapeHtml(app.repo) : `${escapeHtml(app.name)}<br><span class="mode">${escapeHtml(app.repo)}</span>`;
     return `<tr data-app="${escapeHtml(app.name)}"><th scope="row">${name}</th>${cells.join('')}<td class="mode">${escapeHtml(deploymentMode(app))}</td></tr>`;

@@ -120,3 +120,30 @@ describe('app catalogue', () => {
     expect(() => imageTagPath(catalogue, 'whitehall', 'staging/../../x')).toThrow(/invalid environment/);
   });
 });
+
+describe("the GOV.UK example catalogue (examples/govuk/apps.yaml)", () => {
+  const catalogue = loadCatalogue(join(__dirname, '..', 'examples', 'govuk', 'apps.yaml'));
+
+  it('gives an app of one line the environments, each cluster\'s Argo CD and app of apps, naming, smoke checks and promotion rule', () => {
+    const publisher = catalogue.apps.get('publisher')!;
+    expect(publisher.repo).toBe('alphagov/publisher');
+    expect(publisher.promotion).toBe('chartsFlags');
+    expect(publisher.environments.map((env) => [env.name, env.argocd.url, env.argocd.tokenVariable, env.argocd.appOfApps, env.argocdApplication])).toEqual([
+      ['integration', 'https://argo.eks.integration.govuk.digital', 'ARGOCD_TOKEN_INTEGRATION', 'app-config', 'publisher'],
+      ['staging', 'https://argo.eks.staging.govuk.digital', 'ARGOCD_TOKEN_STAGING', 'app-config', 'publisher'],
+      ['production', 'https://argo.eks.production.govuk.digital', 'ARGOCD_TOKEN_PRODUCTION', 'app-config', 'publisher'],
+    ]);
+    expect(publisher.environments[1]!.smokeChecks).toEqual([{ name: 'healthcheck', url: 'https://publisher.eks.staging.govuk.digital/healthcheck/ready', expectStatus: 200, expectBodyContains: undefined, timeoutMs: 5000 }]);
+    expect(catalogue.apps.get('router')).toMatchObject({ repo: 'alphagov/router', tagScheme: 'release-tag', promotion: 'chartsFlags' });
+  });
+
+  it("lets an app's own environment settings win over the defaults", () => {
+    const own = parseCatalogue(
+      'defaults:\n  repo: alphagov/{app}\n  environments:\n    integration: { argocdApplication: "{app}", smokeAttempts: 5 }\napps:\n  a: { environments: { integration: { smokeAttempts: 2 } } }\n  b:\n',
+      'apps.yaml',
+    );
+    expect(own.apps.get('a')!.environments[0]).toMatchObject({ argocdApplication: 'a', smokeAttempts: 2 });
+    expect(own.apps.get('b')!.environments[0]).toMatchObject({ argocdApplication: 'b', smokeAttempts: 5 });
+    expect(own.apps.get('b')!.promotion).toBe('catalogue');
+  });
+});

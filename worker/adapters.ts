@@ -13,12 +13,13 @@ import {
   createSshSignatureVerifier,
 } from '../adapters';
 import type { ActivityDependencies } from '../activities';
-import type { Catalogue } from '../common/catalogue';
-import type { Notifier } from '../common/ports';
-import type { SlackSettings, WorkerSettings } from '../common/settings';
+import type { ArgoCdOfEnvironment, Catalogue } from '../common/catalogue';
+import type { ArgoCd, Notifier } from '../common/ports';
+import { SettingsError, type Env, type SlackSettings, type WorkerSettings } from '../common/settings';
 
 /** The one production adapter for each outside system, wired from validated settings. */
-export function createProductionDependencies(settings: WorkerSettings, catalogue: Catalogue): ActivityDependencies {
+export function createProductionDependencies(settings: WorkerSettings, catalogue: Catalogue, env: Env = process.env): ActivityDependencies {
+  const argoCdOf = argoCdsOfClusters(settings, catalogue, env);
   const github = createGitHubSourceHost({ token: settings.github.token, baseUrl: settings.github.apiUrl });
   return {
     catalogue,
@@ -36,6 +37,7 @@ export function createProductionDependencies(settings: WorkerSettings, catalogue
       author: settings.charts.author,
     }),
     argoCd: createArgoCdClient({ url: settings.argoCd.url, token: settings.argoCd.token }),
+    argoCdOf,
     releaseApp: createReleaseAppClient({ url: settings.releaseApp.url, token: settings.releaseApp.token }),
     smokeTester: createHttpSmokeTester(),
     polling: settings.polling,
@@ -59,4 +61,31 @@ function slackNotifier(slack: SlackSettings | undefined): Notifier | undefined {
   if (!slack) return undefined;
   if (slack.mode === 'webhook') return createSlackWebhookNotifier({ webhookUrl: slack.webhookUrl });
   return createSlackWebApiNotifier({ token: slack.botToken, channel: slack.channel, apiUrl: slack.apiUrl });
+}
+
+/**
+ * One client per cluster's Argo CD the catalogue names (URL, and the variable holding its token); an environment
+ * naming none uses ARGOCD_URL and ARGOCD_TOKEN. A token missing from the worker's environment stops the start.
+ */
+function argoCdsOfClusters(settings: WorkerSettings, catalogue: Catalogue, env: Env): (argocd: ArgoCdOfEnvironment) => ArgoCd {
+  const clients = new Map<string, ArgoCd>();
+  const problems = new Set<string>();
+  const keyOf = (argocd: ArgoCdOfEnvironment) => `${argocd.url ?? settings.argoCd.url} ${argocd.tokenVariable ?? ''}`;
+  for (const app of catalogue.apps.values()) {
+    for (const { name, argocd } of app.environments) {
+      if ((!argocd.url && !argocd.tokenVariable) || clients.has(keyOf(argocd))) continue;
+      const token = argocd.tokenVariable ? env[argocd.tokenVariable]?.trim() : settings.argoCd.token;
+      if (!token) {
+        problems.add(`${argocd.tokenVariable} is not set (the API token of ${argocd.url ?? settings.argoCd.url}, the Argo CD of ${name}, as ${catalogue.file} says)`);
+        continue;
+      }
+      clients.set(keyOf(argocd), createArgoCdClient({ url: argocd.url ?? settings.argoCd.url, token }));
+    }
+  }
+  if (problems.size > 0) throw new SettingsError(`the worker's settings are incomplete:\n  - ${[...problems].join('\n  - ')}`);
+  return (argocd) => {
+    const client = clients.get(keyOf(argocd));
+    if (!client) throw new Error(`no Argo CD client for ${argocd.url ?? settings.argoCd.url}: the catalogue changed since the worker started`);
+    return client;
+  };
 }

@@ -17,6 +17,9 @@ import { Steps } from './steps';
 /** 1.1: manual deploys pass who-may-deploy, unmerged-ref and approval gates (1.0 ones started at once). */
 const MANUAL_DEPLOY_GATES = 'manual-deploy-gates';
 
+/** 1.1: apps promoted by their charts flags go on only where the deployed environment's file said so at sync. */
+const PROMOTION_BY_CHARTS_FLAGS = 'promotion-by-charts-flags';
+
 const FROM_THE_LANE = { description: 'Internal: sent by the deploy lane. Do not send by hand.' };
 
 /**
@@ -56,8 +59,13 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     for (const [index, envPlan] of plan.environments.entries()) {
       if (resume && index < resume.environmentIndex) continue;
       const env = pipeline.status.environments[index]!;
-      const gated = index > 0 && !envPlan.continuousDeployment && index !== resume?.environmentIndex;
-      if (gated) await gate.pass(env, await divergence(ctx, env));
+      const byFlags = index > 0 && index !== resume?.environmentIndex ? promotionByChartsFlags(ctx, index) : undefined;
+      if (byFlags?.notPromoted && plan.unpromoted === 'deployByHand') {
+        env.waitingFor = `next environment: deploy by hand (${byFlags.notPromoted})`;
+        break;
+      }
+      const gated = byFlags ? byFlags.notPromoted !== undefined : index > 0 && !envPlan.continuousDeployment && index !== resume?.environmentIndex;
+      if (gated) await gate.pass(env, byFlags?.notPromoted ?? (await divergence(ctx, env)));
       if (input.trigger === 'manual' && index !== resume?.environmentIndex && patched(MANUAL_DEPLOY_GATES)) await admitManualDeploy(ctx, gate, envPlan, env);
       while ((await deployEnvironment(ctx, envPlan, env, index)) === 'needs a person') await gate.pass(env, env.waitingFor);
     }
@@ -66,6 +74,19 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   } catch (err) {
     return await endPipeline(ctx, err);
   }
+}
+
+/**
+ * GOV.UK's rule, for apps that choose it: a release deployed to the previous environment (Synced, Healthy, smoke
+ * tests passed) goes on here on its own only when that environment's file said promote_deployment: true and
+ * automatic_deploys_enabled: true at the commit Argo CD synced. Undefined where the catalogue's rule applies.
+ */
+function promotionByChartsFlags({ input, pipeline }: PipelineContext, index: number): { notPromoted?: string } | undefined {
+  if (pipeline.plan!.promotion !== 'chartsFlags' || input.trigger !== 'ci' || !patched(PROMOTION_BY_CHARTS_FLAGS)) return undefined;
+  const previous = pipeline.status.environments[index - 1]!;
+  if (previous.promotes) return {};
+  const why = previous.promotes === false ? 'does not say both promote_deployment: true and automatic_deploys_enabled: true' : 'was not synced by this pipeline';
+  return { notPromoted: `${previous.environment} does not promote on its own: its image-tag file ${why}` };
 }
 
 /** What the approver must know beyond the usual: the environment runs commits this release would drop. */

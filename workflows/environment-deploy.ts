@@ -148,7 +148,8 @@ async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Envir
 
   try {
     pipeline.setStatus('WAITING_FOR_SYNC', env, 'WAITING_FOR_SYNC');
-    await waitForSync(ctx, envPlan, change.chartsCommit, release.tag);
+    const synced = await waitForSync(ctx, envPlan, change.chartsCommit, release.tag);
+    if (synced.promotes !== undefined) env.promotes = synced.promotes;
     pipeline.setStatus('SMOKE_TESTING', env, 'SMOKE_TESTING');
     await steps.waits.runSmokeTests.executeWithOptions({ summary: `Smoke test ${where}`, startToCloseTimeout: '30 minutes' }, [step]);
   } catch (err) {
@@ -176,8 +177,8 @@ async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Envir
   return undefined;
 }
 
-async function waitForSync({ pipeline, steps }: PipelineContext, envPlan: EnvironmentPlan, chartsCommit: string, tag: string): Promise<void> {
-  await steps.waits.waitForArgoSync.executeWithOptions(
+async function waitForSync({ pipeline, steps }: PipelineContext, envPlan: EnvironmentPlan, chartsCommit: string, tag: string) {
+  return steps.waits.waitForArgoSync.executeWithOptions(
     { summary: `Wait for Argo CD: ${envPlan.name} at charts ${shortSha(chartsCommit)}`, scheduleToCloseTimeout: envPlan.syncTimeoutMs },
     [{ app: pipeline.plan!.app, environment: envPlan.name, tag, chartsCommit }],
   );
