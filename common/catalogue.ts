@@ -45,10 +45,46 @@ export interface EnvironmentConfig {
 /** The catalogue's word for "no list": it must be written out, so that an empty list never means anyone. */
 export const ANYONE = 'anyone';
 
+/**
+ * A registry images live in: ECR (the AWS SDK's region, credentials and endpoint; `registryId` another account's),
+ * or any registry speaking the OCI distribution API at `url`. Credentials are named, never written: the worker
+ * reads them from the environment variables given here.
+ */
+export interface RegistryConfig {
+  name: string;
+  type: 'ecr' | 'oci';
+  url?: string;
+  registryId?: string;
+  usernameEnv?: string;
+  passwordEnv?: string;
+}
+
+/** The registry every app uses unless it names another: ECR, as the worker's AWS identity sees it. */
+export const DEFAULT_REGISTRY = 'ecr';
+
+export interface ImageLocation {
+  registry: string;
+  repository: string;
+}
+
+/** Where an app's images are built (and looked for), where clusters pull them, and what the pipeline writes. */
+export interface ImageConfig {
+  /** The registry the app's builds push to: the pipeline looks for images (and their digests) here. */
+  built: ImageLocation;
+  /** A pull-through cache of `built` that clusters pull from; it holds an image only once something pulled it. */
+  cache?: ImageLocation;
+  /** Where the `deployed-to-<env>` tags go: where the team looks for them. */
+  deployedToTags: ImageLocation;
+  /** Write the image's digest beside its tag in the image-tag file (`image_digest`), for charts that pull by digest. */
+  writeDigest: boolean;
+}
+
 export interface AppConfig {
   name: string;
   repo: string;
+  /** The repository in the registry images are built to (`image.built.repository`). */
   imageRepository: string;
+  image: ImageConfig;
   tagScheme: TagScheme;
   releaseTagPattern: string;
   build: { workflow: string; ref: string; timeoutMs: number };
@@ -83,6 +119,8 @@ export interface Catalogue {
   historyLimit: number;
   /** Retry limits of the steps that call GitHub, ECR, git and the release app. */
   stepRetry: StepRetry;
+  /** Every registry an app may name; `ecr` is always there. */
+  registries: Map<string, RegistryConfig>;
   apps: Map<string, AppConfig>;
 }
 
@@ -178,12 +216,34 @@ const environmentSchema = z.strictObject({
   approval: approvalSchema.omit({ approvers: true, deployers: true }).optional(),
 });
 
+const repositoryName = z.string().regex(/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/, 'must be an image repository name');
+const environmentVariable = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be the name of an environment variable, such as GHCR_TOKEN');
+
+const registrySchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('ecr'), registryId: z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account ID').optional() }),
+  z
+    .strictObject({
+      type: z.literal('oci'),
+      url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+      usernameEnv: environmentVariable.optional(),
+      passwordEnv: environmentVariable.optional(),
+    })
+    .refine((r) => (r.usernameEnv === undefined) === (r.passwordEnv === undefined), 'name both usernameEnv and passwordEnv, or neither'),
+]);
+
+const imageLocationSchema = z.strictObject({ registry: z.string().min(1), repository: repositoryName });
+
+const imageSchema = z.strictObject({
+  registry: z.string().min(1).default(DEFAULT_REGISTRY),
+  cache: imageLocationSchema.optional(),
+  deployedToTags: z.enum(['registry', 'cache']).default('registry'),
+  writeDigest: z.boolean().default(false),
+});
+
 const appSchema = z.strictObject({
   repo: named(validateRepo),
-  imageRepository: z
-    .string()
-    .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/, 'must be an ECR repository name')
-    .optional(),
+  imageRepository: repositoryName.optional(),
+  image: imageSchema.optional(),
   tagScheme: z.enum(['sha', 'short-sha', 'release-tag']).default('sha'),
   mainBranch: named(validateGitRef).default('main'),
   onDivergence: z.enum(['wait', 'deploy']).default('wait'),
@@ -233,6 +293,7 @@ const catalogueSchema = z.strictObject({
         .optional(),
     })
     .optional(),
+  registries: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a registry name such as ghcr'), registrySchema).optional(),
   apps: z.record(named(validateAppName), z.unknown()),
 });
 
@@ -265,6 +326,8 @@ export function parseCatalogue(text: string, file: string): Catalogue {
     throw new CatalogueError(`${file}: ${path ? `field "${path}"` : 'top level'}: ${message}`);
   }
   const defaults = top.data.defaults ?? {};
+  const registries = new Map<string, RegistryConfig>([[DEFAULT_REGISTRY, { name: DEFAULT_REGISTRY, type: 'ecr' }]]);
+  for (const [name, registry] of Object.entries(top.data.registries ?? {})) registries.set(name, { name, ...registry });
   const defaultEnvironments = defaults.environments ?? DEFAULT_ENVIRONMENTS;
   const apps = new Map<string, AppConfig>();
   for (const [name, body] of Object.entries(top.data.apps)) {
@@ -314,10 +377,13 @@ export function parseCatalogue(text: string, file: string): Catalogue {
         approvers: approvers ?? [ANYONE],
       };
     });
+    const imageRepository = app.imageRepository ?? name;
+    const image = imageConfig(app.image ?? imageSchema.parse({}), imageRepository, registries, (problem) => new CatalogueError(`${file}: app "${name}": ${problem}`));
     apps.set(name, {
       name,
       repo: app.repo,
-      imageRepository: app.imageRepository ?? name,
+      imageRepository,
+      image,
       tagScheme: app.tagScheme,
       releaseTagPattern: app.releaseTagPattern,
       build: { workflow: app.build.workflow, ref: app.build.ref, timeoutMs: app.build.timeout },
@@ -339,7 +405,29 @@ export function parseCatalogue(text: string, file: string): Catalogue {
       attemptTimeoutMs: defaults.stepRetry?.attemptTimeout ?? 2 * 60_000,
       heartbeatTimeoutMs: defaults.stepRetry?.heartbeatTimeout ?? 60_000,
     },
+    registries,
     apps,
+  };
+}
+
+function imageConfig(
+  image: z.infer<typeof imageSchema>,
+  repository: string,
+  registries: Map<string, RegistryConfig>,
+  refuse: (problem: string) => CatalogueError,
+): ImageConfig {
+  for (const [field, registry] of [['image.registry', image.registry], ['image.cache.registry', image.cache?.registry]] as const) {
+    if (registry !== undefined && !registries.has(registry)) {
+      throw refuse(`field "${field}": no registry "${registry}" in the catalogue's registries (${[...registries.keys()].join(', ')})`);
+    }
+  }
+  const built = { registry: image.registry, repository };
+  if (image.deployedToTags === 'cache' && !image.cache) throw refuse('field "image.deployedToTags": "cache" needs an image.cache');
+  return {
+    built,
+    cache: image.cache,
+    deployedToTags: image.deployedToTags === 'cache' ? image.cache! : built,
+    writeDigest: image.writeDigest,
   };
 }
 
