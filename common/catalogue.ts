@@ -218,6 +218,8 @@ const environmentSchema = z.strictObject({
 
 const repositoryName = z.string().regex(/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/, 'must be an image repository name');
 const environmentVariable = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be the name of an environment variable, such as GHCR_TOKEN');
+/** The names the worker's log redaction treats as secret (worker/logging.ts): a password's value never reaches a log. */
+const secretVariable = environmentVariable.regex(/TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|CREDENTIAL/i, 'must name a variable the worker treats as secret: its name holds TOKEN, SECRET or PASSWORD');
 
 const registrySchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('ecr'), registryId: z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account ID').optional() }),
@@ -226,7 +228,7 @@ const registrySchema = z.discriminatedUnion('type', [
       type: z.literal('oci'),
       url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
       usernameEnv: environmentVariable.optional(),
-      passwordEnv: environmentVariable.optional(),
+      passwordEnv: secretVariable.optional(),
     })
     .refine((r) => (r.usernameEnv === undefined) === (r.passwordEnv === undefined), 'name both usernameEnv and passwordEnv, or neither'),
 ]);
@@ -337,6 +339,8 @@ export function parseCatalogue(text: string, file: string): Catalogue {
       throw new CatalogueError(`${file}: app "${name}": ${path ? `field "${path}"` : 'entry'}: ${message}`);
     }
     const app = parsed.data;
+    const imageRepository = app.imageRepository ?? name;
+    const image = imageConfig(app.image ?? imageSchema.parse({}), imageRepository, registries, (problem) => new CatalogueError(`${file}: app "${name}": ${problem}`));
     const environmentEntries: [string, z.infer<typeof environmentSchema> | null][] = app.environments
       ? Object.entries(app.environments)
       : defaultEnvironments.map((env) => [env, null]);
@@ -377,8 +381,6 @@ export function parseCatalogue(text: string, file: string): Catalogue {
         approvers: approvers ?? [ANYONE],
       };
     });
-    const imageRepository = app.imageRepository ?? name;
-    const image = imageConfig(app.image ?? imageSchema.parse({}), imageRepository, registries, (problem) => new CatalogueError(`${file}: app "${name}": ${problem}`));
     apps.set(name, {
       name,
       repo: app.repo,
