@@ -118,6 +118,19 @@ describe('an app whose images are built to an OCI registry and pulled through a 
     expect(h.stack.release.deployments.filter((d) => d.version === sha).map((d) => d.environment).sort()).toEqual(['integration', 'staging']);
   }, 120_000);
 
+  it('builds an image the upstream lacks, and records the digest the build pushed there', async () => {
+    const repository = h.stack.imageRepositoryOf(APP);
+    const sha = await h.stack.merge(APP, { buildImage: false });
+    await expect(upstreamImages().digestOf(repository, sha)).resolves.toBeUndefined();
+    const { workflowId } = await h.startCi(APP, sha);
+    const result = await h.handle(workflowId).result();
+    const built = await upstreamImages().digestOf(repository, sha);
+    expect(built).toBeDefined();
+    expect(result).toMatchObject({ status: 'SUCCEEDED', imageDigest: built });
+    expect(h.stack.github.dispatches.filter((d) => d.repo === h.stack.repoOf(APP) && d.inputs.gitRef === sha)).toHaveLength(1);
+    await expect(upstreamImages().digestOf(repository, 'deployed-to-staging')).resolves.toBe(built);
+  }, 120_000);
+
   it('refuses to deploy a tag pushed over after the pipeline checked it, naming both digests', async () => {
     const repository = h.stack.imageRepositoryOf(GATED);
     const sha = await h.stack.merge(GATED);
