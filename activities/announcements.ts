@@ -9,6 +9,8 @@ export interface GitHubDeploymentRequest {
   sha: string;
   state: DeploymentState;
   description: string;
+  /** The digest of the image deployed, for the deployment's payload. */
+  imageDigest?: string;
 }
 
 /** Step 3.4 and the side steps: the release app's record, GitHub's deployments, and messages for people (Slack). */
@@ -42,6 +44,7 @@ export function createAnnouncementActivities(stage: Stage) {
           pipelineId,
           description: `Deploy pipeline ${pipelineId}`,
           production: env.name === 'production',
+          ...(request.imageDigest ? { image: { repository: app.image.built.repository, digest: request.imageDigest } } : {}),
         });
         await deployments.setDeploymentState(app.repo, id, {
           state: request.state,

@@ -1,8 +1,10 @@
 import { Context } from '@temporalio/activity';
 import { RefNotFoundError } from '../common/errors';
+import type { AppConfig } from '../common/catalogue';
 import { isFullSha, validateImageTag } from '../common/names';
 import type { CompareStatus, ImageTagChange } from '../common/ports';
-import { classified, type EnvironmentStep, type Stage } from './stage';
+import { FailureTypes } from '../common/types';
+import { classified, permanent, type EnvironmentStep, type Stage } from './stage';
 
 export interface BumpRequest extends EnvironmentStep {
   /** Automatic deploys stop at `automatic_deploys_enabled: false`; manual ones do not. */
@@ -42,6 +44,31 @@ export interface ThawProgress {
 /** Steps 3.1 and 3.2, the charts repo: what an environment runs, whether ours is newer, and the bump itself. */
 export function createChartsActivities(stage: Stage) {
   const { charts, sourceHost } = stage.deps;
+
+  /**
+   * The digest the bump stands on: the tag must still name the image the pipeline checked, where it was built and,
+   * when the cache already holds the tag, where clusters pull it. A rollback's is whatever its tag names (empty
+   * when that image is gone: the tag alone decides then). Undefined when there is nothing to check or write.
+   */
+  async function digestForBump(app: AppConfig, step: BumpRequest, tag: string): Promise<string | undefined> {
+    if (step.digest === undefined && !app.image.writeDigest) return undefined;
+    const { built, cache } = app.image;
+    const now = await stage.registryOf(built).digestOf(built.repository, tag);
+    if (step.purpose === 'rollback') return now ?? '';
+    const changed = (where: string, found: string | undefined) =>
+      permanent(
+        FailureTypes.ImageDigestChanged,
+        `${where} ${found ? `now names ${found}` : 'names no image now'}, not ${step.digest}, the image this pipeline checked: ` +
+          `refusing to deploy a build it did not check (was the tag pushed over?); nothing was changed in ${step.environment}`,
+      );
+    if (step.digest !== undefined && now !== step.digest) throw changed(`${built.repository}:${tag}`, now);
+    if (step.digest !== undefined && cache) {
+      const cached = await stage.registryOf(cache).digestOf(cache.repository, tag);
+      if (cached !== undefined && cached !== step.digest) throw changed(`the pull-through cache's ${cache.repository}:${tag}`, cached);
+    }
+    if (!now) throw permanent(FailureTypes.ImageNotFound, `${built.repository}:${tag} names no image: there is no digest to write beside the tag`);
+    return app.image.writeDigest ? now : undefined;
+  }
 
   return {
     /**
@@ -83,7 +110,10 @@ export function createChartsActivities(stage: Stage) {
       });
     },
 
-    /** One charts commit per environment; a retry finds the commit it already made. */
+    /**
+     * One charts commit per environment; a retry finds the commit it already made. With the digest the pipeline
+     * recorded, the tag must still name that image, or nothing is committed.
+     */
     async bumpImageTag(step: BumpRequest): Promise<BumpOutcome> {
       return classified(async () => {
         const { app, env } = stage.target(step);
@@ -95,11 +125,12 @@ export function createChartsActivities(stage: Stage) {
             return { frozen: true, path: file.path, ...(file.freezeFlagProblem ? { reason: file.freezeFlagProblem } : {}) };
           }
         }
+        const digest = await digestForBump(app, step, tag);
         const message =
           step.purpose === 'rollback'
             ? `Roll back ${app.name} to ${tag} in ${env.name}${step.reason ? `: ${step.reason}` : ''}`
             : `Deploy ${app.name} ${tag} to ${env.name}`;
-        return { frozen: false, ...(await charts.setImageTag(app.name, env.name, tag, message.slice(0, 500))) };
+        return { frozen: false, ...(await charts.setImageTag(app.name, env.name, tag, message.slice(0, 500), digest)) };
       });
     },
 

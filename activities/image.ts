@@ -8,13 +8,21 @@ export interface BuildRequest {
   tag: string;
 }
 
-/** Step 2, the image: is it in ECR, have GitHub Actions build it, wait for it; and step 3.3, tag it deployed. */
+/**
+ * Step 2, the image: is it where the app's builds push it, have GitHub Actions build it, wait for it; and step
+ * 3.3, tag it deployed where the team looks for that. A pull-through cache is never asked whether an image
+ * exists: it holds one only once something pulled it.
+ */
 export function createImageActivities(stage: Stage) {
-  const { registry, sourceHost } = stage.deps;
+  const { sourceHost } = stage.deps;
 
   return {
-    async imageExists(app: string, tag: string): Promise<boolean> {
-      return classified(() => registry.hasImage(stage.app(app).imageRepository, validateImageTag(tag)));
+    /** The image's digest when the registry has the tag, else false (1.0's pipelines read it as a boolean). */
+    async imageExists(appName: string, tag: string): Promise<string | false> {
+      return classified(async () => {
+        const { built } = stage.app(appName).image;
+        return (await stage.registryOf(built).digestOf(built.repository, validateImageTag(tag))) ?? false;
+      });
     },
 
     /** Asks GitHub Actions to build the image, unless a build for this commit is already known. */
@@ -29,13 +37,16 @@ export function createImageActivities(stage: Stage) {
       });
     },
 
-    /** Waits for the image; the workflow bounds it with the app's build timeout. */
-    async waitForImage(request: BuildRequest): Promise<void> {
+    /** Waits for the image and returns its digest; the workflow bounds it with the app's build timeout. */
+    async waitForImage(request: BuildRequest): Promise<string> {
       return classified(async () => {
         const app = stage.app(request.app);
+        const { built } = app.image;
+        const registry = stage.registryOf(built);
         const tag = validateImageTag(request.tag);
-        await stage.pollUntil(async () => {
-          if (await registry.hasImage(app.imageRepository, tag)) return true;
+        return stage.pollUntil(async () => {
+          const digest = await registry.digestOf(built.repository, tag);
+          if (digest) return digest;
           const runs = await sourceHost.listWorkflowRuns(app.repo, app.build.workflow);
           const ours = runs.filter((run) => run.displayTitle.includes(request.sha));
           const latest = ours.sort((a, b) => b.id - a.id)[0];
@@ -43,7 +54,7 @@ export function createImageActivities(stage: Stage) {
             const where = latest.htmlUrl ? ` (${latest.htmlUrl})` : '';
             throw permanent(
               FailureTypes.ImageBuildFailed,
-              `image build for ${app.name} ${shortSha(request.sha)} ended "${latest.conclusion}"${where}; no image ${app.imageRepository}:${tag}`,
+              `image build for ${app.name} ${shortSha(request.sha)} ended "${latest.conclusion}"${where}; no image ${built.repository}:${tag}`,
             );
           }
           return undefined;
@@ -51,11 +62,15 @@ export function createImageActivities(stage: Stage) {
       });
     },
 
-    /** Marks the image as deployed to the environment in ECR. */
+    /**
+     * Marks the image as deployed to the environment. With the digest the pipeline checked, the tag goes on that
+     * very image, whatever the release's tag names by now.
+     */
     async tagImage(step: EnvironmentStep): Promise<void> {
       return classified(async () => {
         const { app, env } = stage.target(step);
-        await registry.addTag(app.imageRepository, validateImageTag(step.tag), deployedToTag(env.name));
+        const where = app.image.deployedToTags;
+        await stage.registryOf(where).addTag(where.repository, step.digest ?? validateImageTag(step.tag), deployedToTag(env.name));
       });
     },
   };

@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { findApp, type AppConfig, type ArgoCdOfEnvironment, type Catalogue, type EnvironmentConfig } from '../common/catalogue';
+import { DEFAULT_REGISTRY, findApp, type AppConfig, type ArgoCdOfEnvironment, type Catalogue, type EnvironmentConfig, type ImageLocation } from '../common/catalogue';
 import { IdentityRefusedError, PermanentHttpError, PushRefusedError, RefNotFoundError, TransientHttpError } from '../common/errors';
 import { InvalidNameError, validateAppName, validateEnvironmentName } from '../common/names';
 import type { ArgoCd, ChartsRepository, DeploymentTracker, IdentityVerifier, ImageRegistry, Notifier, ReleaseApp, SmokeTester, SourceHost } from '../common/ports';
@@ -26,7 +26,10 @@ export interface ActivityDependencies {
   notifier?: Notifier;
   /** For links to a pipeline's page. */
   webUi?: { url: string };
+  /** ECR as the worker's AWS identity sees it: the catalogue's `ecr` registry. */
   registry: ImageRegistry;
+  /** The catalogue's other registries by name (an entry named `ecr` replaces `registry`). */
+  registries?: Record<string, ImageRegistry>;
   charts: ChartsRepository;
   argoCd: ArgoCd;
   /** The Argo CD of an environment's cluster, where the catalogue names one; `argoCd` otherwise. */
@@ -44,6 +47,8 @@ export interface EnvironmentStep {
   tag: string;
   /** A rollback is its own deployment: its own charts commit message and release record. */
   purpose?: 'deploy' | 'rollback';
+  /** The digest the pipeline recorded for the tag (absent in steps of pipelines started before 1.1 recorded one). */
+  digest?: string;
 }
 
 export function permanent(type: string, message: string): ApplicationFailure {
@@ -105,6 +110,8 @@ export interface Stage {
   target(step: { app: string; environment: string }): { app: AppConfig; env: EnvironmentConfig };
   /** Looks until `look` finds something, heartbeating and waiting longer each time; cancellation ends the wait. */
   pollUntil<T>(look: (attempt: number) => Promise<T | undefined>): Promise<T>;
+  /** The adapter of the registry an image location names. */
+  registryOf(location: ImageLocation): ImageRegistry;
 }
 
 export function createStage(deps: ActivityDependencies): Stage {
@@ -149,5 +156,10 @@ export function createStage(deps: ActivityDependencies): Stage {
       return { app: config, env: environment(config, step.environment) };
     },
     pollUntil,
+    registryOf(location) {
+      const found = deps.registries?.[location.registry] ?? (location.registry === DEFAULT_REGISTRY ? deps.registry : undefined);
+      if (!found) throw permanent(FailureTypes.InvalidInput, `the worker has no adapter for registry "${location.registry}"`);
+      return found;
+    },
   };
 }

@@ -5,7 +5,7 @@ import { GitError, simpleGit, type SimpleGit } from 'simple-git';
 import { isMap, isScalar, parseDocument, Scalar, stringify, type Document } from 'yaml';
 import { DEFAULT_CHARTS_PATH, imageTagPath } from '../common/catalogue';
 import { PushRefusedError } from '../common/errors';
-import { InvalidNameError, isFullSha, validateGitRef, validateImageTag } from '../common/names';
+import { InvalidNameError, isFullSha, isImageDigest, validateGitRef, validateImageTag } from '../common/names';
 import type { ChartsRepository, ImageTagChange, ImageTagFile } from '../common/ports';
 
 export interface CommitAuthor {
@@ -31,6 +31,8 @@ export interface GitChartsRepositoryOptions {
 export const DEFAULT_CHARTS_AUTHOR: CommitAuthor = { name: 'Deploy Pipeline', email: 'deploy-pipeline@users.noreply.github.com' };
 
 const IMAGE_TAG_KEY = 'image_tag';
+/** Beside the tag, for charts that pull by digest: `image_digest: sha256:…`, or empty when only the tag is known. */
+const IMAGE_DIGEST_KEY = 'image_digest';
 const AUTOMATIC_DEPLOYS_KEY = 'automatic_deploys_enabled';
 // Helm reads values with a YAML 1.1 parser: `on`, `no`, `0755` must keep meaning what Helm thinks they mean.
 const YAML_VERSION = '1.1';
@@ -155,6 +157,8 @@ interface PendingBump {
   filePath: string;
   tag: string;
   message: string;
+  /** Written beside the tag when given. */
+  digest?: string;
   /** The clone's `looks` count when the bump was asked for. */
   since: number;
   resolve: (change: ImageTagChange) => void;
@@ -245,9 +249,13 @@ function parseTagFile(text: string, where: string): Document {
 }
 
 function imageTagOf(doc: Document, where: string): string | undefined {
-  const node = doc.get(IMAGE_TAG_KEY, true);
+  return scalarOf(doc, IMAGE_TAG_KEY, where);
+}
+
+function scalarOf(doc: Document, key: string, where: string): string | undefined {
+  const node = doc.get(key, true);
   if (node === undefined || node === null) return undefined;
-  if (!isScalar(node)) throw new Error(`${where}: ${IMAGE_TAG_KEY} is not a single value`);
+  if (!isScalar(node)) throw new Error(`${where}: ${key} is not a single value`);
   if (node.value === null) return undefined;
   // The text as written: an unquoted 1234567 or 1e10 is still the tag a human means.
   return node.source ?? String(node.value);
@@ -284,28 +292,40 @@ function freezeFlagIn(doc: Document, where: string): Pick<ImageTagFile, 'automat
  * spacing, quotes and line endings (GOV.UK's files are edited by people and by other tools too). A file without
  * the key gets it as its first line, where GOV.UK's files keep it; an empty or missing file becomes that line.
  */
-function withImageTag(text: string | undefined, tag: string, where: string): string {
-  const edited = editImageTag(text ?? '', tag, where);
+function withImageTag(text: string | undefined, tag: string, where: string, digest?: string): string {
+  let edited = editScalar(text ?? '', IMAGE_TAG_KEY, tag, where);
+  if (digest !== undefined) edited = editScalar(edited, IMAGE_DIGEST_KEY, digest, where);
   // The edit is textual: read it back as Helm will, so no file leaves here meaning something else.
-  if (imageTagOf(parseTagFile(edited, where), where) !== tag) throw new Error(`${where}: could not write ${IMAGE_TAG_KEY}: ${tag} without changing what else the file says`);
+  const doc = parseTagFile(edited, where);
+  if (imageTagOf(doc, where) !== tag || (digest !== undefined && (scalarOf(doc, IMAGE_DIGEST_KEY, where) ?? '') !== digest)) {
+    throw new Error(`${where}: could not write ${IMAGE_TAG_KEY}: ${tag}${digest ? ` and ${IMAGE_DIGEST_KEY}: ${digest}` : ''} without changing what else the file says`);
+  }
   return edited;
 }
 
-function editImageTag(original: string, tag: string, where: string): string {
+/** A file without the tag gets it as its first line; a digest it lacks goes on the line after the tag. */
+function editScalar(original: string, key: string, text: string, where: string): string {
   const doc = parseTagFile(original, where);
   const eol = original.includes('\r\n') ? '\r\n' : '\n';
-  const pair = isMap(doc.contents) ? doc.contents.items.find((item) => isScalar(item.key) && item.key.value === IMAGE_TAG_KEY) : undefined;
-  if (!pair) return `${IMAGE_TAG_KEY}: ${scalarText(tag, undefined)}${eol}${original}`;
+  const pairOf = (name: string) => (isMap(doc.contents) ? doc.contents.items.find((item) => isScalar(item.key) && item.key.value === name) : undefined);
+  const pair = pairOf(key);
+  if (!pair) {
+    const line = `${key}: ${scalarText(text, undefined)}${eol}`;
+    const tagValue = key === IMAGE_DIGEST_KEY ? pairOf(IMAGE_TAG_KEY)?.value : undefined;
+    const tagEnd = isScalar(tagValue) && tagValue.range ? original.indexOf('\n', tagValue.range[1]) : -1;
+    if (tagEnd >= 0) return `${original.slice(0, tagEnd + 1)}${line}${original.slice(tagEnd + 1)}`;
+    return key === IMAGE_TAG_KEY || original === '' ? `${line}${original}` : `${original}${original.endsWith('\n') ? '' : eol}${line}`;
+  }
   const value = pair.value;
   if (isScalar(value) && value.range && value.range[1] > value.range[0] && value.value !== null) {
     const [from, to] = value.range;
-    return `${original.slice(0, from)}${scalarText(tag, value.type)}${original.slice(to)}`;
+    return `${original.slice(0, from)}${scalarText(text, value.type)}${original.slice(to)}`;
   }
   // `image_tag:` with no value (or `~`): the value goes right after the colon.
   const keyEnd = (pair.key as { range?: [number, number, number] }).range?.[1];
-  if (keyEnd === undefined || original[keyEnd] !== ':') throw new Error(`${where}: cannot find where ${IMAGE_TAG_KEY} is written`);
+  if (keyEnd === undefined || original[keyEnd] !== ':') throw new Error(`${where}: cannot find where ${key} is written`);
   const valueEnd = isScalar(value) && value.range ? value.range[1] : keyEnd + 1;
-  return `${original.slice(0, keyEnd + 1)} ${scalarText(tag, undefined)}${original.slice(Math.max(valueEnd, keyEnd + 1))}`;
+  return `${original.slice(0, keyEnd + 1)} ${scalarText(text, undefined)}${original.slice(Math.max(valueEnd, keyEnd + 1))}`;
 }
 
 /** The tag as a YAML scalar: in the quotes the old value had, else plain unless YAML would read it as something else. */
@@ -565,18 +585,21 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
       for (const bump of live) {
         let text: string | undefined;
         let previousTag: string | undefined;
+        let sameDigest = true;
         let edited: string;
         try {
           text = await fileAt(head, bump.filePath);
-          previousTag = text === undefined ? undefined : imageTagOf(parseTagFile(text, bump.filePath), bump.filePath);
-          edited = withImageTag(text, bump.tag, bump.filePath);
+          const doc = text === undefined ? undefined : parseTagFile(text, bump.filePath);
+          previousTag = doc && imageTagOf(doc, bump.filePath);
+          if (bump.digest !== undefined) sameDigest = (doc ? (scalarOf(doc, IMAGE_DIGEST_KEY, bump.filePath) ?? '') : '') === bump.digest;
+          edited = withImageTag(text, bump.tag, bump.filePath, bump.digest);
         } catch (err) {
           // A file this bump cannot read fails this bump alone; nothing of it is in the worktree yet.
           bump.reject(err);
           failed.push(bump);
           continue;
         }
-        if (previousTag === bump.tag) {
+        if (previousTag === bump.tag && sameDigest) {
           outcomes.push({ bump, change: { ...(await commitThatSet(head, bump.filePath, bump.tag)), changed: false } });
           continue;
         }
@@ -644,12 +667,13 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
       });
     },
 
-    async setImageTag(app, environment, tag, message) {
+    async setImageTag(app, environment, tag, message, digest) {
       const filePath = imageTagPath(catalogueView, app, environment);
       validateImageTag(tag);
       validateCommitMessage(message);
+      if (digest !== undefined && digest !== '' && !isImageDigest(digest)) throw new InvalidNameError(`invalid image digest ${JSON.stringify(digest)}`);
       return new Promise<ImageTagChange>((resolve, reject) => {
-        pendingBumps.push({ filePath, tag, message, since: looks, resolve, reject });
+        pendingBumps.push({ filePath, tag, message, digest, since: looks, resolve, reject });
         // The first flush to run takes every bump waiting by then; the flushes queued after it find none left.
         void serialised(workdir, flushBumps);
       });

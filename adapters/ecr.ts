@@ -1,6 +1,6 @@
 import { PermanentHttpError } from '../common/errors';
 import type { ECRClient } from '@aws-sdk/client-ecr';
-import { InvalidNameError, validateImageTag } from '../common/names';
+import { InvalidNameError, isImageDigest, validateImageReference, validateImageTag } from '../common/names';
 import { type ImageRegistry } from '../common/ports';
 
 export interface EcrImageRegistryOptions {
@@ -55,8 +55,8 @@ function permissionProblem(err: unknown, action: string, repository: string): Pe
   return new PermanentHttpError(`ECR permissions error: the worker's AWS identity ${why}${detail}`, 403);
 }
 
-function imageNotFound(repository: string, tag: string): PermanentHttpError {
-  return new PermanentHttpError(`ECR repository "${repository}" has no image tagged "${tag}"`, 404);
+function imageNotFound(repository: string, reference: string): PermanentHttpError {
+  return new PermanentHttpError(`ECR repository "${repository}" has no image ${isImageDigest(reference) ? reference : `tagged "${reference}"`}`, 404);
 }
 
 export function createEcrImageRegistry(options: EcrImageRegistryOptions = {}): ImageRegistry {
@@ -69,26 +69,35 @@ export function createEcrImageRegistry(options: EcrImageRegistryOptions = {}): I
     return { sdk, client };
   }
 
+  async function digestOf(repository: string, tag: string): Promise<string | undefined> {
+    validateRepositoryName(repository);
+    validateImageTag(tag);
+    const { sdk, client } = await ecr();
+    try {
+      const found = await client.send(new sdk.DescribeImagesCommand({ registryId, repositoryName: repository, imageIds: [{ imageTag: tag }] }));
+      const digest = found.imageDetails?.[0]?.imageDigest;
+      if (!digest) throw new Error(`ECR described image "${tag}" of repository "${repository}" without its digest`);
+      return digest;
+    } catch (err) {
+      if (errorName(err) === 'ImageNotFoundException') return undefined;
+      if (errorName(err) === 'RepositoryNotFoundException') throw repositoryNotFound(repository);
+      throw permissionProblem(err, 'ecr:DescribeImages', repository) ?? err;
+    }
+  }
+
   return {
+    digestOf,
+
     async hasImage(repository, tag) {
-      validateRepositoryName(repository);
-      validateImageTag(tag);
-      const { sdk, client } = await ecr();
-      try {
-        await client.send(new sdk.DescribeImagesCommand({ registryId, repositoryName: repository, imageIds: [{ imageTag: tag }] }));
-        return true;
-      } catch (err) {
-        if (errorName(err) === 'ImageNotFoundException') return false;
-        if (errorName(err) === 'RepositoryNotFoundException') throw repositoryNotFound(repository);
-        throw permissionProblem(err, 'ecr:DescribeImages', repository) ?? err;
-      }
+      return (await digestOf(repository, tag)) !== undefined;
     },
 
     async addTag(repository, sourceTag, newTag) {
       validateRepositoryName(repository);
-      validateImageTag(sourceTag);
+      validateImageReference(sourceTag);
       validateImageTag(newTag);
       const { sdk, client } = await ecr();
+      const source = isImageDigest(sourceTag) ? { imageDigest: sourceTag } : { imageTag: sourceTag };
 
       let found;
       try {
@@ -96,7 +105,7 @@ export function createEcrImageRegistry(options: EcrImageRegistryOptions = {}): I
           new sdk.BatchGetImageCommand({
             registryId,
             repositoryName: repository,
-            imageIds: [{ imageTag: sourceTag }],
+            imageIds: [source],
             acceptedMediaTypes: ACCEPTED_MANIFEST_MEDIA_TYPES,
           }),
         );

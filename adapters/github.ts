@@ -190,7 +190,7 @@ export function createGitHubSourceHost(options: GitHubSourceHostOptions): Source
           ref: request.sha,
           environment: request.environment,
           description: request.description,
-          payload: { pipeline: request.pipelineId },
+          payload: { pipeline: request.pipelineId, ...(request.image ? { image_repository: request.image.repository, image_digest: request.image.digest } : {}) },
           production_environment: request.production,
           transient_environment: false,
           // The image was built and checked by CI already; GitHub must not merge or wait for checks.

@@ -5,6 +5,7 @@
 export { createArgoCdClient } from './argocd';
 export { createGitChartsRepository } from './charts-git';
 export { createEcrImageRegistry } from './ecr';
+export { createOciImageRegistry } from './oci-registry';
 export { createGitHubSourceHost } from './github';
 export { createOidcTokenVerifier } from './github-oidc';
 export { createGitHubSigningKeys } from './github-signing-keys';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { PermanentHttpError, TransientHttpError } from '../common/errors';
-import { InvalidNameError, validateImageTag } from '../common/names';
+import { InvalidNameError, isImageDigest, validateImageReference, validateImageTag } from '../common/names';
 import type { ImageRegistry } from '../common/ports';
 import { describeNetworkError, displayUrl, httpFailure, joinUrl, redact } from './http-client';
 
@@ -159,11 +159,11 @@ export function createOciImageRegistry(options: OciRegistryOptions): OciImageReg
 
     async addTag(repository, sourceTag, newTag) {
       validateRepositoryName(repository);
-      validateImageTag(sourceTag);
+      validateImageReference(sourceTag);
       validateImageTag(newTag);
       const source = await call('GET', repository, `manifests/${sourceTag}`, true, { accept: MANIFEST_MEDIA_TYPES.join(', ') });
       const sourceUrl = joinUrl(options.url, `v2/${repository}/manifests/${sourceTag}`);
-      if (source.status === 404) throw new PermanentHttpError(`OCI repository "${repository}" has no image tagged "${sourceTag}"`, 404);
+      if (source.status === 404) throw new PermanentHttpError(`OCI repository "${repository}" has no image ${isImageDigest(sourceTag) ? sourceTag : `tagged "${sourceTag}"`}`, 404);
       if (source.status !== 200) fail('GET', sourceUrl, source);
       const mediaType = source.headers.get('content-type')?.split(';')[0]?.trim();
       if (!mediaType || !MANIFEST_MEDIA_TYPES.includes(mediaType)) {

@@ -62,10 +62,46 @@ export type PromotionRule = 'catalogue' | 'chartsFlags';
 /** The catalogue's word for "no list": it must be written out, so that an empty list never means anyone. */
 export const ANYONE = 'anyone';
 
+/**
+ * A registry images live in: ECR (the AWS SDK's region, credentials and endpoint; `registryId` another account's),
+ * or any registry speaking the OCI distribution API at `url`. Credentials are named, never written: the worker
+ * reads them from the environment variables given here.
+ */
+export interface RegistryConfig {
+  name: string;
+  type: 'ecr' | 'oci';
+  url?: string;
+  registryId?: string;
+  usernameEnv?: string;
+  passwordEnv?: string;
+}
+
+/** The registry every app uses unless it names another: ECR, as the worker's AWS identity sees it. */
+export const DEFAULT_REGISTRY = 'ecr';
+
+export interface ImageLocation {
+  registry: string;
+  repository: string;
+}
+
+/** Where an app's images are built (and looked for), where clusters pull them, and what the pipeline writes. */
+export interface ImageConfig {
+  /** The registry the app's builds push to: the pipeline looks for images (and their digests) here. */
+  built: ImageLocation;
+  /** A pull-through cache of `built` that clusters pull from; it holds an image only once something pulled it. */
+  cache?: ImageLocation;
+  /** Where the `deployed-to-<env>` tags go: where the team looks for them. */
+  deployedToTags: ImageLocation;
+  /** Write the image's digest beside its tag in the image-tag file (`image_digest`), for charts that pull by digest. */
+  writeDigest: boolean;
+}
+
 export interface AppConfig {
   name: string;
   repo: string;
+  /** The repository in the registry images are built to (`image.built.repository`). */
   imageRepository: string;
+  image: ImageConfig;
   tagScheme: TagScheme;
   releaseTagPattern: string;
   build: { workflow: string; ref: string; timeoutMs: number };
@@ -103,6 +139,8 @@ export interface Catalogue {
   historyLimit: number;
   /** Retry limits of the steps that call GitHub, ECR, git and the release app. */
   stepRetry: StepRetry;
+  /** Every registry an app may name; `ecr` is always there. */
+  registries: Map<string, RegistryConfig>;
   apps: Map<string, AppConfig>;
 }
 
@@ -205,12 +243,36 @@ const environmentSchema = z.strictObject({
   approval: approvalSchema.omit({ approvers: true, deployers: true }).optional(),
 });
 
+const repositoryName = z.string().regex(/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/, 'must be an image repository name');
+const environmentVariable = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be the name of an environment variable, such as GHCR_TOKEN');
+/** The names the worker's log redaction treats as secret (worker/logging.ts): a password's value never reaches a log. */
+const secretVariable = environmentVariable.regex(/TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|CREDENTIAL/i, 'must name a variable the worker treats as secret: its name holds TOKEN, SECRET or PASSWORD');
+
+const registrySchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('ecr'), registryId: z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account ID').optional() }),
+  z
+    .strictObject({
+      type: z.literal('oci'),
+      url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+      usernameEnv: environmentVariable.optional(),
+      passwordEnv: secretVariable.optional(),
+    })
+    .refine((r) => (r.usernameEnv === undefined) === (r.passwordEnv === undefined), 'name both usernameEnv and passwordEnv, or neither'),
+]);
+
+const imageLocationSchema = z.strictObject({ registry: z.string().min(1), repository: repositoryName });
+
+const imageSchema = z.strictObject({
+  registry: z.string().min(1).default(DEFAULT_REGISTRY),
+  cache: imageLocationSchema.optional(),
+  deployedToTags: z.enum(['registry', 'cache']).default('registry'),
+  writeDigest: z.boolean().default(false),
+});
+
 const appSchema = z.strictObject({
   repo: named(validateRepo),
-  imageRepository: z
-    .string()
-    .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/, 'must be an ECR repository name')
-    .optional(),
+  imageRepository: repositoryName.optional(),
+  image: imageSchema.optional(),
   tagScheme: z.enum(['sha', 'short-sha', 'release-tag']).default('sha'),
   mainBranch: named(validateGitRef).default('main'),
   onDivergence: z.enum(['wait', 'deploy']).default('wait'),
@@ -271,6 +333,7 @@ const catalogueSchema = z.strictObject({
         .optional(),
     })
     .optional(),
+  registries: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a registry name such as ghcr'), registrySchema).optional(),
   apps: z.record(named(validateAppName), z.unknown()),
 });
 
@@ -306,6 +369,8 @@ export function parseCatalogue(text: string, file: string): Catalogue {
   const environmentDefaults: Record<string, Record<string, unknown>> = Array.isArray(defaults.environments)
     ? Object.fromEntries(defaults.environments.map((env) => [env, {}]))
     : Object.fromEntries(Object.entries(defaults.environments ?? Object.fromEntries(DEFAULT_ENVIRONMENTS.map((env) => [env, {}]))).map(([env, body]) => [env, body ?? {}]));
+  const registries = new Map<string, RegistryConfig>([[DEFAULT_REGISTRY, { name: DEFAULT_REGISTRY, type: 'ecr' }]]);
+  for (const [name, registry] of Object.entries(top.data.registries ?? {})) registries.set(name, { name, ...registry });
   const apps = new Map<string, AppConfig>();
   for (const [name, body] of Object.entries(top.data.apps)) {
     const entry = withAppDefaults(name, body ?? {}, defaults.repo, environmentDefaults);
@@ -315,6 +380,8 @@ export function parseCatalogue(text: string, file: string): Catalogue {
       throw new CatalogueError(`${file}: app "${name}": ${path ? `field "${path}"` : 'entry'}: ${message}`);
     }
     const app = { ...parsed.data, repo: parsed.data.repo ?? '' };
+    const imageRepository = app.imageRepository ?? name;
+    const image = imageConfig(app.image ?? imageSchema.parse({}), imageRepository, registries, (problem) => new CatalogueError(`${file}: app "${name}": ${problem}`));
     const environmentEntries: [string, z.infer<typeof environmentSchema> | null][] = Object.entries(app.environments ?? {});
     if (environmentEntries.length === 0) {
       throw new CatalogueError(`${file}: app "${name}": field "environments": list at least one environment`);
@@ -357,7 +424,8 @@ export function parseCatalogue(text: string, file: string): Catalogue {
     apps.set(name, {
       name,
       repo: app.repo,
-      imageRepository: app.imageRepository ?? name,
+      imageRepository,
+      image,
       tagScheme: app.tagScheme,
       releaseTagPattern: app.releaseTagPattern,
       build: { workflow: app.build.workflow, ref: app.build.ref, timeoutMs: app.build.timeout },
@@ -381,6 +449,7 @@ export function parseCatalogue(text: string, file: string): Catalogue {
       attemptTimeoutMs: defaults.stepRetry?.attemptTimeout ?? 2 * 60_000,
       heartbeatTimeoutMs: defaults.stepRetry?.heartbeatTimeout ?? 60_000,
     },
+    registries,
     apps,
   };
 }
@@ -416,6 +485,27 @@ function forApp(value: unknown, app: string): unknown {
 
 function withoutUndefined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as T;
+}
+
+function imageConfig(
+  image: z.infer<typeof imageSchema>,
+  repository: string,
+  registries: Map<string, RegistryConfig>,
+  refuse: (problem: string) => CatalogueError,
+): ImageConfig {
+  for (const [field, registry] of [['image.registry', image.registry], ['image.cache.registry', image.cache?.registry]] as const) {
+    if (registry !== undefined && !registries.has(registry)) {
+      throw refuse(`field "${field}": no registry "${registry}" in the catalogue's registries (${[...registries.keys()].join(', ')})`);
+    }
+  }
+  const built = { registry: image.registry, repository };
+  if (image.deployedToTags === 'cache' && !image.cache) throw refuse('field "image.deployedToTags": "cache" needs an image.cache');
+  return {
+    built,
+    cache: image.cache,
+    deployedToTags: image.deployedToTags === 'cache' ? image.cache! : built,
+    writeDigest: image.writeDigest,
+  };
 }
 
 export function loadCatalogue(file: string): Catalogue {

@@ -46,6 +46,17 @@ export function validateImageTag(value: unknown): string {
   return tag;
 }
 
+const IMAGE_DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+export function isImageDigest(value: unknown): value is string {
+  return typeof value === 'string' && IMAGE_DIGEST.test(value);
+}
+
+/** A tag, or the digest of one image (`sha256:` and 64 hex digits): what an image can be named by. */
+export function validateImageReference(value: unknown): string {
+  return isImageDigest(value) ? value : validateImageTag(value);
+}
+
 export function isFullSha(value: string): boolean {
   return FULL_SHA.test(value);
 }

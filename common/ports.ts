@@ -89,6 +89,8 @@ export interface DeploymentRequest {
   pipelineId: string;
   description: string;
   production: boolean;
+  /** The image deployed, by digest: it goes in the deployment's payload (`image_repository`, `image_digest`). */
+  image?: { repository: string; digest: string };
 }
 
 export interface DeploymentStatusUpdate {
@@ -126,10 +128,12 @@ export interface Notifier {
   notify(notice: Notice): Promise<void>;
 }
 
-/** ECR. */
+/** Where images are: ECR, or any registry speaking the OCI distribution API. */
 export interface ImageRegistry {
   hasImage(repository: string, tag: string): Promise<boolean>;
-  /** Puts `newTag` on the image that `sourceTag` names; a tag already there is success. */
+  /** The digest (`sha256:…`) of the manifest the tag names now, or undefined when there is no such tag. */
+  digestOf(repository: string, tag: string): Promise<string | undefined>;
+  /** Puts `newTag` on the image that `sourceTag` (a tag, or an image's digest) names; a tag already there is success. */
   addTag(repository: string, sourceTag: string, newTag: string): Promise<void>;
 }
 
@@ -156,8 +160,12 @@ export interface ImageTagChange {
 /** The Helm-charts git repository. */
 export interface ChartsRepository {
   readImageTag(app: string, environment: string): Promise<ImageTagFile>;
-  /** Commits `Deploy <app> <tag> to <environment>` unless the file already holds the tag. */
-  setImageTag(app: string, environment: string, tag: string, message: string): Promise<ImageTagChange>;
+  /**
+   * Commits `Deploy <app> <tag> to <environment>` unless the file already holds the tag (and the digest). A
+   * `digest` is written as `image_digest` beside the tag, for charts that pull by digest; `''` empties it, so
+   * the tag alone decides; undefined leaves the file's digest, if any, as it is.
+   */
+  setImageTag(app: string, environment: string, tag: string, message: string, digest?: string): Promise<ImageTagChange>;
   /** True when `descendant` is `ancestor` or has it in its history (after fetching). */
   isAncestor(ancestor: string, descendant: string): Promise<boolean>;
   /** The file's `promote_deployment` and `automatic_deploys_enabled` at a commit: true only where they say true. */

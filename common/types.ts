@@ -192,6 +192,8 @@ export interface PipelineStatus {
   trigger: Trigger;
   sha?: string;
   tag?: string;
+  /** The digest of the image the tag named when the pipeline made sure of it: what every environment gets. */
+  imageDigest?: string;
   status: DeployStatus;
   currentEnvironment?: string;
   awaitingApprovalFor?: string;
@@ -230,6 +232,8 @@ export const FailureTypes = {
   ImageBuildFailed: 'ImageBuildFailed',
   ImageBuildTimedOut: 'ImageBuildTimedOut',
   ImageNotFound: 'ImageNotFound',
+  /** The release's tag names another image than the one the pipeline checked: it deploys nothing it did not check. */
+  ImageDigestChanged: 'ImageDigestChanged',
   SmokeTestFailed: 'SmokeTestFailed',
   ArgoCdDegraded: 'ArgoCdDegraded',
   ArgoCdSyncFailed: 'ArgoCdSyncFailed',

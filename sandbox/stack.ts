@@ -10,6 +10,7 @@ import { AppEndpointsSimulator } from '../simulators/app-endpoints';
 import { ArgoCdSimulator } from '../simulators/argocd';
 import { createLocalChartsRepo, type LocalChartsRepo } from '../simulators/charts-repo';
 import { ensureRepository, pushSyntheticImage } from '../simulators/ecr-images';
+import { pushOciImage } from '../simulators/oci-images';
 import { GitHubSimulator, type SimCommit } from '../simulators/github';
 import { ReleaseAppSimulator, type ReleaseAppSimulatorOptions } from '../simulators/release-app';
 import { GitHubOidcSimulator } from '../simulators/github-oidc';
@@ -53,6 +54,21 @@ export interface StackAppSpec {
   initialTag?: string;
   /** The main branch's commits, oldest first, e.g. from an earlier run of the sandbox; default: one new initial commit. */
   history?: SimCommit[];
+  /**
+   * Catalogue `image`: builds push to one of `StackOptions.ociRegistries` instead of ECR (the repository is the
+   * same, `<stack id>/<app>`); `cache` names a pull-through cache of it.
+   */
+  image?: { registry: string; cache?: string; deployedToTags?: 'registry' | 'cache'; writeDigest?: boolean };
+}
+
+/** A registry speaking the OCI distribution API, run by the caller (the tests run the CNCF Distribution registry). */
+export interface StackOciRegistry {
+  url: string;
+  /** What the worker logs in with; the catalogue names the variables and the stack's `env` holds them. */
+  username?: string;
+  password?: string;
+  /** What CI's build pushes images with, e.g. a bearer token for the repository; none for a cache, which takes no pushes. */
+  pushAuthorization?: (repository: string) => Promise<string>;
 }
 
 export interface StackOptions {
@@ -86,6 +102,8 @@ export interface StackOptions {
   release?: Pick<ReleaseAppSimulatorOptions, 'storeFile' | 'awaitingApproval' | 'pipelineUrl' | 'deployCommand'>;
   /** The catalogue's `defaults.stepRetry`, e.g. short limits and timeouts for fault and crash tests. */
   stepRetry?: { maximumAttempts?: number; maximumInterval?: string; attemptTimeout?: string; heartbeatTimeout?: string };
+  /** The catalogue's OCI `registries`, by name, for apps whose `image.registry` names one. */
+  ociRegistries?: Record<string, StackOciRegistry>;
 }
 
 export interface Stack {
@@ -154,6 +172,23 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const repoOf = (app: string) => `${ORG}/${app}`;
   // What CI's image build would tag the image with (release tags are added by the tests that use them).
   const buildTagOf = (app: string, sha: string) => (options.apps[app]!.tagScheme === 'short-sha' ? sha.slice(0, 7) : sha);
+  const ociRegistryOf = (app: string) => {
+    const name = options.apps[app]!.image?.registry;
+    const registry = name === undefined ? undefined : options.ociRegistries?.[name];
+    if (name !== undefined && !registry) throw new Error(`app "${app}" names registry "${name}", which is not among the stack's ociRegistries`);
+    return registry;
+  };
+  // CI's build pushes where the app's images are built: ECR, or the app's OCI registry.
+  const pushBuiltImage = async (app: string, tag: string) => {
+    const oci = ociRegistryOf(app);
+    if (!oci) {
+      await pushSyntheticImage(ecr, imageRepositoryOf(app), tag);
+      return;
+    }
+    const repository = imageRepositoryOf(app);
+    await pushOciImage(oci.url, repository, tag, { authorization: await oci.pushAuthorization?.(repository) });
+  };
+  const registryVariable = (name: string, what: 'USERNAME' | 'PASSWORD') => `REGISTRY_${name.toUpperCase().replace(/-/g, '_')}_${what}`;
 
   const initialFiles: Record<string, string> = {};
   for (const app of appNames) {
@@ -173,7 +208,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     await new Promise((resolve) => setTimeout(resolve, options.buildDelayMs ?? 200));
     if (failing.has(app)) throw new Error('docker build failed');
     if (stalled.has(app)) return;
-    await pushSyntheticImage(ecr, imageRepositoryOf(app), buildTagOf(app, String(dispatch.inputs.gitRef)));
+    await pushBuiltImage(app, buildTagOf(app, String(dispatch.inputs.gitRef)));
   });
   const clusters = perEnvironment ? [...new Set(appNames.flatMap((app) => environmentsOf(app).map(([environment]) => environment)))] : [undefined];
   const argoTokenVariable = (environment: string) => `ARGOCD_TOKEN_${environment.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
@@ -242,7 +277,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     for (const commit of history) {
       github.addCommit(repoOf(app), { ...commit, date: new Date(commit.date), branch: 'main' });
     }
-    await ensureRepository(ecr, imageRepositoryOf(app));
+    if (!ociRegistryOf(app)) await ensureRepository(ecr, imageRepositoryOf(app));
   }
 
   const catalogueDocument = {
@@ -252,6 +287,16 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       ...(options.laneRecheckInterval ? { laneRecheckInterval: options.laneRecheckInterval } : {}),
       ...(options.historyLimit ? { historyLimit: options.historyLimit } : {}),
     },
+    ...(options.ociRegistries
+      ? {
+          registries: Object.fromEntries(
+            Object.entries(options.ociRegistries).map(([name, registry]) => [
+              name,
+              { type: 'oci', url: registry.url, ...(registry.username ? { usernameEnv: registryVariable(name, 'USERNAME'), passwordEnv: registryVariable(name, 'PASSWORD') } : {}) },
+            ]),
+          ),
+        }
+      : {}),
     apps: Object.fromEntries(
       appNames.map((app) => {
         const spec = options.apps[app]!;
@@ -260,6 +305,16 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           {
             repo: repoOf(app),
             imageRepository: imageRepositoryOf(app),
+            ...(spec.image
+              ? {
+                  image: {
+                    registry: spec.image.registry,
+                    ...(spec.image.cache ? { cache: { registry: spec.image.cache, repository: imageRepositoryOf(app) } } : {}),
+                    ...(spec.image.deployedToTags ? { deployedToTags: spec.image.deployedToTags } : {}),
+                    ...(spec.image.writeDigest ? { writeDigest: true } : {}),
+                  },
+                }
+              : {}),
             tagScheme: spec.tagScheme ?? 'sha',
             ...(spec.onDivergence ? { onDivergence: spec.onDivergence } : {}),
             ...(spec.promotion ? { promotion: spec.promotion } : {}),
@@ -323,6 +378,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     DEPLOY_OIDC_ISSUER: oidc.issuer,
     DEPLOY_OIDC_OWNERS: ORG,
     ...Object.fromEntries(clusters.flatMap((cluster) => (cluster ? [[argoTokenVariable(cluster), clusterTokens.get(cluster)!]] : []))),
+    ...Object.fromEntries(
+      Object.entries(options.ociRegistries ?? {}).flatMap(([name, registry]) =>
+        registry.username ? [[registryVariable(name, 'USERNAME'), registry.username], [registryVariable(name, 'PASSWORD'), registry.password ?? '']] : [],
+      ),
+    ),
   };
   const settings = loadWorkerSettings(env);
   const dependencies = createProductionDependencies(settings, catalogue, env);
@@ -352,11 +412,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         authorLogin: mergeOptions.authorLogin,
         message: mergeOptions.message ?? `Merge a change to ${app}`,
       });
-      if (mergeOptions.buildImage ?? true) await pushSyntheticImage(ecr, imageRepositoryOf(app), buildTagOf(app, sha));
+      if (mergeOptions.buildImage ?? true) await pushBuiltImage(app, buildTagOf(app, sha));
       return sha;
     },
     async pushImage(app, tag) {
-      await pushSyntheticImage(ecr, imageRepositoryOf(app), tag);
+      await pushBuiltImage(app, tag);
     },
     failBuilds(app, value) {
       if (value) failing.add(app);

@@ -30,12 +30,14 @@ describe('the image stage', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('imageExists asks ECR for the tag, and refuses a tag that could climb a path', async () => {
+  it('imageExists asks ECR for the tag and answers its digest, and refuses a tag that could climb a path', async () => {
     const sha = await stack.merge(APP, { buildImage: false });
     const env = new MockActivityEnvironment();
     await expect(env.run(activities.imageExists, APP, sha)).resolves.toBe(false);
     await stack.pushImage(APP, sha);
-    await expect(env.run(activities.imageExists, APP, sha)).resolves.toBe(true);
+    const digest = await digestOfTag(stack.ecr, stack.imageRepositoryOf(APP), sha);
+    expect(digest).toMatch(/^sha256:/);
+    await expect(env.run(activities.imageExists, APP, sha)).resolves.toBe(digest);
     const err = await errorFrom(() => env.run(activities.imageExists, APP, '../latest'));
     expect(err).toMatchObject({ type: 'InvalidInput', nonRetryable: true });
     expect(err.message).toMatch(/^invalid image tag "\.\.\/latest"/);
@@ -52,8 +54,9 @@ describe('the image stage', () => {
     const env = new MockActivityEnvironment();
     const heartbeats: unknown[] = [];
     env.on('heartbeat', (details: unknown) => heartbeats.push(details));
-    await env.run(activities.waitForImage, request);
-    expect(await digestOfTag(stack.ecr, stack.imageRepositoryOf(APP), sha)).toBeDefined();
+    const waited = await env.run(activities.waitForImage, request);
+    expect(waited).toMatch(/^sha256:/);
+    expect(await digestOfTag(stack.ecr, stack.imageRepositoryOf(APP), sha)).toBe(waited);
     expect(heartbeats.length).toBeGreaterThan(0);
     expect(heartbeats[0]).toEqual({ attempt: 0 });
 

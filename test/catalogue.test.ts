@@ -102,6 +102,45 @@ describe('app catalogue', () => {
     expect(errorOf(text)).toMatch(expected);
   });
 
+  it('names registries, where each app is built, its pull-through cache and where deployed-to tags go', () => {
+    const catalogue = parseCatalogue(
+      `
+defaults: { environments: [integration] }
+registries:
+  ghcr: { type: oci, url: https://ghcr.io, usernameEnv: GHCR_USERNAME, passwordEnv: GHCR_TOKEN }
+  ecr-cache: { type: ecr, registryId: "123456789012" }
+apps:
+  frontend:
+    repo: alphagov/frontend
+    imageRepository: alphagov/frontend
+    image:
+      registry: ghcr
+      cache: { registry: ecr-cache, repository: ghcr/alphagov/frontend }
+      deployedToTags: cache
+      writeDigest: true
+  router:
+    repo: alphagov/router
+`,
+      'apps.yaml',
+    );
+    expect(catalogue.registries.get('ghcr')).toEqual({ name: 'ghcr', type: 'oci', url: 'https://ghcr.io', usernameEnv: 'GHCR_USERNAME', passwordEnv: 'GHCR_TOKEN' });
+    expect(catalogue.registries.get('ecr')).toEqual({ name: 'ecr', type: 'ecr' });
+    const cache = { registry: 'ecr-cache', repository: 'ghcr/alphagov/frontend' };
+    expect(catalogue.apps.get('frontend')!.image).toEqual({ built: { registry: 'ghcr', repository: 'alphagov/frontend' }, cache, deployedToTags: cache, writeDigest: true });
+    // As before: ECR, the app's name as its repository, tags where it is built, no digest in the charts.
+    expect(catalogue.apps.get('router')!.image).toEqual({ built: { registry: 'ecr', repository: 'router' }, deployedToTags: { registry: 'ecr', repository: 'router' }, writeDigest: false });
+  });
+
+  it.each([
+    ['apps: { a: { repo: o/a, image: { registry: ghcr } } }', /app "a": field "image.registry": no registry "ghcr" in the catalogue's registries \(ecr\)/],
+    ['apps: { a: { repo: o/a, image: { deployedToTags: cache } } }', /app "a": field "image.deployedToTags": "cache" needs an image.cache/],
+    ['registries: { ghcr: { type: oci, url: https://ghcr.io, passwordEnv: GHCR_TOKEN } }\napps: {}', /field "registries.ghcr": name both usernameEnv and passwordEnv/],
+    ['registries: { ghcr: { type: oci, url: https://ghcr.io, usernameEnv: U, passwordEnv: GHCR_PAT } }\napps: {}', /field "registries.ghcr.passwordEnv": must name a variable the worker treats as secret/],
+    ['registries: { ghcr: { type: oci, url: ftp://ghcr.io } }\napps: {}', /field "registries.ghcr.url": must be an http\(s\) URL/],
+  ])('refuses the registry settings %j', (text, expected) => {
+    expect(errorOf(text)).toMatch(expected);
+  });
+
   it('names the file when it cannot be read', () => {
     expect(() => loadCatalogue('no/such/apps.yaml')).toThrow('no/such/apps.yaml: cannot read the app catalogue: ENOENT');
   });

@@ -66,6 +66,25 @@ describe('setImageTag', () => {
     expect(await parentOf(bare, change.chartsCommit)).toBe(before[0]!.sha);
   });
 
+  test('writes the digest on the line after the tag, then changes it in place; an empty one leaves the tag to decide', async () => {
+    const first = `sha256:${'a'.repeat(64)}`;
+    const second = `sha256:${'b'.repeat(64)}`;
+    const change = await adapter().setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging', first);
+    expect(change).toMatchObject({ previousTag: 'v1', changed: true });
+    expect(await readFileAt(bare, 'main', STAGING)).toBe(STAGING_V1.replace('image_tag: v1 # the running release\n', `image_tag: v2 # the running release\nimage_digest: ${first}\n`));
+    // The same tag and digest again: nothing to commit.
+    await expect(adapter().setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging', first)).resolves.toMatchObject({ changed: false });
+
+    await adapter().setImageTag('whitehall', 'staging', 'v3', 'Deploy whitehall v3 to staging', second);
+    expect(await readFileAt(bare, 'main', STAGING)).toBe(STAGING_V1.replace('image_tag: v1 # the running release\n', `image_tag: v3 # the running release\nimage_digest: ${second}\n`));
+    await adapter().setImageTag('whitehall', 'staging', 'v1', 'Roll back whitehall to v1 in staging', '');
+    expect(await readFileAt(bare, 'main', STAGING)).toBe(STAGING_V1.replace('image_tag: v1 # the running release\n', `image_tag: v1 # the running release\nimage_digest: ""\n`));
+    // Without a digest, one already in the file stays as it is.
+    await adapter().setImageTag('whitehall', 'staging', 'v4', 'Deploy whitehall v4 to staging');
+    expect(await readFileAt(bare, 'main', STAGING)).toContain('image_tag: v4 # the running release\nimage_digest: ""\n');
+    await expect(adapter().setImageTag('whitehall', 'staging', 'v5', 'Deploy whitehall v5 to staging', 'sha256:short')).rejects.toThrow(InvalidNameError);
+  });
+
   test('a second identical call makes no commit and returns the same answer, from any workdir', async () => {
     const first = await adapter().setImageTag('whitehall', 'staging', 'v2', 'Deploy whitehall v2 to staging');
     const commits = await listCommits(bare);

@@ -50,7 +50,25 @@ describe('hasImage', () => {
   });
 });
 
+describe('digestOf', () => {
+  test('tells the digest a tag names, and nothing for a tag that is not there', async () => {
+    const repository = await repositoryWith('v1', 'v2');
+    const digest = await digestOfTag(client, repository, 'v1');
+    await expect(registry.digestOf(repository, 'v1')).resolves.toBe(digest);
+    await expect(registry.digestOf(repository, 'v2')).resolves.not.toBe(digest);
+    await expect(registry.digestOf(repository, 'v3')).resolves.toBeUndefined();
+  });
+});
+
 describe('addTag', () => {
+  test('tags the image a digest names', async () => {
+    const repository = await repositoryWith('v1', 'v2');
+    const checked = await digestOfTag(client, repository, 'v1');
+    await registry.addTag(repository, checked!, 'deployed-to-staging');
+    expect(await digestOfTag(client, repository, 'deployed-to-staging')).toBe(checked);
+    await expect(registry.addTag(repository, `sha256:${'0'.repeat(64)}`, 'deployed-to-staging')).rejects.toThrow(`has no image sha256:${'0'.repeat(64)}`);
+  });
+
   test('puts the new tag on the same image', async () => {
     const repository = await repositoryWith('v1');
     const digest = await digestOfTag(client, repository, 'v1');

@@ -95,6 +95,11 @@ describe('OCI registry adapter against the Distribution registry with token auth
     await expect(images.digestOf(repository, 'deployed-to-staging')).resolves.toBe(newer.digest);
     await expect(images.digestOf(repository, 'v7')).resolves.toBe(pushed.digest);
     await expect(images.addTag(repository, 'v9', 'deployed-to-staging')).rejects.toThrow(`OCI repository "${repository}" has no image tagged "v9"`);
+
+    // By digest: the image checked, even after its tag was pushed over.
+    await pushOciImage(registry.url, repository, 'v7', { seed: 'another build', authorization: await ciAuthorization(repository) });
+    await images.addTag(repository, pushed.digest, 'deployed-to-staging');
+    await expect(images.digestOf(repository, 'deployed-to-staging')).resolves.toBe(pushed.digest);
   });
 
   it('refuses clearly, without the password: no credentials, wrong ones, and a user who may only pull', async () => {

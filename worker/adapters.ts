@@ -6,6 +6,7 @@ import {
   createGitHubSigningKeys,
   createHttpSmokeTester,
   createIdentityVerifier,
+  createOciImageRegistry,
   createOidcTokenVerifier,
   createReleaseAppClient,
   createSlackWebApiNotifier,
@@ -13,8 +14,8 @@ import {
   createSshSignatureVerifier,
 } from '../adapters';
 import type { ActivityDependencies } from '../activities';
-import type { ArgoCdOfEnvironment, Catalogue } from '../common/catalogue';
-import type { ArgoCd, Notifier } from '../common/ports';
+import type { ArgoCdOfEnvironment, Catalogue, RegistryConfig } from '../common/catalogue';
+import type { ArgoCd, ImageRegistry, Notifier } from '../common/ports';
 import { SettingsError, type Env, type SlackSettings, type WorkerSettings } from '../common/settings';
 
 /** The one production adapter for each outside system, wired from validated settings. */
@@ -29,6 +30,7 @@ export function createProductionDependencies(settings: WorkerSettings, catalogue
     webUi: settings.webUiUrl ? { url: settings.webUiUrl } : undefined,
     // Region, credentials and endpoint come from the AWS SDK's own chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_ECR, …).
     registry: createEcrImageRegistry(),
+    registries: Object.fromEntries([...catalogue.registries.values()].map((registry) => [registry.name, imageRegistry(registry, env)])),
     charts: createGitChartsRepository({
       remoteUrl: settings.charts.remoteUrl,
       branch: settings.charts.branch,
@@ -54,6 +56,21 @@ export function createProductionDependencies(settings: WorkerSettings, catalogue
       signatureMaxAgeMs: settings.identity.signatureMaxAgeMs,
     }),
   };
+}
+
+/**
+ * One adapter per registry of the catalogue. Credentials are read here, from the variables the catalogue names, and
+ * go nowhere else: not in any step's input or result, not in any message.
+ */
+function imageRegistry(registry: RegistryConfig, env: NodeJS.ProcessEnv): ImageRegistry {
+  if (registry.type === 'ecr') return createEcrImageRegistry({ registryId: registry.registryId });
+  const credential = (name: string | undefined) => {
+    if (name === undefined) return undefined;
+    const value = env[name];
+    if (!value) throw new Error(`registry "${registry.name}" of the app catalogue takes its credentials from ${name}, which is not set`);
+    return value;
+  };
+  return createOciImageRegistry({ url: registry.url!, username: credential(registry.usernameEnv), password: credential(registry.passwordEnv) });
 }
 
 /** The bot token's Web API posts each message once; the incoming webhook may repeat one after a worker crash. */

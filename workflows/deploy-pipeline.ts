@@ -97,12 +97,22 @@ async function divergence(ctx: PipelineContext, env: EnvironmentStatus): Promise
   return deployed.relation === 'diverged' ? divergedReason(env, deployed.tag, sha) : undefined;
 }
 
-/** The release's image, built first when ECR does not have it. */
+/**
+ * The release's image, built first when its registry does not have it; its digest is recorded (pipelines started
+ * before 1.1 learnt only that it exists), and every bump checks the tag still names that image.
+ */
 async function ensureImage({ pipeline, steps }: PipelineContext): Promise<void> {
   const { app, sha, tag, buildTimeoutMs } = pipeline.plan!;
-  if (await steps.calls.imageExists.executeWithOptions({ summary: `Look for image ${tag}` }, [app, tag])) return;
+  const found = await steps.calls.imageExists.executeWithOptions({ summary: `Look for image ${tag}` }, [app, tag]);
+  if (found) return recordDigest(pipeline, found);
   pipeline.setStatus('BUILDING');
   const request = { app, sha, tag };
   await steps.calls.dispatchImageBuild.executeWithOptions({ summary: `Build image ${tag}` }, [request]);
-  await steps.waits.waitForImage.executeWithOptions({ summary: `Wait for image ${tag}`, scheduleToCloseTimeout: buildTimeoutMs }, [request]);
+  recordDigest(pipeline, await steps.waits.waitForImage.executeWithOptions({ summary: `Wait for image ${tag}`, scheduleToCloseTimeout: buildTimeoutMs }, [request]));
+}
+
+function recordDigest(pipeline: PipelineContext['pipeline'], found: string | boolean | undefined | void): void {
+  if (typeof found !== 'string') return;
+  pipeline.status.imageDigest = found;
+  pipeline.publish();
 }

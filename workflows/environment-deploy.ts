@@ -130,10 +130,12 @@ async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Envir
   const { input, pipeline, steps, reports, lanes } = ctx;
   const release = pipeline.plan!;
   const step = { app: release.app, environment: envPlan.name, tag: release.tag };
+  // The bump refuses a tag that names another image by now; the deployed-to tag goes on the one checked.
+  const checked = pipeline.status.imageDigest ? { ...step, digest: pipeline.status.imageDigest } : step;
   const where = `${release.app} ${release.tag} to ${envPlan.name}`;
   env.startedAt ??= new Date().toISOString();
   pipeline.setStatus('DEPLOYING', env, 'DEPLOYING');
-  const change = await steps.calls.bumpImageTag.executeWithOptions({ summary: `Bump image tag: ${where}` }, [{ ...step, respectFreeze: automatic }]);
+  const change = await steps.calls.bumpImageTag.executeWithOptions({ summary: `Bump image tag: ${where}` }, [{ ...checked, respectFreeze: automatic }]);
   if (change.frozen) return { path: change.path, reason: change.reason };
   env.chartsCommit = change.chartsCommit;
   env.previousTag = change.previousTag;
@@ -142,7 +144,7 @@ async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Envir
   // milliseconds per environment.
   await allSettledThenThrow([
     reports.reportDeployment(envPlan.name, 'in_progress', `deploying ${release.tag}`),
-    steps.calls.tagImage.executeWithOptions({ summary: `Tag image deployed-to-${envPlan.name}` }, [step]),
+    steps.calls.tagImage.executeWithOptions({ summary: `Tag image deployed-to-${envPlan.name}` }, [checked]),
     steps.calls.notifyReleaseApp.executeWithOptions({ summary: `Tell the release app: ${where}` }, [step]),
   ]);
 

@@ -22,7 +22,7 @@ export class Reports {
     // Who let it through, and how they were known, goes with the deployment's record on GitHub.
     const approval = status.environments.find((e) => e.environment === environment)?.approval;
     const approvedBy = approval ? `; approved by ${approval.by}${approval.channel && approval.channel !== 'claimed' ? ` (${approval.channel})` : ''}` : '';
-    const request = { app: plan.app, environment, sha: plan.sha, state, description: `${description}${approvedBy}` };
+    const request = { app: plan.app, environment, sha: plan.sha, state, description: `${description}${approvedBy}`, ...(status.imageDigest ? { imageDigest: status.imageDigest } : {}) };
     return bestEffort('record the GitHub deployment', () =>
       this.steps.calls.recordGitHubDeployment.executeWithOptions({ summary: `GitHub deployment ${environment}: ${state}` }, [request]),
     );
