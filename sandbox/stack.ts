@@ -45,6 +45,8 @@ export interface StackAppSpec {
   tagScheme?: 'sha' | 'short-sha' | 'release-tag';
   /** Catalogue `onDivergence`: wait (the default) or deploy over an environment that runs commits the release lacks. */
   onDivergence?: 'wait' | 'deploy';
+  /** Catalogue `queue`: newest-first (the default) or in-order. */
+  queue?: 'newest-first' | 'in-order';
   /** The tag every environment runs before the first pipeline. */
   initialTag?: string;
   /** The main branch's commits, oldest first, e.g. from an earlier run of the sandbox; default: one new initial commit. */
@@ -218,6 +220,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             imageRepository: imageRepositoryOf(app),
             tagScheme: spec.tagScheme ?? 'sha',
             ...(spec.onDivergence ? { onDivergence: spec.onDivergence } : {}),
+            ...(spec.queue ? { queue: spec.queue } : {}),
             build: { workflow: 'build-image.yml', ref: 'main', timeout: spec.buildTimeout ?? '2m' },
             approvalTimeout: spec.approvalTimeout ?? '7d',
             environments: Object.fromEntries(
