@@ -79,6 +79,7 @@ export function createResolveActivities(stage: Stage) {
           laneRecheckIntervalMs: catalogue.laneRecheckIntervalMs,
           historyLimit: catalogue.historyLimit,
           onDivergence: app.onDivergence,
+          queue: app.queue,
           ...(onMainBranch !== undefined ? { onMainBranch, mainBranch: app.mainBranch } : {}),
           stepRetry: catalogue.stepRetry,
           ...(app.promotion === 'chartsFlags' ? { promotion: 'chartsFlags' as const, unpromoted: app.unpromoted } : {}),

@@ -7,17 +7,19 @@
  * Progress goes to stderr; the results table (markdown) to stdout.
  */
 import { cpus, totalmem } from 'node:os';
+import { measureBurst, type BurstConfig, type BurstResult } from './burst';
 import type { BenchContext } from './harness';
 import { buildProject, connectClient, progress, startEcr, startTemporal, stopAllChildren } from './infra';
 import { measureOverhead, type OverheadConfig, type OverheadResult } from './overhead';
 import { measureParked, type ParkedConfig, type ParkedResult } from './parked';
 import { measureRefresh, REAL, type RefreshConfig, type RefreshResult } from './refresh';
 import { measureStartup, type StartupConfig, type StartupResult } from './startup';
-import { mean, mib, ms, ratio } from './stats';
+import { mean, median, mib, ms, ratio } from './stats';
 import { measureThroughput, type EventCensus, type ThroughputConfig, type ThroughputResult } from './throughput';
 
 interface Config {
   overhead: OverheadConfig;
+  burst: BurstConfig;
   throughput: ThroughputConfig;
   parked: ParkedConfig;
   startup: StartupConfig;
@@ -26,6 +28,7 @@ interface Config {
 
 const FULL: Config = {
   overhead: { warmup: 3, runs: 21 },
+  burst: { apps: 20, commitsPerApp: 10, rounds: 3 },
   throughput: { apps: 20, pipelinesPerApp: 10, rounds: 3 },
   parked: { pipelines: 5000, apps: 50, approvals: 100 },
   startup: { runs: 7 },
@@ -35,24 +38,27 @@ const FULL: Config = {
 /** Proves the bench still works, in a few minutes; its numbers are too few to mean much. */
 const QUICK: Config = {
   overhead: { warmup: 1, runs: 3 },
+  burst: { apps: 3, commitsPerApp: 3, rounds: 1 },
   throughput: { apps: 3, pipelinesPerApp: 3, rounds: 1 },
   parked: { pipelines: 120, apps: 6, approvals: 10 },
   startup: { runs: 2 },
   refresh: { trials: 2 },
 };
 
-const TARGETS = { overhead: 1.15, throughput: 1.25, parkedRssMiB: 300, approvalP95Ms: 250, startupMs: 1000, startupSpeedup: 2 };
+const TARGETS = { overhead: 1.15, burst: 1.3, throughput: 1.25, parkedRssMiB: 300, approvalP95Ms: 250, startupMs: 1000, startupSpeedup: 2 };
+
+const ITEMS = ['1', '2a', '2', '3', '4', '5'];
 
 interface Args {
   quick: boolean;
   /** Keep the compiled project and bundles of the previous run (while working on the bench itself). */
   reuseBuild: boolean;
-  only: Set<number>;
+  only: Set<string>;
   profile: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, reuseBuild: false, profile: false, only: new Set([1, 2, 3, 4, 5]) };
+  const args: Args = { quick: false, reuseBuild: false, profile: false, only: new Set(ITEMS) };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') args.quick = true;
@@ -60,13 +66,13 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--reuse-build') args.reuseBuild = true;
     else if (arg === '--only' || arg.startsWith('--only=')) {
       const list = arg === '--only' ? (argv[++i] ?? '') : arg.slice('--only='.length);
-      args.only = new Set(list.split(',').map(Number));
-      if ([...args.only].some((n) => !(n >= 1 && n <= 5))) throw new Error(`--only takes item numbers 1-5, e.g. --only 1,3 (got "${list}")`);
+      args.only = new Set(list.split(','));
+      if ([...args.only].some((n) => !ITEMS.includes(n))) throw new Error(`--only takes items ${ITEMS.join(', ')}, e.g. --only 1,2a (got "${list}")`);
     } else if (arg === '--help' || arg === '-h') {
       console.log(
-        'usage: npm run bench -- [--quick] [--only 1,2,3,4,5] [--profile] [--reuse-build]\n' +
+        'usage: npm run bench -- [--quick] [--only 1,2a,2,3,4,5] [--profile] [--reuse-build]\n' +
           '  --quick    small counts and few runs: proves the bench works (CI)\n' +
-          '  --only     run only these items: 1 overhead, 2 throughput, 3 parked, 4 start-up, 5 refresh\n' +
+          '  --only     run only these items: 1 overhead, 2a burst, 2 throughput, 3 parked, 4 start-up, 5 refresh\n' +
           '  --profile  write CPU profiles of the worker processes to .cache/bench/profiles (node --cpu-prof)\n' +
           '  --reuse-build  keep the project compiled by the previous run (when changing only the bench)',
       );
@@ -78,6 +84,7 @@ function parseArgs(argv: string[]): Args {
 
 interface Results {
   overhead?: OverheadResult;
+  burst?: BurstResult;
   throughput?: ThroughputResult;
   parked?: ParkedResult;
   startup?: StartupResult;
@@ -108,16 +115,22 @@ function report(results: Results, args: Args, ecrLine: string, elapsedMs: number
   lines.push('');
   lines.push('| # | Measure | Product | Baseline (same run) | Ratio | Target | |');
   lines.push('|---|---|---|---|---|---|---|');
-  const { overhead, throughput, parked, startup, refresh } = results;
+  const { overhead, burst, throughput, parked, startup, refresh } = results;
   if (overhead) {
     lines.push(
       `| 1 | One 3-environment CD pipeline, start → SUCCEEDED (median of ${overhead.runs}) | ${ms(overhead.medianPipelineMs)}* | bare workflow, ${overhead.activities} no-op activities: ${ms(overhead.medianBareMs)}* | ${ratio(overhead.ratio)} | ≤ ${TARGETS.overhead}× | ${verdict(overhead.ratio <= TARGETS.overhead)} |`,
     );
   }
+  if (burst) {
+    const b = burst;
+    lines.push(
+      `| 2a | ${b.apps} apps × ${b.commitsPerApp} commits merged within a second, until every environment runs each app's newest (median of ${b.rounds}) | ${ms(median(b.burstMs))}* | ${b.apps} apps × 1 commit: ${ms(median(b.floorMs))}* | ${ratio(b.ratio)} | ≤ ${TARGETS.burst}× | ${verdict(b.ratio <= TARGETS.burst)} |`,
+    );
+  }
   if (throughput) {
     const t = throughput;
     lines.push(
-      `| 2 | ${t.pipelines} pipelines for ${t.apps} apps started at once, until all succeed (median of ${t.rounds}; cache ${t.cachedWorkflows} workflows) | ${ms(t.pipeline.totalMs)}*; per pipeline p50 ${ms(t.pipeline.p50Ms)}*, p95 ${ms(t.pipeline.p95Ms)}* | ${t.pipelines} bare workflows: ${ms(t.bare.totalMs)}*; p50 ${ms(t.bare.p50Ms)}*, p95 ${ms(t.bare.p95Ms)}* | ${ratio(t.ratio)} | ≤ ${TARGETS.throughput}× | ${verdict(t.ratio <= TARGETS.throughput)} |`,
+      `| 2 | ${t.pipelines} pipelines for ${t.apps} apps started at once, until all succeed (median of ${t.rounds}; cache ${t.cachedWorkflows} workflows) | ${ms(t.pipeline.totalMs)}*; per pipeline p50 ${ms(t.pipeline.p50Ms)}*, p95 ${ms(t.pipeline.p95Ms)}* | ${t.pipelines} bare workflows: ${ms(t.bare.totalMs)}*; p50 ${ms(t.bare.p50Ms)}*, p95 ${ms(t.bare.p95Ms)}* | ${ratio(t.ratio)} | retired (was ≤ ${TARGETS.throughput}×; BENCHMARKS.md says why) | |`,
     );
   }
   if (parked) {
@@ -151,6 +164,15 @@ function report(results: Results, args: Args, ecrLine: string, elapsedMs: number
     );
     const inside = Object.entries(o.activityMs).sort(([, a], [, b]) => b - a);
     lines.push(`   inside the pipeline's activities (median ms, all calls): ${inside.map(([type, t]) => `${type} ${Math.round(t)}`).join(', ')}`);
+  }
+  if (burst) {
+    const b = burst;
+    const cpu = (c: Record<string, number>) => Object.entries(c).map(([name, s]) => `${name} ${s.toFixed(0)} s`).join(', ');
+    lines.push(`2a. bursts s: ${b.burstMs.map((t) => (t / 1000).toFixed(1)).join(', ')}; floors s: ${b.floorMs.map((t) => (t / 1000).toFixed(1)).join(', ')}`);
+    lines.push(
+      `    older pipelines of a burst: ${b.superseded} SUPERSEDED, ${b.succeeded} SUCCEEDED; deploys per environment: median ${b.deploysPerEnvironment.median}, at most ${b.deploysPerEnvironment.max}`,
+    );
+    lines.push(`    CPU: burst: ${cpu(b.cpu.burst)}; floor: ${cpu(b.cpu.floor)}`);
   }
   if (throughput) {
     const t = throughput;
@@ -198,12 +220,17 @@ async function main(): Promise<void> {
     stops.push({ name: 'the client', stop: () => client.connection.close() });
     const ctx: BenchContext = { temporal, client, build, ecr, profile: args.profile };
 
-    const items: Array<{ item: number; what: string; measure: () => Promise<void> }> = [
-      { item: 1, what: 'overhead: one pipeline against a bare workflow, interleaved', measure: async () => void (results.overhead = await measureOverhead(ctx, config.overhead)) },
-      { item: 2, what: 'throughput: batches of pipelines against batches of bare workflows', measure: async () => void (results.throughput = await measureThroughput(ctx, config.throughput)) },
-      { item: 3, what: 'parked: pipelines waiting for approval on a production worker process', measure: async () => void (results.parked = await measureParked(ctx, config.parked)) },
-      { item: 4, what: 'start-up: production worker process, prebundled against bundling', measure: async () => void (results.startup = await measureStartup(ctx, config.startup)) },
-      { item: 5, what: 'refresh: refresh request against Argo CD polling (time-scaled)', measure: async () => void (results.refresh = await measureRefresh(ctx, config.refresh)) },
+    const items: Array<{ item: string; what: string; measure: () => Promise<void> }> = [
+      { item: '1', what: 'overhead: one pipeline against a bare workflow, interleaved', measure: async () => void (results.overhead = await measureOverhead(ctx, config.overhead)) },
+      {
+        item: '2a',
+        what: 'burst: many commits per app merged at once, against one per app',
+        measure: async () => void (results.burst = await measureBurst(ctx, config.burst)),
+      },
+      { item: '2', what: 'throughput: batches of pipelines against batches of bare workflows', measure: async () => void (results.throughput = await measureThroughput(ctx, config.throughput)) },
+      { item: '3', what: 'parked: pipelines waiting for approval on a production worker process', measure: async () => void (results.parked = await measureParked(ctx, config.parked)) },
+      { item: '4', what: 'start-up: production worker process, prebundled against bundling', measure: async () => void (results.startup = await measureStartup(ctx, config.startup)) },
+      { item: '5', what: 'refresh: refresh request against Argo CD polling (time-scaled)', measure: async () => void (results.refresh = await measureRefresh(ctx, config.refresh)) },
     ];
     for (const { item, what, measure } of items.filter(({ item }) => args.only.has(item))) {
       progress(`${item}/${what}`);

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration';
 import { validateAppName, validateEnvironmentName, validateGitRef, validateRepo, validateApprover } from './names';
 import type { SmokeCheck } from './ports';
-import type { IdentityPolicy } from './types';
+import type { IdentityPolicy, LaneQueueOrder } from './types';
 
 /** The app catalogue: which apps deploy where, and how. Loaded and validated once at start-up. */
 
@@ -111,6 +111,11 @@ export interface AppConfig {
    * `deploy` over it, dropping those commits, for teams whose environments follow main and nothing else.
    */
   onDivergence: 'wait' | 'deploy';
+  /**
+   * CI pipelines of the app queued for one environment: the newest commit deploys first and the older ones end
+   * SUPERSEDED (`newest-first`), or each deploys in turn (`in-order`). Manual deploys keep their order.
+   */
+  queue: LaneQueueOrder;
   /** The branch whose commits count as merged. */
   mainBranch: string;
   promotion: PromotionRule;
@@ -276,6 +281,7 @@ const appSchema = z.strictObject({
   tagScheme: z.enum(['sha', 'short-sha', 'release-tag']).default('sha'),
   mainBranch: named(validateGitRef).default('main'),
   onDivergence: z.enum(['wait', 'deploy']).default('wait'),
+  queue: z.enum(['newest-first', 'in-order']).default('newest-first'),
   releaseTagPattern: z
     .string()
     .default('^v[0-9]+$')
@@ -431,6 +437,7 @@ export function parseCatalogue(text: string, file: string): Catalogue {
       build: { workflow: app.build.workflow, ref: app.build.ref, timeoutMs: app.build.timeout },
       approvalTimeoutMs: app.approvalTimeout ?? defaults.approvalTimeout ?? 7 * 24 * 3_600_000,
       onDivergence: app.onDivergence,
+      queue: app.queue,
       mainBranch: app.mainBranch,
       promotion: app.promotion ?? defaults.promotion ?? 'catalogue',
       unpromoted: app.unpromoted ?? defaults.unpromoted ?? 'approval',

@@ -105,6 +105,8 @@ export interface ReleasePlan {
   historyLimit: number;
   /** Where an environment has diverged from the release: wait for a person, or deploy over it. */
   onDivergence: 'wait' | 'deploy';
+  /** The app's lane order (absent from plans recorded before it existed: in order). */
+  queue?: LaneQueueOrder;
   /** Manual deploys: whether the commit is on the app's main branch (named here), which GitHub says. */
   onMainBranch?: boolean;
   mainBranch?: string;
@@ -253,7 +255,20 @@ export interface LaneRequest {
   runId?: string;
   sha: string;
   trigger: Trigger;
+  /** The app's `queue` (absent from requests sent before 1.1's newest-first lanes, and by hand: in order). */
+  queue?: LaneQueueOrder;
+  /**
+   * Set by the lane: a newer commit of the app queued here goes first (the pipeline ID of the one it lost to). The
+   * order only: whether this request then deploys is for its pipeline's compare with what the environment runs.
+   */
+  behind?: string;
 }
+
+/**
+ * How a lane orders the CI pipelines of one app queued for it: `newest-first` grants the newest commit first, and the
+ * older ones then find the environment ahead of them (SUPERSEDED, no deploy); `in-order` deploys each in turn.
+ */
+export type LaneQueueOrder = 'newest-first' | 'in-order';
 
 /**
  * The run the lane granted, with the token it made for the grant: only a release carrying that token hands the lane
@@ -287,6 +302,8 @@ export interface LaneState {
   awaitingApproval: LaneRequest[];
   /** Deploys the pipelines waiting for approval have not heard of yet: kept across continue-as-new. */
   news?: LaneDeployed[];
+  /** The last deploy through this lane: a grant names it, so a pipeline it supersedes says who did. */
+  lastDeployed?: LaneDeployed;
 }
 
 export interface LaneDeployed {

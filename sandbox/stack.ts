@@ -50,6 +50,8 @@ export interface StackAppSpec {
   promotion?: 'catalogue' | 'chartsFlags';
   /** Catalogue `unpromoted`: where the charts flags do not promote, wait for approval or end (deploy by hand). */
   unpromoted?: 'approval' | 'deployByHand';
+  /** Catalogue `queue`: newest-first (the default) or in-order. */
+  queue?: 'newest-first' | 'in-order';
   /** The tag every environment runs before the first pipeline. */
   initialTag?: string;
   /** The main branch's commits, oldest first, e.g. from an earlier run of the sandbox; default: one new initial commit. */
@@ -319,6 +321,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
             ...(spec.onDivergence ? { onDivergence: spec.onDivergence } : {}),
             ...(spec.promotion ? { promotion: spec.promotion } : {}),
             ...(spec.unpromoted ? { unpromoted: spec.unpromoted } : {}),
+            ...(spec.queue ? { queue: spec.queue } : {}),
             build: { workflow: 'build-image.yml', ref: 'main', timeout: spec.buildTimeout ?? '2m' },
             approvalTimeout: spec.approvalTimeout ?? '7d',
             environments: Object.fromEntries(

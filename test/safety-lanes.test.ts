@@ -23,6 +23,8 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
         whitehall: {},
         // Its lane is driven by hand below; clearing its hold asks the catalogue who may.
         'held-app': {},
+        burst: {},
+        'in-order': { queue: 'in-order' },
         'follows-main': { onDivergence: 'deploy' },
         'slow-sync': {},
         publisher: {
@@ -107,11 +109,12 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       if (older.status === 'SUPERSEDED') {
         // It stopped where a newer commit already ran, and says which.
         const stopped = older.environments.find((e) => e.state === 'SUPERSEDED')!;
-        const match = /^(\w+) already runs ([0-9a-f]{40}), newer than ([0-9a-f]{7})$/.exec(older.failure ?? '');
+        const match = /^superseded by ([0-9a-f]{7}) \((\S+)\), already deployed to (\w+)$/.exec(older.failure ?? '');
         expect(match).not.toBeNull();
-        expect(match![1]).toBe(stopped.environment);
-        expect(age(match![2])).toBeGreaterThan(age(shas[index]));
-        expect(match![3]).toBe(shortSha(shas[index]!));
+        expect(match![3]).toBe(stopped.environment);
+        const newer = started.findIndex((s) => s.workflowId === match![2]);
+        expect(newer).toBeGreaterThan(index);
+        expect(match![1]).toBe(shortSha(shas[newer]!));
         // Nothing after it was touched.
         const after = older.environments.slice(older.environments.indexOf(stopped) + 1);
         expect(after.every((e) => e.state === 'PENDING')).toBe(true);
@@ -161,6 +164,60 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       expect(spans).toHaveLength(deploys.length);
       for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
     }
+  });
+
+  /** The commits merged on the app's main branch, and their order there (the tag scheme is the SHA). */
+  async function mergeBurst(app: string, count: number): Promise<{ shas: string[]; age: (tag: string) => number }> {
+    const shas: string[] = [];
+    for (let i = 0; i < count; i++) shas.push(await h.stack.merge(app));
+    const order = mainLine(h.stack, app);
+    const dates = shas.map((sha) => Date.parse(h.stack.github.getCommitRecord(`alphagov/${app}`, sha)!.date));
+    expect(dates.at(-1)! - dates[0]!).toBeLessThanOrEqual(1000);
+    return { shas, age: (tag) => (tag === 'initial' ? -1 : order.indexOf(tag)) };
+  }
+
+  it('five commits merged within a second: the newest deploys first, the older ones end SUPERSEDED naming it, no environment goes backwards', async () => {
+    const { shas, age } = await mergeBurst('burst', 5);
+    const started = await Promise.all(shas.map((sha) => h.startCi('burst', sha)));
+    const results: PipelineStatus[] = await Promise.all(started.map((s) => h.handle(s.workflowId).result()));
+    expect(results[4]!.status).toBe('SUCCEEDED');
+    expect(results[4]!.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'DEPLOYED', 'DEPLOYED']);
+
+    for (const env of ENVIRONMENTS) {
+      const deploys = (await tagHistory(h.stack.charts.bareDir, imageTagFile('burst', env))).slice(1);
+      // The first to ask deploys at once; once it is done the newest goes, and nothing after it.
+      expect(deploys.length).toBeGreaterThanOrEqual(1);
+      expect(deploys.length).toBeLessThanOrEqual(2);
+      const ages = deploys.map((d) => age(d.tag ?? ''));
+      for (let i = 1; i < ages.length; i++) expect(ages[i]).toBeGreaterThan(ages[i - 1]!);
+      expect(deploys.at(-1)!.tag).toBe(shas[4]);
+      expect(h.stack.argo.currentTag('burst', env)).toBe(shas[4]);
+    }
+    // Every older pipeline that did not deploy integration stopped there, before touching it, naming the newest.
+    const newestReason = `superseded by ${shortSha(shas[4]!)} (${started[4]!.workflowId}), already deployed to`;
+    const stoppedAtIntegration = results.filter((r) => r.environments[0]!.state === 'SUPERSEDED');
+    expect(stoppedAtIntegration.length).toBeGreaterThanOrEqual(3);
+    for (const older of stoppedAtIntegration) {
+      expect(older.status).toBe('SUPERSEDED');
+      expect(older.failure).toBe(`${newestReason} integration`);
+      expect(older.environments[0]!.startedAt).toBeUndefined();
+    }
+    // The one that deployed integration first may stay ahead of the newest all the way.
+    for (const older of results.slice(0, 4)) expect(['SUPERSEDED', 'SUCCEEDED']).toContain(older.status);
+  });
+
+  it('an app whose queue is in-order deploys each commit of a burst in turn', async () => {
+    const { shas } = await mergeBurst('in-order', 3);
+    // Queued in commit order: each then deploys integration in turn (newest-first would skip the middle one).
+    const started = [];
+    for (const sha of shas) {
+      const pipeline = await h.startCi('in-order', sha);
+      await h.waitForStatus(pipeline.workflowId, (s) => s.environments[0]!.state !== 'PENDING', 'the pipeline to reach the integration lane');
+      started.push(pipeline);
+    }
+    await Promise.all(started.map((s) => h.handle(s.workflowId).result()));
+    const deploys = (await tagHistory(h.stack.charts.bareDir, imageTagFile('in-order', 'integration'))).slice(1);
+    expect(deploys.map((d) => d.tag)).toEqual(shas);
   });
 
   it('supersedes a pipeline awaiting approval when a newer commit is deployed there; approving it later is refused with that reason', async () => {
@@ -656,8 +713,9 @@ describe('a long wait for a lane', () => {
   let h: PipelineHarness;
   beforeAll(async () => {
     // A pipeline asks again every 100 ms and a run holds at most 300 events: a month-long wait for a lane, in a minute.
+    // In order: the test follows each pipeline's place in the queue, which newest-first would reorder.
     h = await startHarness({
-      apps: { 'long-lane': { environments: { integration: { continuousDeployment: true }, staging: { continuousDeployment: false }, production: { continuousDeployment: false } } } },
+      apps: { 'long-lane': { queue: 'in-order', environments: { integration: { continuousDeployment: true }, staging: { continuousDeployment: false }, production: { continuousDeployment: false } } } },
       laneRecheckInterval: '100ms',
       historyLimit: 300,
     });

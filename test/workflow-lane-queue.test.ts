@@ -383,6 +383,87 @@ describe('the lane queue', () => {
   });
 });
 
+describe('newest first', () => {
+  const newest = (pipelineId: string): LaneRequest => ({ ...ci(pipelineId), queue: 'newest-first' });
+  /** Commit order as GitHub's compare would give it: later letters are newer commits. */
+  function rankAll(q: LaneQueue): number {
+    let compares = 0;
+    for (let pair = q.pairToRank(); pair; pair = q.pairToRank()) {
+      const [earlier, later] = pair;
+      compares++;
+      if (later.sha > earlier.sha) q.ranked(earlier, later);
+      else q.ranked(later, earlier);
+    }
+    return compares;
+  }
+
+  it('grants the newest queued commit of the app first, then the older ones, after n - 1 compares', () => {
+    const q = lane();
+    q.acquire(newest('a'));
+    expect(q.grantNext()!.pipelineId).toBe('a');
+    for (const id of ['b', 'd', 'c', 'e']) q.acquire(newest(id));
+    expect(rankAll(q)).toBe(3);
+    expect(q.state.queue.map((r) => [r.pipelineId, r.behind])).toEqual([
+      ['b', 'd'],
+      ['d', 'e'],
+      ['c', 'd'],
+      ['e', undefined],
+    ]);
+    handBack(q, { pipelineId: 'a', sha: 'a-sha' });
+    expect(q.grantNext()!.pipelineId).toBe('e');
+    handBack(q, { pipelineId: 'e', sha: 'e-sha' });
+    // The rest are older than what now runs there: they go in the order they queued, to end SUPERSEDED.
+    expect(q.grantNext()!.pipelineId).toBe('b');
+    expect(q.state.lastDeployed).toEqual({ pipelineId: 'e', sha: 'e-sha' });
+  });
+
+  it('keeps queue order for apps in-order, requests without an order, and lanes started before it', () => {
+    const inOrder = lane();
+    for (const id of ['a', 'b', 'c']) inOrder.acquire({ ...ci(id), queue: 'in-order' });
+    inOrder.acquire(ci('d'));
+    expect(inOrder.pairToRank()).toBeUndefined();
+    expect(inOrder.grantNext()!.pipelineId).toBe('a');
+
+    const before = new LaneQueue(emptyLane('whitehall', 'staging'), () => 'token', true, false);
+    before.acquire(newest('a'));
+    before.acquire(newest('b'));
+    expect(before.pairToRank()).toBeUndefined();
+    expect(before.grantNext()!.pipelineId).toBe('a');
+    handBack(before, { pipelineId: 'a', sha: 'a-sha' });
+    expect(before.state.lastDeployed).toBeUndefined();
+  });
+
+  it('lets no CI commit overtake a manual deploy queued before it, nor a hold stop the manual one', () => {
+    const q = lane();
+    for (const request of [newest('a'), manual('m'), newest('b')]) q.acquire(request);
+    rankAll(q);
+    expect(q.state.queue.find((r) => r.pipelineId === 'a')!.behind).toBe('b');
+    // Only older commits stand before the manual deploy: the first goes, then the manual one, then the newest.
+    expect(q.grantNext()!.pipelineId).toBe('a');
+    handBack(q);
+    expect(q.grantNext()!.pipelineId).toBe('m');
+    handBack(q);
+    expect(q.grantNext()!.pipelineId).toBe('b');
+
+    const held = lane();
+    held.setHold({ ...HOLD, kind: 'manual-deploy' });
+    for (const request of [newest('a'), newest('b'), manual('m')]) held.acquire(request);
+    rankAll(held);
+    expect(held.grantNext()!.pipelineId).toBe('m');
+  });
+
+  it('ignores an order found for a request that left the queue meanwhile', () => {
+    const q = lane();
+    for (const id of ['a', 'b']) q.acquire(newest(id));
+    const [earlier, later] = q.pairToRank()!;
+    expect(q.grantNext()!.pipelineId).toBe('a');
+    q.changed = false;
+    q.ranked(earlier, later);
+    expect(q.changed).toBe(false);
+    expect(q.state.queue).toEqual([newest('b')]);
+  });
+});
+
 describe('what a lane carries over when it continues as new', () => {
   it('keeps the news of a deploy that arrived while it was busy, for pipelines waiting for approval', () => {
     const lane = new LaneQueue(emptyLane('whitehall', 'staging'), () => 'token-1');

@@ -104,7 +104,12 @@ async function alreadyThere(ctx: PipelineContext, env: EnvironmentStatus): Promi
   const deployed = await compareWithDeployed(ctx, env);
   if (deployed.relation === 'behind') {
     env.state = 'SUPERSEDED';
-    env.waitingFor = `${env.environment} already runs ${deployed.tag}, newer than ${shortSha(release.sha)}`;
+    // The lane names the pipeline that deployed what runs there, when it was one of ours.
+    const by = ctx.lanes.lastDeployedTo(env.environment);
+    env.waitingFor =
+      by && by.sha === deployed.sha
+        ? `superseded by ${shortSha(by.sha)} (${by.pipelineId}), already deployed to ${env.environment}`
+        : `${env.environment} already runs ${deployed.tag}, newer than ${shortSha(release.sha)}`;
     throw new PipelineEnded('SUPERSEDED', env.waitingFor);
   }
   if (deployed.relation === 'diverged' && release.onDivergence === 'wait') {

@@ -49,6 +49,8 @@ export interface LaneGrant {
   environment: string;
   /** Absent from lanes started before 1.1. */
   token?: string;
+  /** The last deploy through the lane, if it knows one: a pipeline it supersedes names it. */
+  lastDeployed?: LaneDeployed;
 }
 
 /** A newer release reached `environment` while the pipeline told waits for approval there. */

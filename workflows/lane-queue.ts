@@ -3,6 +3,7 @@
  * it is tested without a server. `DeployLane` feeds it the signals it receives and does the talking.
  */
 import type { Hold, LaneDeployed, LaneHolder, LaneRelease, LaneRequest, LaneState, LaneView } from './lane-protocol';
+import { markBehind, newestFrom, pairToRank, reordered } from './lane-order';
 
 /** What a hold stops; holds set before kinds existed say it in their reason. */
 export function holdKind(hold: Hold): NonNullable<Hold['kind']> {
@@ -28,6 +29,8 @@ export class LaneQueue {
     private readonly newToken: () => string | undefined,
     /** 1.1: a rollback's or an unverified deploy's hold stops manual deploys too (lanes started before let them by). */
     private readonly safetyHoldsStopManualDeploys = true,
+    /** 1.1: the newest of an app's queued CI commits goes first (lanes started before grant in order). */
+    private readonly newestFirst = true,
   ) {}
 
   /**
@@ -68,7 +71,10 @@ export class LaneQueue {
     // A lane that granted before tokens existed (1.0) knows its holder by pipeline ID alone.
     const untokened = holder !== undefined && holder.token === undefined && pipelineId === holder.pipelineId;
     if (!holder || (!untokened && (typeof token !== 'string' || token !== holder.token))) return false;
-    if (deployed) (this.state.news ??= []).push(deployed);
+    if (deployed) {
+      (this.state.news ??= []).push(deployed);
+      if (this.newestFirst) this.state.lastDeployed = deployed;
+    }
     this.state.holder = undefined;
     this.state.queue = this.state.queue.filter((r) => r.pipelineId !== holder.pipelineId);
     this.changed = true;
@@ -125,14 +131,26 @@ export class LaneQueue {
     this.state.awaitingApproval = this.state.awaitingApproval.filter((r) => r !== request);
   }
 
+  /** Two queued CI requests whose commits the lane has yet to order (lane-order.ts), or none. */
+  pairToRank(): [LaneRequest, LaneRequest] | undefined {
+    return this.newestFirst ? pairToRank(this.state) : undefined;
+  }
+
+  /** `older`'s commit is behind `newer`'s (or GitHub could not say, and the earlier request is taken as newer). */
+  ranked(older: LaneRequest, newer: LaneRequest): void {
+    if (markBehind(this.state, older, newer)) this.changed = true;
+  }
+
   /**
    * Hands a free lane to the first pipeline that may deploy now (a hold stops automatic deploys, not manual ones),
-   * with a new token.
+   * with a new token. Where that is a CI request of an app whose queue is newest-first, the newest queued commit
+   * before the next manual request goes instead: a manual deploy keeps its place.
    */
   grantNext(): LaneHolder | undefined {
     if (this.state.holder) return undefined;
-    const next = this.state.queue.find((r) => this.eligible(r));
-    if (!next) return undefined;
+    const first = this.state.queue.find((r) => this.eligible(r));
+    if (!first) return undefined;
+    const next = this.newestFirst && reordered(first) ? newestFrom(this.state, first, (r) => this.eligible(r)) : first;
     this.state.queue = this.state.queue.filter((r) => r !== next);
     const token = this.newToken();
     const holder = token === undefined ? { ...next } : { ...next, token };

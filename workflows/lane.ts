@@ -1,5 +1,6 @@
-import { condition, continueAsNew, getExternalWorkflowHandle, isCancellation, log, patched, setHandler, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
-import type { LaneHolder } from '../common/types';
+import { condition, continueAsNew, getExternalWorkflowHandle, isCancellation, log, patched, proxyActivities, setHandler, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import type { PipelineActivities } from '../activities';
+import type { LaneHolder, LaneRequest } from '../common/types';
 import { DeployApp, DeployEnvironment } from './definitions';
 import {
   acquireLaneSignal,
@@ -21,6 +22,15 @@ import { emptyLane, LaneQueue } from './lane-queue';
 const LANE_GRANT_TOKENS = 'lane-grant-tokens';
 /** 1.1: a rollback's or an unverified deploy's hold stops manual deploys too. */
 const SAFETY_HOLDS_STOP_MANUAL_DEPLOYS = 'safety-holds-stop-manual-deploys';
+
+/** 1.1: the newest of an app's queued CI commits goes first (lane-order.ts), and a grant names the last deploy. */
+const LANE_NEWEST_FIRST = 'lane-newest-first';
+
+/**
+ * Which of two queued commits is newer. A few quick tries: GitHub unreachable, the lane keeps the queue's order
+ * rather than hold up every deploy of the app (each pipeline's own compare still keeps the environment from going back).
+ */
+const { compareCommits } = proxyActivities<PipelineActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3, initialInterval: '1 second' } });
 
 /** How long an idle lane with nothing to remember stays open before it completes. */
 const IDLE_MS = 10 * 60_000;
@@ -76,7 +86,8 @@ async function tellEach<T>(recipients: T[], send: (recipient: T) => Promise<bool
  */
 export async function DeployLane(input: LaneInput): Promise<void> {
   const tokens = patched(LANE_GRANT_TOKENS);
-  const lane = new LaneQueue(input.state ?? emptyLane(input.app, input.environment), () => (tokens ? uuid4() : undefined), patched(SAFETY_HOLDS_STOP_MANUAL_DEPLOYS));
+  const newestFirst = patched(LANE_NEWEST_FIRST);
+  const lane = new LaneQueue(input.state ?? emptyLane(input.app, input.environment), () => (tokens ? uuid4() : undefined), patched(SAFETY_HOLDS_STOP_MANUAL_DEPLOYS), newestFirst);
   const { state } = lane;
   const { environment } = state;
   upsertSearchAttributes([
@@ -119,9 +130,23 @@ export async function DeployLane(input: LaneInput): Promise<void> {
    * hands it back at once unless it is waiting for it. A pipeline with no run open (terminated) is passed over.
    */
   async function grant(holder: LaneHolder): Promise<boolean> {
-    const granted = (p: Pipeline) => p.signal(laneGrantedSignal, { environment, token: holder.token });
+    const { lastDeployed } = state;
+    const granted = (p: Pipeline) => p.signal(laneGrantedSignal, { environment, token: holder.token, ...(newestFirst && lastDeployed ? { lastDeployed } : {}) });
     if (await tell(holder.pipelineId, granted, holder.runId)) return true;
     return lane.grantToCurrentRun(holder) && (await tell(holder.pipelineId, granted));
+  }
+
+  /** Orders two queued commits: the one GitHub says is behind goes after the other. */
+  async function rank([earlier, later]: [LaneRequest, LaneRequest]): Promise<void> {
+    let laterIsNewer = false;
+    try {
+      laterIsNewer = (await compareCommits({ app: state.app, base: earlier.sha, head: later.sha })) === 'ahead';
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('could not compare two queued commits; they keep the order they queued in', { earlier: earlier.pipelineId, later: later.pipelineId, error: (err as Error).message });
+    }
+    if (laterIsNewer) lane.ranked(earlier, later);
+    else lane.ranked(later, earlier);
   }
 
   const holderCheckIntervalMs = input.holderCheckIntervalMs ?? DEFAULT_HOLDER_CHECK_INTERVAL_MS;
@@ -138,6 +163,12 @@ export async function DeployLane(input: LaneInput): Promise<void> {
       for (const waiting of lane.recipientsOf(news)) {
         if (!(await tell(waiting.pipelineId, (p) => p.signal(newerDeployedSignal, { environment, ...news })))) lane.forgetAwaiting(waiting);
       }
+    }
+    // Before a grant, and while the holder deploys: the order is known by the time the lane frees.
+    const unordered = lane.pairToRank();
+    if (unordered) {
+      await rank(unordered);
+      continue;
     }
     if (!state.holder) {
       const next = lane.grantNext();

@@ -11,6 +11,8 @@ type Lane = ReturnType<typeof getExternalWorkflowHandle>;
 export class PipelineLanes {
   /** Environments whose lane we hold, with the token of each grant: it goes back with the release. Lanes started before 1.1 give none. */
   private readonly held = new Map<string, string | undefined>();
+  /** What each lane last said was deployed through it, with its grant: who got there first, when we are superseded. */
+  private readonly deployedBefore = new Map<string, LaneDeployed>();
   /** The environment whose lane take() waits for: a grant of any other is one we did not ask for. */
   private waitingFor?: string;
   /**
@@ -29,9 +31,10 @@ export class PipelineLanes {
    * The lane's `laneGranted` signal. A grant we are not waiting for (someone asked in our name, or the lane offered
    * a previous run's place to this one before it asks) goes back at once: holding it would stop the lane.
    */
-  granted({ environment, token }: LaneGrant): void {
+  granted({ environment, token, lastDeployed }: LaneGrant): void {
     if (this.waitingFor === environment && !this.held.has(environment)) {
       this.held.set(environment, token);
+      if (lastDeployed) this.deployedBefore.set(environment, lastDeployed);
       return;
     }
     log.warn('the lane granted what we did not ask for; handing it back', { environment, waitingFor: this.waitingFor });
@@ -44,7 +47,7 @@ export class PipelineLanes {
     const plan = this.pipeline.plan!;
     env.waitingFor = 'waiting for the lane';
     this.pipeline.setStatus('WAITING_FOR_LANE', env, 'WAITING_FOR_LANE');
-    const request = { pipelineId: this.pipeline.workflowId, runId: workflowInfo().runId, sha: plan.sha, trigger: this.input.trigger };
+    const request = { pipelineId: this.pipeline.workflowId, runId: workflowInfo().runId, sha: plan.sha, trigger: this.input.trigger, ...(plan.queue ? { queue: plan.queue } : {}) };
     const ask = (summary: string) =>
       this.steps.calls.signalLane.executeWithOptions({ summary }, [{ app: plan.app, environment: env.environment, signal: 'acquire', request }]);
     this.waitingFor = env.environment;
@@ -64,6 +67,11 @@ export class PipelineLanes {
     } finally {
       this.waitingFor = undefined;
     }
+  }
+
+  /** The last deploy the lane of `environment` named when it granted us the lane, if it named one. */
+  lastDeployedTo(environment: string): LaneDeployed | undefined {
+    return this.deployedBefore.get(environment);
   }
 
   /** Hands the lane back, with the news of our deploy when there is one. */
