@@ -2,7 +2,8 @@
 import { runCli } from '../client/cli';
 import { startHarness, type PipelineHarness } from './support/pipeline';
 
-const APP = 'publisher';
+/** Its own app: the dev server is shared with other test files, and history lists every pipeline of the app. */
+const APP = 'cli-habits';
 
 describe('deploy CLI habits', () => {
   let h: PipelineHarness;
