@@ -168,6 +168,8 @@ export interface TemporalServer {
   /** host:port of its frontend. */
   address: string;
   logFile: string;
+  /** The variables it runs with. */
+  environment: Record<string, string>;
   readonly child: Child | undefined;
   readonly running: boolean;
   /** (Re)starts on the same database and ports; resolves once the frontend answers. */
@@ -192,6 +194,7 @@ export function temporalServer(options: TemporalServerOptions, readyMetadata: Re
   return {
     address,
     logFile,
+    environment: env,
     get child() {
       return child;
     },
