@@ -203,7 +203,8 @@ export function temporalServer(options: TemporalServerOptions, readyMetadata: Re
     },
     async start() {
       if (child?.running) throw new Error('the Temporal server is already running');
-      child = startChild('temporal-server', options.build.server, ['start'], { cwd: options.dir, env, logFile });
+      const services = ['frontend', ...(options.authorization ? ['internal-frontend'] : []), 'history', 'matching', 'worker'];
+      child = startChild('temporal-server', options.build.server, ['start', ...services.flatMap((name) => ['--service', name])], { cwd: options.dir, env, logFile });
       await waitUntilReady(
         child,
         async () => {
