@@ -4,8 +4,8 @@
  * the ground a `temporal-principal` approval channel would stand on (docs/production.md, "Who can do what").
  *
  * The server stamps each history event with the principal of the call that wrote it: `{ type: 'jwt', name: <sub> }`
- * of a token it verified. A signal's event is written by the sender's call; an update's events are written when the
- * worker completes its workflow task, so they carry the worker's principal, not the sender's.
+ * of a token it verified. A signal's event is written by the sender's call. (An update's events are written when the
+ * worker completes its workflow task, so by the server's source they carry the worker's principal; not tested here.)
  */
 import { Client, Connection } from '@temporalio/client';
 import { IdentityProviderSimulator } from '../simulators/identity-provider';
