@@ -28,6 +28,9 @@ export interface ChildOptions {
   stopSignal?: NodeJS.Signals;
   /** How many lines of output to keep in memory without a log file; 5000 by default. */
   keepLines?: number;
+  /** Run as this user and group (only root may): for servers that refuse to run as root, e.g. PostgreSQL. */
+  uid?: number;
+  gid?: number;
 }
 
 export interface Child {
@@ -89,6 +92,8 @@ export function startChild(name: string, command: string, args: string[], option
       cwd: options.cwd,
       env: options.env ?? process.env,
       detached: options.ownProcessGroup ?? false,
+      uid: options.uid,
+      gid: options.gid,
       stdio: [options.stdin ? 'pipe' : 'ignore', ...output, ...(options.ipc ? ['ipc' as const] : [])],
     });
   } finally {

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests use when they are missing: chromium (Web UI browser tests) and
-# docker-compose (validates docker-compose.yml; no container engine is needed). Quick when both are there.
+# Installs the Debian packages the tests use when they are missing: chromium (Web UI browser tests),
+# docker-compose (validates docker-compose.yml; no container engine is needed) and postgresql (the database of the
+# Temporal server built from source, test/production-shape-server.test.ts). Quick when all are there.
 set -euo pipefail
 
 missing=()
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if [[ $(id -u) -ne 0 ]]; then
