@@ -177,7 +177,7 @@ describe('the lane queue', () => {
       expect(q.state.holder).toEqual({ pipelineId: 'a', sha: 'a-sha', trigger: 'ci', token: 'token-1' });
       // The current run could not be reached either (terminated): the lane passes it over.
       expect(q.grantToCurrentRun(granted)).toBe(false);
-      q.grantUndelivered(granted);
+      q.holderEnded(granted);
       expect(q.grantNext()).toEqual(holding(ci('b'), 'token-2'));
     });
 
@@ -188,7 +188,7 @@ describe('the lane queue', () => {
       const granted = q.grantNext()!;
       q.acquire(ci('a', 'a-second'));
       expect(q.grantToCurrentRun(granted)).toBe(false);
-      q.grantUndelivered(granted);
+      q.holderEnded(granted);
       expect(q.state.queue).toEqual([ci('a', 'a-second'), ci('b')]);
       expect(q.grantNext()).toEqual(holding(ci('a', 'a-second'), 'token-2'));
     });
@@ -198,9 +198,9 @@ describe('the lane queue', () => {
     const q = lane();
     q.acquire(ci('a'));
     const first = q.grantNext()!;
-    q.grantUndelivered(holding(ci('a'), 'token-1'));
+    q.holderEnded(holding(ci('a'), 'token-1'));
     expect(q.state.holder).toBe(first);
-    q.grantUndelivered(first);
+    q.holderEnded(first);
     expect(q.state.holder).toBeUndefined();
   });
 

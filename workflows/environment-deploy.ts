@@ -2,28 +2,21 @@
  * The deploy of one environment: the deploy window, the lane, the no-regression check, the bump, the side steps,
  * Argo CD's sync, the smoke tests, and the rollback when the release turns out bad there.
  */
-import { ApplicationFailure, log, patched, sleep } from '@temporalio/workflow';
-import { formatDuration } from '../common/duration';
+import { ApplicationFailure, log, sleep } from '@temporalio/workflow';
 import { shortSha } from '../common/names';
 import type { EnvironmentPlan, EnvironmentStatus } from '../common/types';
 import { FailureTypes } from '../common/types';
 import { allSettledThenThrow, describeFailure, PipelineEnded, rollbackCause, unverifiedAfterBump } from './failures';
-import { waitForThawLookingAgain } from './long-waits';
+import { waitForThaw } from './long-waits';
 import type { PipelineContext } from './pipeline-context';
 
-/** 1.1: a freeze is waited out in one heartbeating activity (1.0 looked again from the workflow, continuing as new). */
-const FREEZE_WAIT_ACTIVITY = 'freeze-wait-activity';
-
-/**
- * Waits for the deploy window (automatic deploys), takes the lane, deploys; a freeze sends it back to wait. A newer
- * release already there ends the pipeline SUPERSEDED.
- */
 /**
  * Deployed, or `needs a person`: the environment runs a commit that is neither older nor newer than ours (a hotfix
  * deployed by hand, say), and deploying would drop its commits; nobody has approved that here yet.
  */
 export type EnvironmentOutcome = 'deployed' | 'needs a person';
 
+/** Waits for the deploy window (automatic deploys), takes the lane, deploys; a freeze sends it back to wait. */
 export async function deployEnvironment(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus, index: number): Promise<EnvironmentOutcome> {
   const automatic = ctx.input.trigger === 'ci';
   for (;;) {
@@ -47,19 +40,6 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
     ctx.pipeline.setStatus('FROZEN', env, 'FROZEN');
     await waitForThaw(ctx, env, index);
   }
-}
-
-/**
- * A freeze can last a weekend or a month: one activity looks at the file on its own, without the lane, and
- * heartbeats, so the pipeline's history gains a few events for the whole wait however many looks it takes.
- */
-async function waitForThaw(ctx: PipelineContext, env: EnvironmentStatus, index: number): Promise<void> {
-  const { pipeline, steps } = ctx;
-  if (!patched(FREEZE_WAIT_ACTIVITY)) return waitForThawLookingAgain(ctx, env, index);
-  const { app, freezeRecheckIntervalMs } = pipeline.plan!;
-  await steps.freezeWaits.waitForThaw.executeWithOptions({ summary: `Frozen: look at ${env.environment} every ${formatDuration(freezeRecheckIntervalMs)} until the freeze lifts` }, [
-    { app, environment: env.environment, recheckIntervalMs: freezeRecheckIntervalMs },
-  ]);
 }
 
 /** 0 while the environment's deploy window is open; else how long, from the moment asked, until it opens. */

@@ -3,12 +3,8 @@
  * it is tested without a server. `DeployLane` feeds it the signals it receives and does the talking.
  */
 import type { Hold, LaneDeployed, LaneHolder, LaneRelease, LaneRequest, LaneState, LaneView } from './lane-protocol';
+import { heldBackReason, passesHold } from './lane-hold-rules';
 import { markBehind, newestFrom, pairToRank, reordered } from './lane-order';
-
-/** What a hold stops; holds set before kinds existed say it in their reason. */
-export function holdKind(hold: Hold): NonNullable<Hold['kind']> {
-  return hold.kind ?? (hold.reason.startsWith('manual deploy of') ? 'manual-deploy' : 'safety');
-}
 
 export function emptyLane(app: string, environment: string): LaneState {
   return { app, environment, queue: [], awaitingApproval: [] };
@@ -22,14 +18,14 @@ export class LaneQueue {
   /** A pipeline queued behind the holder where none waited: time to check the holder still runs. */
   private firstBehindHolder = false;
 
-  /** `newToken`: a fresh token for each grant (the lane's uuid4). */
+  /**
+   * `newToken`: a fresh token per grant (the lane's uuid4; undefined in lanes started before 1.1, which gave none).
+   * 1.1's rules, off in lanes started before: safety holds stop manual deploys too; the newest CI commit goes first.
+   */
   constructor(
     readonly state: LaneState,
-    /** Undefined in lanes started before 1.1, which gave no tokens. */
     private readonly newToken: () => string | undefined,
-    /** 1.1: a rollback's or an unverified deploy's hold stops manual deploys too (lanes started before let them by). */
     private readonly safetyHoldsStopManualDeploys = true,
-    /** 1.1: the newest of an app's queued CI commits goes first (lanes started before grant in order). */
     private readonly newestFirst = true,
   ) {}
 
@@ -71,10 +67,8 @@ export class LaneQueue {
     // A lane that granted before tokens existed (1.0) knows its holder by pipeline ID alone.
     const untokened = holder !== undefined && holder.token === undefined && pipelineId === holder.pipelineId;
     if (!holder || (!untokened && (typeof token !== 'string' || token !== holder.token))) return false;
-    if (deployed) {
-      (this.state.news ??= []).push(deployed);
-      if (this.newestFirst) this.state.lastDeployed = deployed;
-    }
+    if (deployed) (this.state.news ??= []).push(deployed);
+    if (deployed && this.newestFirst) this.state.lastDeployed = deployed;
     this.state.holder = undefined;
     this.state.queue = this.state.queue.filter((r) => r.pipelineId !== holder.pipelineId);
     this.changed = true;
@@ -142,9 +136,8 @@ export class LaneQueue {
   }
 
   /**
-   * Hands a free lane to the first pipeline that may deploy now (a hold stops automatic deploys, not manual ones),
-   * with a new token. Where that is a CI request of an app whose queue is newest-first, the newest queued commit
-   * before the next manual request goes instead: a manual deploy keeps its place.
+   * Hands a free lane, with a new token, to the first pipeline the hold lets by; for a newest-first app's CI request,
+   * to the newest commit queued before the next manual request instead (a manual deploy keeps its place).
    */
   grantNext(): LaneHolder | undefined {
     if (this.state.holder) return undefined;
@@ -171,11 +164,6 @@ export class LaneQueue {
     return true;
   }
 
-  /** The lane went to a pipeline that has ended: nobody holds it (unless it changed hands meanwhile). */
-  grantUndelivered(holder: LaneHolder): void {
-    if (this.state.holder === holder) this.state.holder = undefined;
-  }
-
   /** Whether to check now that the holder still runs: when the first pipeline queues behind it, or when a check is due. */
   holderCheckWanted(due: boolean): boolean {
     const wanted = this.state.holder !== undefined && (due || this.firstBehindHolder);
@@ -183,7 +171,7 @@ export class LaneQueue {
     return wanted;
   }
 
-  /** The holder has ended without handing the lane back: the lane is free (unless it changed hands meanwhile). */
+  /** The holder ended without handing the lane back, or before it heard of its grant: free unless it changed hands. */
   holderEnded(holder: LaneHolder): void {
     if (this.state.holder === holder) this.state.holder = undefined;
   }
@@ -210,20 +198,14 @@ export class LaneQueue {
   }
 
   private eligible(request: LaneRequest): boolean {
-    const { hold } = this.state;
-    if (hold === undefined) return true;
-    if (request.trigger !== 'manual') return false;
-    return !this.safetyHoldsStopManualDeploys || holdKind(hold) === 'manual-deploy';
+    return passesHold(request, this.state.hold, this.safetyHoldsStopManualDeploys);
   }
 
   private waitingReason(request: LaneRequest): string | undefined {
     const { state } = this;
     // Only the pipeline next in line is told who holds the lane: telling every one at each hand-over costs n² signals.
     if (state.holder && state.queue.find((r) => this.eligible(r)) === request) return `${state.holder.pipelineId} is deploying ${state.app} to ${state.environment}`;
-    if (!this.eligible(request)) {
-      const hold = state.hold!;
-      return `hold on ${state.app} in ${state.environment}: ${hold.reason} (set by ${hold.setBy} at ${hold.setAt}); clear it with "deploy hold clear"`;
-    }
+    if (!this.eligible(request)) return heldBackReason(state);
     // Behind others in the queue the pipeline shows that it waits for the lane, as it asked; unless it was told
     // something else before (a hold since cleared), there is nothing to say.
     return this.told.has(request.pipelineId) ? `queued behind other pipelines deploying ${state.app} to ${state.environment}` : undefined;

@@ -173,7 +173,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     if (!state.holder) {
       const next = lane.grantNext();
       if (next) {
-        if (!(await grant(next))) lane.grantUndelivered(next);
+        if (!(await grant(next))) lane.holderEnded(next);
         continue;
       }
     } else if (lane.holderCheckWanted(lane.watchesHolder() && Date.now() >= nextHolderCheckAt)) {

@@ -3,7 +3,7 @@
  * lengthens the history. Before it grows large the pipeline continues in a new run from where it stands: same
  * workflow ID, status, approvals and search attributes.
  */
-import { continueAsNew, sleep, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import { formatDuration } from '../common/duration';
 import type { EnvironmentStatus, PipelineInput, PipelineStatus } from '../common/types';
 import type { PipelineContext } from './pipeline-context';
@@ -25,7 +25,7 @@ export async function continueAsNewIfHistoryLong(input: PipelineInput, pipeline:
  * How pipelines started before 1.1 wait out a freeze: sleep, look at the file, again and again, continuing as new
  * past the history limit. New pipelines wait in one heartbeating activity (waitForThaw) instead.
  */
-export async function waitForThawLookingAgain({ input, pipeline, steps }: PipelineContext, env: EnvironmentStatus, index: number): Promise<void> {
+async function waitForThawLookingAgain({ input, pipeline, steps }: PipelineContext, env: EnvironmentStatus, index: number): Promise<void> {
   const release = pipeline.plan!;
   const recheck = release.freezeRecheckIntervalMs;
   for (;;) {
@@ -34,4 +34,20 @@ export async function waitForThawLookingAgain({ input, pipeline, steps }: Pipeli
     const freeze = await steps.calls.readFreeze.executeWithOptions({ summary: `Is ${env.environment} still frozen?` }, [{ app: release.app, environment: env.environment }]);
     if (!freeze.frozen) return;
   }
+}
+
+/** 1.1: a freeze is waited out in one heartbeating activity (1.0 looked again from the workflow, continuing as new). */
+const FREEZE_WAIT_ACTIVITY = 'freeze-wait-activity';
+
+/**
+ * A freeze can last a weekend or a month: one activity looks at the file on its own, without the lane, and
+ * heartbeats, so the pipeline's history gains a few events for the whole wait however many looks it takes.
+ */
+export async function waitForThaw(ctx: PipelineContext, env: EnvironmentStatus, index: number): Promise<void> {
+  const { pipeline, steps } = ctx;
+  if (!patched(FREEZE_WAIT_ACTIVITY)) return waitForThawLookingAgain(ctx, env, index);
+  const { app, freezeRecheckIntervalMs } = pipeline.plan!;
+  await steps.freezeWaits.waitForThaw.executeWithOptions({ summary: `Frozen: look at ${env.environment} every ${formatDuration(freezeRecheckIntervalMs)} until the freeze lifts` }, [
+    { app, environment: env.environment, recheckIntervalMs: freezeRecheckIntervalMs },
+  ]);
 }
