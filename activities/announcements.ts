@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { validateImageTag } from '../common/names';
+import { releaseVersion, validateImageTag } from '../common/names';
 import type { DeploymentState } from '../common/ports';
 import { classified, type EnvironmentStep, type Stage } from './stage';
 
@@ -25,7 +25,7 @@ export function createAnnouncementActivities(stage: Stage) {
         const { info } = Context.current();
         const pipelineId = info.workflowExecution?.workflowId ?? info.activityId;
         await releaseApp.recordDeployment(
-          { repo: app.repo, environment: env.name, version: validateImageTag(step.tag) },
+          { repo: app.repo, environment: env.name, version: releaseVersion(validateImageTag(step.tag)) },
           `${pipelineId}/${env.name}${step.purpose === 'rollback' ? '/rollback' : ''}`,
         );
       });

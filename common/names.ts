@@ -46,6 +46,12 @@ export function validateImageTag(value: unknown): string {
   return tag;
 }
 
+/** What the release app is told of a tag: GOV.UK's Release app shows versions without a `release-` prefix. */
+export function releaseVersion(tag: string): string {
+  const version = tag.replace(/^release-/, '');
+  return version === '' ? tag : version;
+}
+
 const IMAGE_DIGEST = /^sha256:[a-f0-9]{64}$/;
 
 export function isImageDigest(value: unknown): value is string {

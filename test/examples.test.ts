@@ -12,6 +12,8 @@ import { startHarness, type PipelineHarness } from './support/pipeline';
 const ROOT = path.resolve(__dirname, '..');
 /** Lanes are per app and environment across the whole namespace: an app name of its own keeps this test apart. */
 const APP = `examples-${randomBytes(3).toString('hex')}`;
+/** Deployed as GOV.UK's apps are: a published release v<N> starts it, and its images are tagged v<N>. */
+const RELEASED_APP = `released-${randomBytes(3).toString('hex')}`;
 const EXAMPLES = path.join(ROOT, 'examples', 'github-actions');
 
 interface Step {
@@ -40,7 +42,7 @@ interface Workflow {
   jobs: Record<string, Job>;
 }
 
-const EXAMPLE_FILES = ['approve.yml', 'build-image.yml', 'deploy-on-merge.yml', 'manual-deploy.yml'];
+const EXAMPLE_FILES = ['approve.yml', 'build-image.yml', 'deploy-on-merge.yml', 'deploy-on-release.yml', 'manual-deploy.yml'];
 /** The audience the worker expects by default (DEPLOY_OIDC_AUDIENCE). */
 const OIDC_AUDIENCE = 'deploy-pipelines';
 
@@ -124,7 +126,7 @@ const packageJson = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'ut
 describe('GitHub Actions examples', () => {
   let h: PipelineHarness;
   beforeAll(async () => {
-    h = await startHarness({ apps: { [APP]: {} } });
+    h = await startHarness({ apps: { [APP]: {}, [RELEASED_APP]: { tagScheme: 'release-tag' } } });
   });
   afterAll(async () => h?.close());
 
@@ -134,6 +136,28 @@ describe('GitHub Actions examples', () => {
         for (const step of job.steps) expect(step.run ?? '').not.toMatch(/\$\{\{[^}]*\b(inputs|github\.event)\./);
       }
     }
+  });
+
+  it('deploy-on-release starts the pipeline of the tag a published release names, as GOV.UK deploys', async () => {
+    const doc = example('deploy-on-release.yml');
+    expect(doc.on).toEqual({ release: { types: ['released'] } });
+    expect(doc.permissions).toEqual({ contents: 'read' });
+    expectKeysInJobEnvironment(doc);
+    const sha = await h.stack.merge(RELEASED_APP, { buildImage: false });
+    h.stack.github.addTag(h.stack.repoOf(RELEASED_APP), 'v12', sha);
+    await h.stack.pushImage(RELEASED_APP, 'v12');
+    const values = { 'vars.DEPLOY_APP || github.event.repository.name': RELEASED_APP, 'github.event.release.tag_name': 'v12', 'github.actor': 'octocat', 'vars.DEPLOY_CATALOGUE': h.stack.cataloguePath };
+    const { args } = deployStep(doc, values);
+    expect(args).toEqual(['start', '--app', RELEASED_APP, '--ref', 'v12', '--requested-by', 'release v12 by octocat']);
+    const started = await h.cli(args);
+    expect(started).toMatchObject({ code: 0, out: [`started: deploy-${RELEASED_APP}-${sha}`] });
+    const result = await h.client.workflow.getHandle(`deploy-${RELEASED_APP}-${sha}`).result();
+    expect(result).toMatchObject({ status: 'SUCCEEDED', tag: 'v12' });
+    expect(h.stack.release.deployments.filter((d) => d.repo === h.stack.repoOf(RELEASED_APP)).map((d) => [d.environment, d.version])).toEqual([
+      ['integration', 'v12'],
+      ['staging', 'v12'],
+      ['production', 'v12'],
+    ]);
   });
 
   it('the CLI they call is the package bin, built from client/cli.ts with its shebang', () => {

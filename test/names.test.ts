@@ -1,4 +1,4 @@
-import { validateAppName, validateApprover, validateEnvironmentName, validateGitRef, validateImageTag } from '../common/names';
+import { releaseVersion, validateAppName, validateApprover, validateEnvironmentName, validateGitRef, validateImageTag } from '../common/names';
 
 describe('name patterns', () => {
   it.each(['main', 'release/v2', 'v3231', 'a1b2c3d', 'feature/x-1_2', '0123456789abcdef0123456789abcdef01234567'])('accepts git ref %s', (ref) => {
@@ -27,5 +27,16 @@ describe('name patterns', () => {
   it('refuses non-strings with the type named', () => {
     expect(() => validateEnvironmentName(42)).toThrow('invalid environment a number');
     expect(() => validateApprover(null)).toThrow('invalid approver a null');
+  });
+});
+
+describe('the version the release app is told', () => {
+  it('drops a release- prefix, as GOV.UK tags some releases, and keeps every other tag as it is', () => {
+    expect(releaseVersion('release-1234')).toBe('1234');
+    expect(releaseVersion('v3231')).toBe('v3231');
+    expect(releaseVersion('latest')).toBe('latest');
+    expect(releaseVersion('1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b')).toBe('1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b');
+    expect(releaseVersion('prerelease-1')).toBe('prerelease-1');
+    expect(releaseVersion('release-')).toBe('release-');
   });
 });
