@@ -229,6 +229,8 @@ describe('Argo CD adapter against the Argo CD simulator', () => {
       operationPhase: 'Succeeded',
       operationMessage: 'successfully synced (all tasks run)',
       operationRevision: initial,
+      // status.summary.images: what the cluster runs, which the sync wait checks for our tag.
+      images: ['whitehall:v1'],
     });
 
     const commit = await charts.writeImageTag('whitehall', 'staging', 'v2');
@@ -253,6 +255,7 @@ describe('Argo CD adapter against the Argo CD simulator', () => {
       operationPhase: 'Succeeded',
       operationMessage: 'successfully synced (all tasks run)',
       operationRevision: commit,
+      images: ['whitehall:v2'],
     });
   });
 

@@ -13,6 +13,7 @@ import type { DecisionProof, PipelineStatus } from '../common/types';
 import { approveUpdate } from '../workflows/definitions';
 import { readFileAt } from './support/charts-repo';
 import { failureOf, startHarness, type PipelineHarness } from './support/pipeline';
+import { waitFor } from './support/env';
 import { imageTagFile } from './support/safety';
 
 const APP = 'frontend';
@@ -203,7 +204,11 @@ describe('decisions without a valid proof are refused, and nothing is deployed',
       { sha, message: expect.any(String), author: 'dora' },
       { sha: middle, message: 'Change the search box', author: 'mallory' },
     ]);
-    const asked = h.stack.slack.messages.map((m) => m.text).find((text) => text.includes(workflowId) && text.includes('waits for approval'));
+    // Slack hears it as the wait begins, just after the status says so.
+    const asked = await waitFor(() => h.stack.slack.messages.map((m) => m.text).find((text) => text.includes(workflowId) && text.includes('waits for approval')), {
+      timeoutMs: 10_000,
+      description: 'Slack to hear that the pipeline waits for approval',
+    });
     expect(asked).toMatch(new RegExp(`it brings ${changes.total} commits: ${sha.slice(0, 7)} .* \\(dora\\); ${middle.slice(0, 7)} Change the search box \\(mallory\\)`));
     const before = await stagingTag();
     await refusedByCli(['approve', workflowId, '--environment', 'staging', '--approver', 'mallory', '--sign-with', keys.mallory!], /refused: mallory wrote a change in this release and may not approve its deploy to staging/);
