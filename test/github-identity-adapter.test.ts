@@ -85,20 +85,28 @@ describe('workflowRunById', () => {
 describe('releasePeople', () => {
   it('names the authors and committers between base and head, and who merged the pull request linked to head', async () => {
     const deployed = github.addCommit(APP_REPO, { authorLogin: 'zoe' });
-    github.addCommit(APP_REPO, { authorLogin: 'Alice', branch: 'fix-typo', parents: [deployed] });
-    github.addCommit(APP_REPO, { authorLogin: 'alice', committerLogin: 'Bob', branch: 'fix-typo' });
+    const typo = github.addCommit(APP_REPO, { authorLogin: 'Alice', branch: 'fix-typo', parents: [deployed], message: 'Fix a typo\n\nIn the footer.' });
+    const reviewed = github.addCommit(APP_REPO, { authorLogin: 'alice', committerLogin: 'Bob', branch: 'fix-typo' });
     const unlinked = github.addCommit(APP_REPO, { unlinked: true, branch: 'fix-typo' });
     const merge = github.addCommit(APP_REPO, { authorLogin: 'alice', committerLogin: 'web-flow', parents: [deployed, unlinked] });
     github.addPullRequest(APP_REPO, { author: 'alice', headSha: unlinked, mergeCommitSha: merge, mergedBy: 'Carol' });
     // An open pull request that ends at the merge commit does not make its author a merger.
     github.addPullRequest(APP_REPO, { author: 'dave', headSha: merge });
 
-    await expect(host.releasePeople(APP_REPO, deployed, merge)).resolves.toEqual({
+    const people = await host.releasePeople(APP_REPO, deployed, merge);
+    expect(people).toEqual({
       authors: ['alice'],
       committers: ['alice', 'bob'],
       mergedBy: ['carol'],
       truncated: false,
+      totalChanges: 4,
+      changes: expect.any(Array),
     });
+    // What an approver is shown: every commit the release brings, the newest first, each message's first line.
+    expect(people.changes![0]!.sha).toBe(merge);
+    expect(people.changes!.map((c) => c.sha).sort()).toEqual([typo, reviewed, unlinked, merge].sort());
+    expect(people.changes!.find((c) => c.sha === typo)).toEqual({ sha: typo, message: 'Fix a typo', author: 'Alice' });
+    expect(people.changes!.find((c) => c.sha === unlinked)).not.toHaveProperty('author');
     const pulls = github.requests.filter((r) => r.url.includes('/pulls'));
     expect(pulls.map((r) => r.url.split('?')[0])).toEqual([`/repos/${APP_REPO}/commits/${merge}/pulls`, `/repos/${APP_REPO}/pulls/1`]);
   });
@@ -106,7 +114,14 @@ describe('releasePeople', () => {
   it('with no base, names the people of head alone', async () => {
     const first = github.addCommit(APP_REPO, { authorLogin: 'zoe' });
     const head = github.addCommit(APP_REPO, { authorLogin: 'erin', committerLogin: 'frank', parents: [first] });
-    await expect(host.releasePeople(APP_REPO, undefined, head)).resolves.toEqual({ authors: ['erin'], committers: ['frank'], mergedBy: [], truncated: false });
+    await expect(host.releasePeople(APP_REPO, undefined, head)).resolves.toEqual({
+      authors: ['erin'],
+      committers: ['frank'],
+      mergedBy: [],
+      truncated: false,
+      totalChanges: 1,
+      changes: [{ sha: head, message: expect.any(String), author: 'erin' }],
+    });
   });
 
   it('says when GitHub listed only some of the commits', async () => {
@@ -115,7 +130,10 @@ describe('releasePeople', () => {
     for (let i = 0; i < 250; i += 1) head = github.addCommit(APP_REPO, { authorLogin: 'grace' });
     head = github.addCommit(APP_REPO, { authorLogin: 'heidi' });
     // GitHub lists the oldest 250: the author of the 251st is missing, and the flag says the lists are incomplete.
-    await expect(host.releasePeople(APP_REPO, base, head)).resolves.toEqual({ authors: ['grace'], committers: ['grace'], mergedBy: [], truncated: true });
+    const listed = await host.releasePeople(APP_REPO, base, head);
+    expect(listed).toEqual({ authors: ['grace'], committers: ['grace'], mergedBy: [], truncated: true, totalChanges: 251, changes: expect.any(Array) });
+    // An approver is shown twenty, and told how many there are.
+    expect(listed.changes).toHaveLength(20);
     await expect(host.releasePeople(APP_REPO, github.getCommitRecord(APP_REPO, head)!.parents[0], head)).resolves.toMatchObject({ authors: ['heidi'], truncated: false });
   });
 
