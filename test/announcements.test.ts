@@ -18,10 +18,12 @@ describe('GitHub deployments and Slack messages', () => {
     const { workflowId } = await h.startCi('search-api', sha);
     expect((await h.handle(workflowId).result()).status).toBe('SUCCEEDED');
     const deployments = h.stack.github.deployments.filter((d) => d.sha === sha);
+    // The deployment carries the image it deploys, by digest.
+    const image = { pipeline: workflowId, image_repository: h.stack.imageRepositoryOf('search-api'), image_digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) };
     expect(deployments.map((d) => [d.environment, d.productionEnvironment, d.payload])).toEqual([
-      ['integration', false, { pipeline: workflowId }],
-      ['staging', false, { pipeline: workflowId }],
-      ['production', true, { pipeline: workflowId }],
+      ['integration', false, image],
+      ['staging', false, image],
+      ['production', true, image],
     ]);
     for (const deployment of deployments) {
       const statuses = h.stack.github.deploymentStatuses.filter((s) => s.deploymentId === deployment.id);
@@ -39,7 +41,8 @@ describe('GitHub deployments and Slack messages', () => {
     // The message follows the status: the pipeline shows AWAITING_APPROVAL first, then tells Slack.
     await waitFor(() => mine().length > 0, { timeoutMs: 15_000, description: 'the approval message to reach Slack' });
     expect(mine().map((m) => m.text)).toEqual([
-      `travel-advice ${sha.slice(0, 7)} (${workflowId}) waits for approval to deploy to staging: deploy approve ${workflowId} --environment staging`,
+      // With what the approval would put on staging: the one commit since what staging runs.
+      `travel-advice ${sha.slice(0, 7)} (${workflowId}) waits for approval to deploy to staging; it brings 1 commit: ${sha.slice(0, 7)} Merge a change to travel-advice (octocat): deploy approve ${workflowId} --environment staging`,
     ]);
     // Through the Web API with the sandbox's bot token, carrying the step's key (test/slack-crash.test.ts uses it).
     const key = expect.stringMatching(new RegExp(`^${workflowId}/[0-9a-f-]+/\\d+$`));
