@@ -15,8 +15,9 @@
 // Usage: node scripts/ensure-temporal-cli.mjs
 
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { isExecutableFile } from './executables.mjs';
 import { fileURLToPath } from 'node:url';
 
 const CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
@@ -34,16 +35,6 @@ function log(msg) {
 function fail(msg) {
   process.stderr.write(`[temporal-cli] ERROR: ${msg}\n`);
   process.exit(1);
-}
-
-function isExecutableFile(p) {
-  try {
-    if (!statSync(p).isFile()) return false;
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Runs `<p> --version`; returns the version line, or throws with the reason. */

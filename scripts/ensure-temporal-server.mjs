@@ -13,8 +13,9 @@
 // Usage: node scripts/ensure-temporal-server.mjs
 
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { isExecutableFile } from './executables.mjs';
 import { fileURLToPath } from 'node:url';
 
 const SERVER_MODULE = 'go.temporal.io/server';
@@ -38,16 +39,6 @@ function composeVersion() {
   const match = /image:\s*temporalio\/server:\$\{TEMPORAL_VERSION:-(\d+\.\d+\.\d+)\}/.exec(compose);
   if (!match) fail('docker-compose.yml names no temporalio/server:${TEMPORAL_VERSION:-X.Y.Z} image');
   return match[1];
-}
-
-function isExecutableFile(p) {
-  try {
-    if (!statSync(p).isFile()) return false;
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** True when `<p> --version` ends with the version (e.g. "temporal version 1.31.2"). */

@@ -353,6 +353,25 @@ export class GitHubSimulator extends Simulator {
     const branch = options.branch ?? state.defaultBranch;
     const headSha = state.branches.get(branch);
     if (!headSha) throw new Error(`branch ${branch} of ${repo} has no commits; add one first`);
+    const run = this.recordRun(state, workflow, {
+      displayTitle: options.displayTitle,
+      event: options.event ?? 'workflow_dispatch',
+      status: 'in_progress',
+      headBranch: branch,
+      headSha,
+      inputs: {},
+      actor: options.actor,
+      triggeringActor: options.triggeringActor ?? options.actor,
+    });
+    return run.id;
+  }
+
+  /** A new run of the workflow, its first attempt, numbered after the workflow's earlier runs. */
+  private recordRun(
+    state: RepoState,
+    workflow: { id: number; file: string },
+    fields: Pick<SimWorkflowRun, 'displayTitle' | 'event' | 'status' | 'headBranch' | 'headSha' | 'inputs' | 'actor' | 'triggeringActor'>,
+  ): SimWorkflowRun {
     const now = new Date();
     const run: SimWorkflowRun = {
       id: this.newId(),
@@ -361,21 +380,14 @@ export class GitHubSimulator extends Simulator {
       workflowFile: workflow.file,
       workflowId: workflow.id,
       name: workflowName(workflow.file),
-      displayTitle: options.displayTitle,
-      event: options.event ?? 'workflow_dispatch',
-      status: 'in_progress',
       conclusion: null,
-      headBranch: branch,
-      headSha,
-      inputs: {},
       runAttempt: 1,
-      actor: options.actor,
-      triggeringActor: options.triggeringActor ?? options.actor,
       createdAt: now,
       updatedAt: now,
+      ...fields,
     };
     this.runs.push(run);
-    return run.id;
+    return run;
   }
 
   /** "Re-run jobs": the same run, its next attempt, started by `by`. */
@@ -528,30 +540,18 @@ export class GitHubSimulator extends Simulator {
       return json(422, { message: `No ref found for: ${ref}`, documentation_url: DOCS, status: '422' });
     }
     const inputs = { ...((body.inputs as Record<string, unknown> | undefined) ?? {}) };
-    const now = new Date();
     const refMatch = REF_PATH.exec(ref);
-    const run: SimWorkflowRun = {
-      id: this.newId(),
-      runNumber: this.runs.filter((r) => r.workflowId === workflow.id).length + 1,
-      repo: state.fullName,
-      workflowFile: workflow.file,
-      workflowId: workflow.id,
-      name: workflowName(workflow.file),
+    const run = this.recordRun(state, workflow, {
       displayTitle: this.runName(inputs, workflow.file),
       event: 'workflow_dispatch',
       status: 'queued',
-      conclusion: null,
       headBranch: refMatch ? refMatch[2] : ref,
       headSha: resolved.sha,
       inputs,
-      runAttempt: 1,
       actor: this.viewerLogin,
       triggeringActor: this.viewerLogin,
-      createdAt: now,
-      updatedAt: now,
-    };
-    this.runs.push(run);
-    const dispatch: DispatchRecord = { repo: state.fullName, workflowFile: workflow.file, ref, inputs, at: now, runId: run.id };
+    });
+    const dispatch: DispatchRecord = { repo: state.fullName, workflowFile: workflow.file, ref, inputs, at: run.createdAt, runId: run.id };
     this.dispatches.push(dispatch);
     this.execute(dispatch, run);
     return { status: 204 };
