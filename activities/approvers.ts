@@ -1,5 +1,6 @@
 import type { IdentityQuestion, ReleasePeople } from '../common/ports';
 import { isFullSha } from '../common/names';
+import { isAmong } from '../common/people';
 import { Context } from '@temporalio/activity';
 import { IdentityRefusedError, RefNotFoundError } from '../common/errors';
 import type { DecisionProof, VerifiedPerson } from '../common/types';
@@ -50,12 +51,11 @@ export function createApproverActivities(stage: Stage) {
         if (env.identity === 'verified' && !request.verified) {
           return `holds on ${request.app} in ${request.environment} are cleared only by a verified approver: sign it (deploy hold clear … --sign-with KEY); a name alone ("${request.login}") proves nothing`;
         }
-        const login = request.login.toLowerCase();
-        if (env.approvers.includes('anyone') || env.approvers.some((a) => a.toLowerCase() === login)) return undefined;
-        for (const team of env.approvers.filter((a) => a.startsWith('@'))) {
+        const isMember = (team: string) => {
           const [org, slug] = team.slice(1).split('/');
-          if (await sourceHost.isTeamMember(org!, slug!, request.login)) return undefined;
-        }
+          return sourceHost.isTeamMember(org!, slug!, request.login);
+        };
+        if (await isAmong(request.login, env.approvers, isMember)) return undefined;
         return `${request.login} may not clear holds on ${request.app} in ${request.environment}: only its approvers may (${env.approvers.join(', ')})`;
       });
     },

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration';
 import { validateAppName, validateEnvironmentName, validateGitRef, validateRepo, validateApprover } from './names';
 import type { SmokeCheck } from './ports';
+import { ANYONE } from './people';
 import type { IdentityPolicy, LaneQueueOrder } from './types';
 
 /** The app catalogue: which apps deploy where, and how. Loaded and validated once at start-up. */
@@ -60,7 +61,7 @@ export interface ArgoCdOfEnvironment {
 export type PromotionRule = 'catalogue' | 'chartsFlags';
 
 /** The catalogue's word for "no list": it must be written out, so that an empty list never means anyone. */
-export const ANYONE = 'anyone';
+export { ANYONE };
 
 /**
  * A registry images live in: ECR (the AWS SDK's region, credentials and endpoint; `registryId` another account's),

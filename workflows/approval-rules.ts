@@ -3,6 +3,7 @@
  * Temporal calls), so they are tested without a server. Each returns the reason it refuses, or undefined.
  */
 import { shortSha, validateApprover } from '../common/names';
+import { ANYONE, isAmong, isTeam } from '../common/people';
 import type { ReleasePeople } from '../common/ports';
 import type { ApproveRequest, DecisionProof, DeployStatus, IdentityChannel, EnvironmentPlan, EnvironmentStatus, LaneDeployed, RejectRequest } from '../common/types';
 
@@ -143,8 +144,6 @@ function notAnApproverMessage(request: DecisionRequest, approvers: string[]): st
   return `${request.approver} may not approve deploys to ${request.environment} (approvers: ${approvers.join(', ')})`;
 }
 
-const isTeam = (approver: string) => approver.startsWith('@');
-const ANYONE = 'anyone';
 
 /**
  * Approvers named by login only: whoever is not on the list may not decide. Teams need GitHub (teamRefusal). An
@@ -182,10 +181,7 @@ export function approvalRefusal(request: DecisionRequest, decision: Decision, vi
  * approver. Someone on the list by login needs no team.
  */
 export async function teamRefusal(request: DecisionRequest, approvers: string[], isMember: (team: string) => Promise<boolean>): Promise<string | undefined> {
-  const teams = approvers.filter(isTeam);
-  if (teams.length === 0 || approvers.includes(ANYONE) || approvers.some((a) => a.toLowerCase() === request.approver.toLowerCase())) return undefined;
-  for (const team of teams) {
-    if (await isMember(team)) return undefined;
-  }
-  return notAnApproverMessage(request, approvers);
+  // Logins alone were judged without GitHub (notAnApprover).
+  if (!approvers.some(isTeam)) return undefined;
+  return (await isAmong(request.approver, approvers, isMember)) ? undefined : notAnApproverMessage(request, approvers);
 }

@@ -5,6 +5,7 @@
  */
 import { ActivityFailure, ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import { shortSha } from '../common/names';
+import { ANYONE, isAmong } from '../common/people';
 import type { EnvironmentPlan, EnvironmentStatus, VerifiedPerson } from '../common/types';
 import { FailureTypes } from '../common/types';
 import type { ApprovalGate } from './approval-gate';
@@ -12,15 +13,6 @@ import type { PipelineContext } from './pipeline-context';
 
 function refused(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: FailureTypes.IdentityRefused, message: `${message}; nothing was deployed`, nonRetryable: true });
-}
-
-/** Logins or teams, or `anyone`: whether the person is among them (teams asked of GitHub). */
-async function listed(ctx: PipelineContext, people: string[], login: string): Promise<boolean> {
-  if (people.includes('anyone') || people.some((p) => p.toLowerCase() === login.toLowerCase())) return true;
-  for (const team of people.filter((p) => p.startsWith('@'))) {
-    if (await ctx.steps.calls.isTeamMember({ team, login })) return true;
-  }
-  return false;
 }
 
 async function verifiedStarter(ctx: PipelineContext, envPlan: EnvironmentPlan): Promise<VerifiedPerson | undefined> {
@@ -48,11 +40,12 @@ export async function admitManualDeploy(ctx: PipelineContext, gate: ApprovalGate
   const { input, pipeline } = ctx;
   const plan = pipeline.plan!;
   const starter = await verifiedStarter(ctx, envPlan);
-  if (!envPlan.deployers.includes('anyone')) {
+  if (!envPlan.deployers.includes(ANYONE)) {
     if (!starter) {
       throw refused(`only ${envPlan.deployers.join(', ')} may deploy to ${envPlan.name} by hand, and a name alone proves nothing: start it with --sign-with KEY, or from the deploy workflow`);
     }
-    if (!(await listed(ctx, envPlan.deployers, starter.login))) throw refused(`${starter.login} may not deploy to ${envPlan.name} by hand (deployers: ${envPlan.deployers.join(', ')})`);
+    const login = starter.login;
+    if (!(await isAmong(login, envPlan.deployers, (team) => ctx.steps.calls.isTeamMember({ team, login })))) throw refused(`${starter.login} may not deploy to ${envPlan.name} by hand (deployers: ${envPlan.deployers.join(', ')})`);
   }
   const unmerged = plan.onMainBranch === false;
   if (unmerged && !input.allowUnmerged) {
