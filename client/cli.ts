@@ -99,7 +99,10 @@ class Session {
   }
 
   async close(): Promise<void> {
-    if (!this.io.client && this.clientPromise) await (await this.clientPromise).connection.close();
+    if (this.io.client || !this.clientPromise) return;
+    // A connection that never opened has nothing to close, and its error has already been reported with its exit code.
+    const client = await this.clientPromise.catch(() => undefined);
+    await client?.connection.close();
   }
 }
 

@@ -1,5 +1,6 @@
 /** The CLI as people and scripts use it: help that exits 0, a list with a header, status and history that say who decided. */
 import { runCli } from '../client/cli';
+import { closedPort } from './support/env';
 import { startHarness, type PipelineHarness } from './support/pipeline';
 
 /** Its own app: the dev server is shared with other test files, and history lists every pipeline of the app. */
@@ -20,6 +21,14 @@ describe('deploy CLI habits', () => {
     const code = await runCli(args, { env: {}, out: (l) => out.push(l), err: (l) => err.push(l) });
     return { code, out: out.join('\n'), err: err.join('\n') };
   }
+
+  it('exits 5, with one line saying so, when Temporal cannot be reached', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const env = { TEMPORAL_ADDRESS: `127.0.0.1:${await closedPort()}` };
+    const code = await runCli(['status', `deploy-${APP}-${'a'.repeat(40)}`], { env, out: (l) => out.push(l), err: (l) => err.push(l) });
+    expect({ code, err }).toEqual({ code: 5, err: [expect.stringMatching(/^deploy: cannot reach the service: /)] });
+  }, 30_000);
 
   it('prints help and exits 0 however it is asked; nothing at all is bad input', async () => {
     for (const args of [['--help'], ['-h'], ['help']]) {
