@@ -1,5 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
-import { bearerToken, Simulator, type SimRequest, type SimResponse } from './http';
+import { bearerToken, sameSecret, Simulator, type SimRequest, type SimResponse } from './http';
 
 /**
  * Slack, as the worker uses it:
@@ -56,12 +55,6 @@ function parseTs(value: string): number | undefined {
 
 function formatTs(micros: number): string {
   return `${Math.floor(micros / 1_000_000)}.${String(micros % 1_000_000).padStart(6, '0')}`;
-}
-
-function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** Slack answers its Web API calls with HTTP 200, success or not. */
@@ -154,7 +147,7 @@ export class SlackSimulator extends Simulator {
   private authorised(req: SimRequest, args: Record<string, unknown>, form: boolean): SimResponse | undefined {
     const token = bearerToken(req.headers) ?? (form && typeof args.token === 'string' ? args.token : undefined);
     if (!token) return failure('not_authed');
-    if (!sameToken(token, this.botToken)) return failure('invalid_auth');
+    if (!sameSecret(token, this.botToken)) return failure('invalid_auth');
     return undefined;
   }
 
