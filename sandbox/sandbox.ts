@@ -18,6 +18,7 @@ import { startDevServer, type DevServer } from '../harness/dev-server';
 import { ensurePortFree } from '../harness/free-ports';
 import { useLocalEcr } from '../harness/moto';
 import { findTemporalCli } from '../harness/temporal-cli';
+import { startSandboxControl } from './control';
 import { startEcr, type SandboxEcr } from './ecr';
 import { PORT_SETTINGS, type SandboxOptions } from './options';
 import { claimDataDir, leftoverProcesses, SANDBOX_CHILD, SANDBOX_CHILD_GRACE_MS } from './processes';
@@ -200,6 +201,8 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
     const webUiUrl = `http://${HOST}:${options.ports.ui}`;
     const pipelineUrl = (workflowId: string) => webUiPipelineUrl(webUiUrl, server.namespace, workflowId);
     const samples = options.samples ? await startSamples(options.dataDir, state, stack, client) : [];
+    const control = await startSandboxControl({ dataDir: options.dataDir, host: HOST, state, stack, client, pipelineUrl });
+    resources.add('the sandbox control endpoint', () => control.close());
     return {
       temporalAddress: server.address,
       namespace: server.namespace,
@@ -267,6 +270,8 @@ async function startWorld(options: SandboxOptions, state: SandboxState, ecr: San
     // which the pipeline's refresh saves waiting for.
     argo: { syncDelayMs: options.delays.syncMs, healthyDelayMs: options.delays.rolloutMs, perEnvironment: true, appOfApps: 'app-config' },
     buildDelayMs: options.delays.buildMs,
+    // A pipeline a freeze stopped looks again this often (production's default is a minute): `npm run sandbox -- unfreeze` shows soon.
+    freezeRecheckInterval: '10s',
     ports: { github: options.ports.github, argo: options.ports.argo, release: options.ports.release, endpoints: options.ports.endpoints },
     release: {
       storeFile: join(options.dataDir, 'release-app.jsonl'),
