@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { parse as parseYaml } from 'yaml';
+import { githubCommitDates, readDeliveryMetrics } from '../client/delivery-records';
 import { listPipelines, startPipeline } from '../client/pipelines';
 import { ciWorkflowId, shortSha } from '../common/names';
 import { imageTagPath } from '../simulators/charts-repo';
@@ -285,8 +286,14 @@ async function startWorld(options: SandboxOptions, state: SandboxState, ecr: San
           (p): PendingApproval => ({ workflowId: p.workflowId, app: p.app, commit: p.commit, environment: p.environment, startedAt: new Date(p.startTime) }),
         );
       },
+      deliveryMetrics: async () => {
+        const temporal = client();
+        if (!temporal) throw new Error('Temporal is still starting');
+        return readDeliveryMetrics(temporal, { taskQueue: DEFAULT_TASK_QUEUE, catalogue: stack.catalogue, commitDates });
+      },
     },
   });
+  const commitDates = githubCommitDates({ apiUrl: stack.env.GITHUB_API_URL!, token: stack.env.GITHUB_TOKEN! });
   try {
     if (options.delays.smokeMs > 0) {
       stack.endpoints.injectFault({ pathPattern: /\/healthcheck$/, delayMs: options.delays.smokeMs, times: Infinity });
