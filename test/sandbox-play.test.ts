@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { readDeliveryMetrics } from '../client/delivery-records';
 import { listHolds, pipelineStatus } from '../client/pipelines';
 import { ciWorkflowId } from '../common/names';
 import type { PipelineStatus } from '../common/types';
@@ -119,7 +120,22 @@ describe('npm run sandbox -- <command>', () => {
     expect(await holdsOf('whitehall', 'staging')).toEqual([]);
     // Only the next rollout was broken: the one after reaches production.
     const next = await merge('whitehall');
-    expect(stateOf(await until(next, (s) => s.status === 'SUCCEEDED', 'SUCCEEDED'), 'production')).toBe('DEPLOYED');
+    const restored = await until(next, (s) => s.status === 'SUCCEEDED', 'SUCCEEDED');
+    expect(stateOf(restored, 'production')).toBe('DEPLOYED');
+
+    // The deploy, the rollback and the restore, in the delivery metrics from the pipelines' records.
+    const staging = (await readDeliveryMetrics(sandbox.client, { taskQueue: sandbox.taskQueue, catalogue: sandbox.stack.catalogue })).find(
+      (row) => row.app === 'whitehall' && row.environment === 'staging',
+    );
+    const rolledBack = ended.environments.find((e) => e.environment === 'staging')!;
+    const redeployed = restored.environments.find((e) => e.environment === 'staging')!;
+    expect(staging).toMatchObject({ deployments: 2, failures: 1, changeFailureRate: 1 / 3, restores: 1 });
+    expect(staging!.failingSince).toBeUndefined();
+    const restoreSeconds = (Date.parse(redeployed.finishedAt!) - Date.parse(rolledBack.transitions!.filter((t) => t.state === 'DEPLOYING').pop()!.at)) / 1000;
+    expect(staging!.timeToRestoreSeconds).toBeCloseTo(restoreSeconds, 3);
+    const page = (await (await fetch(sandbox.releaseUrl)).text()).replace(/\s+/g, ' ');
+    const row = /<tr data-app="whitehall" data-environment="staging">(.*?)<\/tr>/.exec(page)?.[1]?.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
+    expect(row).toMatch(/^whitehall staging 2 0\.07 \S+( \S+)? 33% \(1 of 3\) \S+( \S+)? \(1 restored\)$/);
   });
 
   it('break --smoke: the next rollout there fails its smoke tests, rolls back and holds; the old version passes again', async () => {
@@ -155,11 +171,24 @@ describe('npm run sandbox -- <command>', () => {
   it('approve and reject: signed as the sandbox person, through the CLI', async () => {
     const id = await merge('content-publisher');
     await until(id, (s) => s.awaitingApprovalFor === 'staging', 'awaiting approval for staging');
+    const shipping = async () => {
+      const page = await (await fetch(sandbox.releaseUrl)).text();
+      const found = /<tr data-workflow-id="([^"]+)">.*?<td class="would-ship">(.*?)<\/td>/.exec(page);
+      return [found?.[1], found?.[2]?.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim()];
+    };
+    expect(await shipping()).toEqual([id, 'Nothing recorded in staging yet: the first deploy there.']);
     expect(await ok('approve', id, 'staging', '--comment', 'looks fine')).toBe(`approved staging for ${id} as sandbox-approver (verified: ssh-signature)`);
     await until(id, (s) => s.awaitingApprovalFor === 'production', 'awaiting approval for production');
     expect(await play('reject', id, 'production')).toMatchObject({ code: 2, err: 'sandbox: reject needs --reason TEXT' });
     expect(await ok('reject', id, 'production', '--reason', 'not today')).toBe(`rejected production for ${id} as sandbox-approver (verified: ssh-signature)`);
     const ended = await until(id, (s) => s.status === 'REJECTED', 'REJECTED');
     expect(ended.environments.find((e) => e.environment === 'staging')?.approval).toMatchObject({ by: 'sandbox-approver', channel: 'ssh-signature', comment: 'looks fine' });
+
+    // The next release's approval for staging: the release app page lists the commit it would ship, from GitHub's compare.
+    const next = await merge('content-publisher');
+    await until(next, (s) => s.awaitingApprovalFor === 'staging', 'awaiting approval for staging');
+    const title = sandbox.stack.github.getCommitRecord(sandbox.stack.repoOf('content-publisher'), next.replace('deploy-content-publisher-', ''))!.message.split('\n')[0];
+    const pull = /#(\d+)/.exec(title!)![1];
+    expect(await shipping()).toEqual([next, `1 commit would go to staging ${next.slice(-40, -33)} ${title} by developer #${pull}`]);
   });
 });
