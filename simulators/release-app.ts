@@ -390,7 +390,7 @@ function metricsSection(rows: DeliveryMetrics[]): string {
 }
 
 /** Seconds as people say them: 45s, 12m 5s, 3h 20m, 2d 4h. */
-export function formatDuration(seconds: number): string {
+function formatDuration(seconds: number): string {
   const s = Math.round(seconds);
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${s % 60 ? ` ${s % 60}s` : ''}`;
