@@ -22,6 +22,11 @@ export interface DeliveryRecordsOptions {
   /** Pipelines read at most, newest first. */
   limit?: number;
   commitDates?: CommitDates;
+  /**
+   * What finished pipelines recorded, by run: a closed run never changes, so a reader that looks every minute
+   * asks Temporal only about the running ones again (a query on a closed run makes a worker replay it).
+   */
+  finished?: Map<string, DeployAttempt[]>;
 }
 
 const DAY_MS = 86_400_000;
@@ -33,23 +38,34 @@ export async function readDeployAttempts(client: Client, options: DeliveryRecord
   // A pipeline that started before the window may have deployed inside it (an approval days later): look back twice as far.
   const startedAfter = new Date(since.getTime() - (now.getTime() - since.getTime()));
   const query = `WorkflowType = "${WORKFLOW_TYPE}" AND TaskQueue = "${options.taskQueue}" AND StartTime > "${startedAfter.toISOString()}"`;
-  const latestRuns = new Map<string, { running: boolean; completed: boolean; startTime: Date }>();
+  const latestRuns = new Map<string, { runId: string; running: boolean; completed: boolean; startTime: Date }>();
   for await (const execution of client.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
     // A frozen pipeline continues as new: its newest run carries the whole record.
     if (execution.status.name === 'CONTINUED_AS_NEW' || latestRuns.has(execution.workflowId)) continue;
-    latestRuns.set(execution.workflowId, { running: execution.status.name === 'RUNNING', completed: execution.status.name === 'COMPLETED', startTime: execution.startTime });
+    const status = execution.status.name;
+    latestRuns.set(execution.workflowId, { runId: execution.runId, running: status === 'RUNNING', completed: status === 'COMPLETED', startTime: execution.startTime });
     if (latestRuns.size >= limit) break;
   }
   const attempts = await Promise.all(
     [...latestRuns.entries()].map(async ([workflowId, run]) => {
-      const handle = client.workflow.getHandle<typeof DeployPipeline>(workflowId);
+      const key = `${workflowId}/${run.runId}`;
+      const known = run.running ? undefined : options.finished?.get(key);
+      if (known) return known;
+      const handle = client.workflow.getHandle<typeof DeployPipeline>(workflowId, run.runId);
       const status: PipelineStatus | undefined = await (run.completed ? handle.result() : handle.query(statusQuery)).catch(() => undefined);
       if (!status) return [];
       const repo = options.catalogue?.apps.get(status.app)?.repo;
       const committed = repo && status.sha && options.commitDates ? await options.commitDates(repo, status.sha).catch(() => undefined) : undefined;
-      return deployAttemptsOf(status, committed ?? run.startTime.toISOString());
+      const recorded = deployAttemptsOf(status, committed ?? run.startTime.toISOString());
+      if (!run.running) options.finished?.set(key, recorded);
+      return recorded;
     }),
   );
+  if (options.finished) {
+    // Only runs still listed are kept: the window moves on.
+    const listed = new Set([...latestRuns.entries()].map(([workflowId, run]) => `${workflowId}/${run.runId}`));
+    for (const key of options.finished.keys()) if (!listed.has(key)) options.finished.delete(key);
+  }
   return attempts.flat();
 }
 

@@ -8,6 +8,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { parse as parseYaml } from 'yaml';
 import { githubCommitDates, readDeliveryMetrics } from '../client/delivery-records';
 import { listPipelines, startPipeline } from '../client/pipelines';
+import type { DeployAttempt } from '../common/delivery-metrics';
 import { ciWorkflowId, shortSha } from '../common/names';
 import { imageTagPath } from '../simulators/charts-repo';
 import { pushSyntheticImage } from '../simulators/ecr-images';
@@ -289,11 +290,12 @@ async function startWorld(options: SandboxOptions, state: SandboxState, ecr: San
       deliveryMetrics: async () => {
         const temporal = client();
         if (!temporal) throw new Error('Temporal is still starting');
-        return readDeliveryMetrics(temporal, { taskQueue: DEFAULT_TASK_QUEUE, catalogue: stack.catalogue, commitDates });
+        return readDeliveryMetrics(temporal, { taskQueue: DEFAULT_TASK_QUEUE, catalogue: stack.catalogue, commitDates, finished: finishedPipelines });
       },
     },
   });
   const commitDates = githubCommitDates({ apiUrl: stack.env.GITHUB_API_URL!, token: stack.env.GITHUB_TOKEN! });
+  const finishedPipelines = new Map<string, DeployAttempt[]>();
   try {
     if (options.delays.smokeMs > 0) {
       stack.endpoints.injectFault({ pathPattern: /\/healthcheck$/, delayMs: options.delays.smokeMs, times: Infinity });

@@ -7,7 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { readDeliveryMetrics } from '../client/delivery-records';
+import { readDeliveryMetrics, readDeployAttempts } from '../client/delivery-records';
+import type { DeployAttempt } from '../common/delivery-metrics';
 import { listHolds, pipelineStatus } from '../client/pipelines';
 import { ciWorkflowId } from '../common/names';
 import type { PipelineStatus } from '../common/types';
@@ -166,6 +167,20 @@ describe('npm run sandbox -- <command>', () => {
     expect(await ok('unfreeze', 'staging')).toContain('automatic deploys of whitehall, content-publisher to staging are on again');
     expect(parseYaml((await sandbox.stack.charts.readFile(path))!)).toMatchObject({ automatic_deploys_enabled: true });
     expect(stateOf(await until(id, (s) => s.status === 'SUCCEEDED', 'SUCCEEDED'), 'production')).toBe('DEPLOYED');
+  });
+
+  it("reads a finished pipeline's record once, and only the running ones again", async () => {
+    const finished = new Map<string, DeployAttempt[]>();
+    const first = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, finished });
+    const [key, recorded] = [...finished.entries()].find(([, attempts]) => attempts.length > 0)!;
+    expect(first).toEqual(expect.arrayContaining(recorded));
+    // What is remembered for a closed run stands for it: Temporal is not asked about it again.
+    const remembered: DeployAttempt = { ...recorded[0]!, pipeline: 'remembered', startedAt: '2026-01-01T00:00:00Z' };
+    finished.set(key, [remembered]);
+    const second = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, finished });
+    expect(second).toContainEqual(remembered);
+    expect(second).not.toContainEqual(recorded[0]);
+    expect(second).toHaveLength(first.length - recorded.length + 1);
   });
 
   it('approve and reject: signed as the sandbox person, through the CLI', async () => {

@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Logger, MetricGauge, MetricMeter } from '@temporalio/common';
 import { readDeliveryMetrics, type CommitDates } from '../client/delivery-records';
 import type { Catalogue } from '../common/catalogue';
-import type { DeliveryMetrics } from '../common/delivery-metrics';
+import type { DeliveryMetrics, DeployAttempt } from '../common/delivery-metrics';
 
 /**
  * The delivery metrics as Prometheus gauges on the worker's endpoint. A worker's own counters restart with it
@@ -47,12 +47,14 @@ export function publishDeliveryMetrics(options: DeliveryMetricsPublisherOptions)
     leadTime: gauge(DELIVERY_METRICS.leadTime, 'float', 's', 'Median time from a commit to its deploy finishing,'),
     timeToRestore: gauge(DELIVERY_METRICS.timeToRestore, 'float', 's', 'Median time from a failed deploy to the next one that stayed,'),
   };
+  const finished = new Map<string, DeployAttempt[]>();
   const refresh = async (): Promise<DeliveryMetrics[]> => {
     const rows = await readDeliveryMetrics(options.client, {
       taskQueue: options.taskQueue,
       catalogue: options.catalogue,
       windowDays: options.windowDays,
       commitDates: options.commitDates,
+      finished,
     });
     for (const row of rows) {
       const labels = { app: row.app, environment: row.environment, taskQueue: options.taskQueue };
