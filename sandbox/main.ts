@@ -2,6 +2,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { PortTakenError } from '../harness/free-ports';
 import { parseSandboxOptions, SandboxOptionsError, USAGE, type SandboxOptions } from './options';
 import { DataDirBusyError } from './processes';
+import { PLAY_COMMAND, PLAY_COMMANDS } from './play';
 import { watchPipelines, type ProgressWatcher } from './progress';
 import { DEPLOY_COMMAND, displayPath, SandboxAbortedError, startSandbox, type Sandbox } from './sandbox';
 
@@ -38,6 +39,9 @@ function printWelcome(sandbox: Sandbox, options: SandboxOptions): void {
     }
     print('');
   }
+  print(`Play with it (in another terminal; sandbox/README.md says more):`);
+  for (const [usage, what] of PLAY_COMMANDS) print(`  ${PLAY_COMMAND} ${usage.padEnd(50)} ${what}`);
+  print('');
   print('Ctrl-C stops everything; `npm start` again resumes where it stopped.');
   print('');
 }

@@ -6,7 +6,9 @@ import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { parse as parseYaml } from 'yaml';
+import { githubCommitDates, readDeliveryMetrics } from '../client/delivery-records';
 import { listPipelines, startPipeline } from '../client/pipelines';
+import type { DeployAttempt } from '../common/delivery-metrics';
 import { ciWorkflowId, shortSha } from '../common/names';
 import { imageTagPath } from '../simulators/charts-repo';
 import { pushSyntheticImage } from '../simulators/ecr-images';
@@ -18,6 +20,7 @@ import { startDevServer, type DevServer } from '../harness/dev-server';
 import { ensurePortFree } from '../harness/free-ports';
 import { useLocalEcr } from '../harness/moto';
 import { findTemporalCli } from '../harness/temporal-cli';
+import { startSandboxControl } from './control';
 import { startEcr, type SandboxEcr } from './ecr';
 import { PORT_SETTINGS, type SandboxOptions } from './options';
 import { claimDataDir, leftoverProcesses, SANDBOX_CHILD, SANDBOX_CHILD_GRACE_MS } from './processes';
@@ -200,6 +203,8 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
     const webUiUrl = `http://${HOST}:${options.ports.ui}`;
     const pipelineUrl = (workflowId: string) => webUiPipelineUrl(webUiUrl, server.namespace, workflowId);
     const samples = options.samples ? await startSamples(options.dataDir, state, stack, client) : [];
+    const control = await startSandboxControl({ dataDir: options.dataDir, host: HOST, state, stack, client, pipelineUrl });
+    resources.add('the sandbox control endpoint', () => control.close());
     return {
       temporalAddress: server.address,
       namespace: server.namespace,
@@ -267,6 +272,8 @@ async function startWorld(options: SandboxOptions, state: SandboxState, ecr: San
     // which the pipeline's refresh saves waiting for.
     argo: { syncDelayMs: options.delays.syncMs, healthyDelayMs: options.delays.rolloutMs, perEnvironment: true, appOfApps: 'app-config' },
     buildDelayMs: options.delays.buildMs,
+    // A pipeline a freeze stopped looks again this often (production's default is a minute): `npm run sandbox -- unfreeze` shows soon.
+    freezeRecheckInterval: '10s',
     ports: { github: options.ports.github, argo: options.ports.argo, release: options.ports.release, endpoints: options.ports.endpoints },
     release: {
       storeFile: join(options.dataDir, 'release-app.jsonl'),
@@ -280,8 +287,15 @@ async function startWorld(options: SandboxOptions, state: SandboxState, ecr: San
           (p): PendingApproval => ({ workflowId: p.workflowId, app: p.app, commit: p.commit, environment: p.environment, startedAt: new Date(p.startTime) }),
         );
       },
+      deliveryMetrics: async () => {
+        const temporal = client();
+        if (!temporal) throw new Error('Temporal is still starting');
+        return readDeliveryMetrics(temporal, { taskQueue: DEFAULT_TASK_QUEUE, catalogue: stack.catalogue, commitDates, finished: finishedPipelines });
+      },
     },
   });
+  const commitDates = githubCommitDates({ apiUrl: stack.env.GITHUB_API_URL!, token: stack.env.GITHUB_TOKEN! });
+  const finishedPipelines = new Map<string, DeployAttempt[]>();
   try {
     if (options.delays.smokeMs > 0) {
       stack.endpoints.injectFault({ pathPattern: /\/healthcheck$/, delayMs: options.delays.smokeMs, times: Infinity });

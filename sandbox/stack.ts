@@ -101,7 +101,7 @@ export interface StackOptions {
   /** Keep the charts repo an earlier stack left in dataDir, adding only missing image-tag files (the sandbox's restart). */
   resume?: boolean;
   /** Where the release app keeps its records, and where its page finds the pipelines awaiting approval. */
-  release?: Pick<ReleaseAppSimulatorOptions, 'storeFile' | 'awaitingApproval' | 'pipelineUrl' | 'deployCommand'>;
+  release?: Pick<ReleaseAppSimulatorOptions, 'storeFile' | 'awaitingApproval' | 'pipelineUrl' | 'deployCommand' | 'deliveryMetrics'>;
   /** The catalogue's `defaults.stepRetry`, e.g. short limits and timeouts for fault and crash tests. */
   stepRetry?: { maximumAttempts?: number; maximumInterval?: string; attemptTimeout?: string; heartbeatTimeout?: string };
   /** The catalogue's OCI `registries`, by name, for apps whose `image.registry` names one. */
@@ -248,6 +248,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const release = new ReleaseAppSimulator({
     token: tokens.release,
     port: options.ports?.release,
+    // Like GOV.UK's, it asks GitHub for the commits between versions itself.
+    github: { apiUrl: () => github.url, token: tokens.github },
     ...options.release,
     promotesOnItsOwn: async (app, environment) => {
       if (options.apps[app]?.promotion !== 'chartsFlags') return undefined;

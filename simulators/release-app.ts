@@ -1,12 +1,15 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { DeliveryMetrics } from '../common/delivery-metrics';
 import { escapeHtml, hasToken, json, Simulator, type SimRequest, type SimResponse } from './http';
 
 /**
  * GOV.UK's Release app, as the pipeline uses it: `POST /deployments` records which version of a repo
  * went to which environment. Its page (`GET /`) lists, per app, the version each environment runs and the
  * pipelines awaiting approval: the versions come from those records, the approvals from whoever
- * `awaitingApproval` asks (the sandbox asks Temporal), never from bookkeeping of its own.
+ * `awaitingApproval` asks (the sandbox asks Temporal), never from bookkeeping of its own. As GOV.UK's does, the
+ * page asks GitHub's compare itself for the commits between one environment and the next, and between what an
+ * environment runs and what an approval would put there: the pipeline tells it only repo, environment and version.
  */
 
 export interface ReleaseApplication {
@@ -43,6 +46,24 @@ export interface ReleaseAppSimulatorOptions {
   promotesOnItsOwn?: (app: string, environment: string) => Promise<boolean | undefined>;
   /** How people run the deploy CLI where this page is read; default `deploy`. */
   deployCommand?: string;
+  /** GitHub's API, for the commits between versions (the URL may be known only once GitHub's simulator listens). */
+  github?: { apiUrl: string | (() => string); token: string };
+  /** Deployment frequency, lead time, change failure rate and time to restore per app and environment; asked on every view. */
+  deliveryMetrics?: () => Promise<DeliveryMetrics[]>;
+}
+
+/** A commit as the page lists it, from GitHub's compare. */
+export interface ComparedCommit {
+  sha: string;
+  title: string;
+  author?: string;
+  pullRequest?: number;
+}
+
+export interface Comparison {
+  /** Newest first, as a changelog reads; at most COMMITS_LISTED. */
+  commits: ComparedCommit[];
+  total: number;
 }
 
 export interface ReleaseRecord {
@@ -58,6 +79,8 @@ const REPO = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
 const FULL_SHA = /^[0-9a-f]{40}$/;
 /** The page is meant to be left open while pipelines run. */
 const REFRESH_SECONDS = 5;
+const COMMITS_LISTED = 20;
+const MERGED_PULL_REQUEST = /^Merge pull request #(\d+)/;
 
 export class ReleaseAppSimulator extends Simulator {
   readonly deployments: ReleaseRecord[] = [];
@@ -166,6 +189,79 @@ export class ReleaseAppSimulator extends Simulator {
     return [...new Set(this.deployments.map((d) => d.repo))].sort().map((repo) => ({ name: repo, repo, environments }));
   }
 
+  /** GitHub's compare from `base` to `head`, as the real app asks it (GET /repos/{repo}/compare/{base}...{head}). */
+  async compare(repo: string, base: string, head: string): Promise<Comparison> {
+    const github = this.options.github;
+    if (!github) throw new Error('the release app has no GitHub API to ask');
+    const apiUrl = (typeof github.apiUrl === 'function' ? github.apiUrl() : github.apiUrl).replace(/\/$/, '');
+    const response = await fetch(`${apiUrl}/repos/${repo}/compare/${encodeURIComponent(base)}...${encodeURIComponent(head)}`, {
+      headers: { authorization: `Bearer ${github.token}`, accept: 'application/vnd.github+json' },
+    });
+    const body = (await response.json().catch(() => ({}))) as {
+      message?: string;
+      total_commits?: number;
+      commits?: Array<{ sha: string; commit?: { message?: string }; author?: { login?: string } | null }>;
+    };
+    if (!response.ok) throw new Error(`GitHub answered ${response.status} to compare ${base}...${head}: ${body.message ?? 'no message'}`);
+    const commits = (body.commits ?? [])
+      .slice(-COMMITS_LISTED)
+      .reverse()
+      .map((commit): ComparedCommit => {
+        const title = (commit.commit?.message ?? '').split('\n')[0]!;
+        const pullRequest = MERGED_PULL_REQUEST.exec(title)?.[1];
+        return { sha: commit.sha, title, ...(commit.author?.login ? { author: commit.author.login } : {}), ...(pullRequest ? { pullRequest: Number(pullRequest) } : {}) };
+      });
+    return { commits, total: body.total_commits ?? commits.length };
+  }
+
+  /** Per app, what each environment would get from the one before it: GitHub's compare of what they run. */
+  private async changesSection(applications: ReleaseApplication[]): Promise<string> {
+    const blocks: string[] = [];
+    for (const app of applications) {
+      const pairs: string[] = [];
+      for (const [index, environment] of app.environments.entries()) {
+        const from = app.environments[index - 1];
+        if (!from) continue;
+        const ahead = this.latest(app.repo, from.name);
+        const here = this.latest(app.repo, environment.name);
+        if (!ahead) continue;
+        const heading = `${escapeHtml(from.name)} → ${escapeHtml(environment.name)}`;
+        let content: string;
+        if (!here) content = `<p>Nothing recorded in ${escapeHtml(environment.name)} yet; ${escapeHtml(from.name)} runs ${versionHtml(ahead.version)}.</p>`;
+        else if (here.version === ahead.version) content = `<p>${escapeHtml(environment.name)} runs what ${escapeHtml(from.name)} runs.</p>`;
+        else content = await this.comparisonHtml(app.repo, here.version, ahead.version, `not yet in ${environment.name}`);
+        pairs.push(`<div class="changes" data-app="${escapeHtml(app.name)}" data-environment="${escapeHtml(environment.name)}"><h3>${escapeHtml(app.name)}: ${heading}</h3>${content}</div>`);
+      }
+      blocks.push(...pairs);
+    }
+    return `<h2>Changes between environments</h2>\n${blocks.length > 0 ? blocks.join('\n') : '<p>Nothing has been deployed yet.</p>'}`;
+  }
+
+  /** What an approval would put on its environment: the commits from what runs there to the pipeline's commit. */
+  private async wouldShip(pending: PendingApproval, app: ReleaseApplication | undefined): Promise<string> {
+    if (!this.options.github || !app || !pending.environment || !pending.commit) return '';
+    const here = this.latest(app.repo, pending.environment);
+    if (!here) return `<p>Nothing recorded in ${escapeHtml(pending.environment)} yet: the first deploy there.</p>`;
+    if (here.version === pending.commit) return `<p>${escapeHtml(pending.environment)} already runs it.</p>`;
+    return this.comparisonHtml(app.repo, here.version, pending.commit, `would go to ${pending.environment}`);
+  }
+
+  private async comparisonHtml(repo: string, base: string, head: string, what: string): Promise<string> {
+    let comparison: Comparison;
+    try {
+      comparison = await this.compare(repo, base, head);
+    } catch (err) {
+      return `<p class="problem">Could not compare ${escapeHtml(base)}...${escapeHtml(head)}: ${escapeHtml((err as Error).message)}</p>`;
+    }
+    const count = `${comparison.total} ${comparison.total === 1 ? 'commit' : 'commits'} ${escapeHtml(what)}`;
+    const more = comparison.total > comparison.commits.length ? `<li>… and ${comparison.total - comparison.commits.length} older</li>` : '';
+    const items = comparison.commits.map((commit) => {
+      const pull = commit.pullRequest ? ` <a href="https://github.com/${escapeHtml(repo)}/pull/${commit.pullRequest}">#${commit.pullRequest}</a>` : '';
+      return `<li data-sha="${escapeHtml(commit.sha)}">${versionHtml(commit.sha)} ${escapeHtml(commit.title)}${commit.author ? ` <span class="mode">by ${escapeHtml(commit.author)}</span>` : ''}${pull}</li>`;
+    });
+    return `<p>${count}</p><ul class="commits">${items.join('')}${more}</ul>`;
+  }
+
   private async page(): Promise<SimResponse> {
     const applications = this.applications();
     const promotes = new Map<string, boolean>();
@@ -178,15 +274,24 @@ export class ReleaseAppSimulator extends Simulator {
       }
     }
     const sections = [deployedSection(applications, (repo, environment) => this.latest(repo, environment), (app, environment) => promotes.get(`${app} ${environment}`))];
+    if (this.options.github) sections.push(await this.changesSection(applications));
     if (this.options.awaitingApproval) {
       const known = new Map(applications.map((app) => [app.name, app]));
       try {
         const pending = await this.options.awaitingApproval();
-        sections.push(approvalSection(pending, known, this.options.deployCommand ?? 'deploy', this.options.pipelineUrl));
+        const shipping = await Promise.all(pending.map((p) => this.wouldShip(p, known.get(p.app ?? ''))));
+        sections.push(approvalSection(pending, shipping, known, this.options.deployCommand ?? 'deploy', this.options.pipelineUrl));
       } catch (err) {
         sections.push(
           `<h2>Awaiting approval</h2>\n<p class="problem">Could not ask Temporal which pipelines await approval: ${escapeHtml((err as Error).message ?? String(err))}</p>`,
         );
+      }
+    }
+    if (this.options.deliveryMetrics) {
+      try {
+        sections.push(metricsSection(await this.options.deliveryMetrics()));
+      } catch (err) {
+        sections.push(`<h2>Delivery metrics</h2>\n<p class="problem">Could not read the pipelines' records: ${escapeHtml((err as Error).message ?? String(err))}</p>`);
       }
     }
     const html = `<!doctype html>
@@ -241,12 +346,14 @@ function deployedSection(
 
 function approvalSection(
   pending: PendingApproval[],
+  shipping: string[],
   known: Map<string, ReleaseApplication>,
   deployCommand: string,
   pipelineUrl?: (workflowId: string) => string,
 ): string {
   if (pending.length === 0) return '<h2>Awaiting approval</h2>\n<p id="awaiting-none">No pipeline is waiting for approval.</p>';
-  const rows = pending.map((p) => {
+  const withChanges = shipping.some((html) => html !== '');
+  const rows = pending.map((p, index) => {
     const link = pipelineUrl ? `<a href="${escapeHtml(pipelineUrl(p.workflowId))}">${escapeHtml(p.workflowId)}</a>` : escapeHtml(p.workflowId);
     const app = p.app ? (known.get(p.app)?.name ?? p.app) : '?';
     const approve = p.environment ? `${deployCommand} approve ${p.workflowId} --environment ${p.environment}` : '';
@@ -254,11 +361,41 @@ function approvalSection(
       `<tr data-workflow-id="${escapeHtml(p.workflowId)}"><th scope="row">${escapeHtml(app)}</th>` +
       `<td>${p.commit ? versionHtml(p.commit) : '?'}</td><td>${escapeHtml(p.environment ?? '?')}</td>` +
       `<td>${link}${p.startedAt ? `<br><span class="when">started ${escapeHtml(formatTime(p.startedAt))}</span>` : ''}</td>` +
-      `<td><code>${escapeHtml(approve)}</code></td></tr>`
+      `<td><code>${escapeHtml(approve)}</code></td>${withChanges ? `<td class="would-ship">${shipping[index]}</td>` : ''}</tr>`
     );
   });
-  const header = ['Application', 'Commit', 'Environment', 'Pipeline', 'Approve with'].map((cell) => `<th scope="col">${cell}</th>`).join('');
+  const header = ['Application', 'Commit', 'Environment', 'Pipeline', 'Approve with', ...(withChanges ? ['Would ship'] : [])].map((cell) => `<th scope="col">${cell}</th>`).join('');
   return `<h2>Awaiting approval</h2>\n<table id="awaiting">\n<thead><tr>${header}</tr></thead>\n<tbody>\n${rows.join('\n')}\n</tbody>\n</table>`;
+}
+
+function metricsSection(rows: DeliveryMetrics[]): string {
+  const days = rows[0]?.windowDays;
+  const title = `<h2>Delivery metrics${days ? ` (last ${days} days)` : ''}</h2>`;
+  if (rows.length === 0) return `${title}\n<p>No pipeline has deployed anything yet.</p>`;
+  const header = ['Application', 'Environment', 'Deploys', 'Per day', 'Lead time (median)', 'Change failure rate', 'Time to restore (median)']
+    .map((cell) => `<th scope="col">${cell}</th>`)
+    .join('');
+  const body = rows.map((row) => {
+    const failureRate = row.changeFailureRate === undefined ? '–' : `${Math.round(row.changeFailureRate * 100)}% (${row.failures} of ${row.deployments + row.failures})`;
+    const restore = row.timeToRestoreSeconds === undefined ? '–' : `${formatDuration(row.timeToRestoreSeconds)} (${row.restores} restored)`;
+    const failing = row.failingSince ? `<br><span class="problem">failing since ${escapeHtml(formatTime(new Date(row.failingSince)))}</span>` : '';
+    const cells = [String(row.deployments), row.deploymentsPerDay.toFixed(2), row.leadTimeSeconds === undefined ? '–' : formatDuration(row.leadTimeSeconds), failureRate];
+    return (
+      `<tr data-app="${escapeHtml(row.app)}" data-environment="${escapeHtml(row.environment)}"><th scope="row">${escapeHtml(row.app)}</th><td>${escapeHtml(row.environment)}</td>` +
+      `${cells.map((cell) => `<td>${escapeHtml(cell)}</td>`).join('')}<td>${escapeHtml(restore)}${failing}</td></tr>`
+    );
+  });
+  const note = "<p class=\"when\">From the pipelines' own records: a deploy counts once it changed the charts; a rollback or a failure after that is a failed change; time to restore runs from a failed deploy to the next one that stayed.</p>";
+  return `${title}\n<table id="delivery-metrics">\n<thead><tr>${header}</tr></thead>\n<tbody>\n${body.join('\n')}\n</tbody>\n</table>\n${note}`;
+}
+
+/** Seconds as people say them: 45s, 12m 5s, 3h 20m, 2d 4h. */
+function formatDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60 ? ` ${s % 60}s` : ''}`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60) ? ` ${Math.floor((s % 3600) / 60)}m` : ''}`;
+  return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3600) ? ` ${Math.floor((s % 86_400) / 3600)}h` : ''}`;
 }
 
 /** A commit SHA is shown short, as people quote it; the full one stays at hand in the tooltip. */

@@ -20,6 +20,7 @@ import { loadTelemetrySettings } from '../worker/telemetry';
 import { statusQuery } from '../workflows/definitions';
 import { APPROVAL_WAIT_METRIC, PIPELINE_OUTCOME_METRIC } from '../workflows/metrics-interceptors';
 import { STEP_DURATION_METRIC } from '../activities/metrics-interceptor';
+import { DELIVERY_METRICS } from '../worker/delivery-metrics';
 import { freePort } from '../harness/free-ports';
 import { waitFor } from './support/env';
 import { connectClient, testAddress, testNamespace, uniqueTaskQueue, workflowBundlePath } from './support/temporal';
@@ -146,6 +147,7 @@ describe('the worker process: Prometheus metrics and JSON logs', () => {
       DEPLOY_TASK_QUEUE: taskQueue,
       DEPLOY_WORKFLOW_BUNDLE: workflowBundlePath(),
       DEPLOY_METRICS_ADDRESS: `127.0.0.1:${port}`,
+      DEPLOY_DELIVERY_METRICS_INTERVAL: '1s',
       DEPLOY_LOG_LEVEL: 'DEBUG',
     });
     await waitFor(() => worker.lines.some((line) => line.includes('deploy worker polling')) || worker.child.exitCode !== null, {
@@ -231,6 +233,29 @@ describe('the worker process: Prometheus metrics and JSON logs', () => {
 
     // The SDK's own worker metrics come from the same endpoint.
     expect(samples.some((s) => s.name.startsWith('temporal_') && s.labels.task_queue === taskQueue)).toBe(true);
+  });
+
+  it("serves the delivery metrics read from the pipelines' records, per app and environment", async () => {
+    const labels = (environment: string) => ({ app: APP, environment, taskQueue });
+    const samples = await waitFor(
+      async () => {
+        const found = parsePrometheus(await (await fetch(metricsUrl)).text());
+        return find(found, DELIVERY_METRICS.deployments, labels('integration'))?.value === 2 && find(found, DELIVERY_METRICS.deployments, labels('staging'))?.value === 1
+          ? found
+          : undefined;
+      },
+      { timeoutMs: 20_000, description: `delivery metrics at ${metricsUrl}` },
+    );
+    // Both pipelines deployed integration; only the approved one staging; nothing failed there.
+    expect(find(samples, DELIVERY_METRICS.failedChanges, labels('integration'))?.value).toBe(0);
+    expect(find(samples, DELIVERY_METRICS.changeFailureRatio, labels('staging'))?.value).toBe(0);
+    expect(find(samples, DELIVERY_METRICS.perDay, labels('integration'))?.value).toBeCloseTo(2 / 30);
+    // From the commit's date in GitHub to the deploy's end: the approval's wait is in staging's.
+    const leadTime = (environment: string) => find(samples, DELIVERY_METRICS.leadTime, labels(environment))?.value ?? NaN;
+    expect(leadTime('integration')).toBeGreaterThan(0);
+    expect(leadTime('staging')).toBeGreaterThan(1);
+    // No failure, no restore to measure: the series is absent rather than a misleading 0.
+    expect(find(samples, DELIVERY_METRICS.timeToRestore, labels('staging'))).toBeUndefined();
   });
 
   it('writes one JSON object per line, with workflow and activity ids, and no secret', () => {
@@ -322,13 +347,19 @@ describe('JSON log lines', () => {
 
 describe('telemetry settings', () => {
   it('take the metrics address and log level from the environment', () => {
-    expect(loadTelemetrySettings({})).toEqual({ metricsAddress: undefined, logLevel: 'INFO' });
-    expect(loadTelemetrySettings({ DEPLOY_METRICS_ADDRESS: '0.0.0.0:9464', DEPLOY_LOG_LEVEL: 'debug' })).toEqual({ metricsAddress: '0.0.0.0:9464', logLevel: 'DEBUG' });
+    expect(loadTelemetrySettings({})).toEqual({ metricsAddress: undefined, deliveryMetricsIntervalMs: 60_000, logLevel: 'INFO' });
+    expect(loadTelemetrySettings({ DEPLOY_METRICS_ADDRESS: '0.0.0.0:9464', DEPLOY_LOG_LEVEL: 'debug' })).toEqual({
+      metricsAddress: '0.0.0.0:9464',
+      deliveryMetricsIntervalMs: 60_000,
+      logLevel: 'DEBUG',
+    });
+    expect(loadTelemetrySettings({ DEPLOY_DELIVERY_METRICS_INTERVAL: '5m' }).deliveryMetricsIntervalMs).toBe(300_000);
     expect(loadTelemetrySettings({ DEPLOY_METRICS_ADDRESS: '[::]:9464' }).metricsAddress).toBe('[::]:9464');
   });
 
   it('name what is wrong', () => {
     expect(() => loadTelemetrySettings({ DEPLOY_METRICS_ADDRESS: '9464' })).toThrow(/DEPLOY_METRICS_ADDRESS "9464" must be host:port/);
+    expect(() => loadTelemetrySettings({ DEPLOY_DELIVERY_METRICS_INTERVAL: '10ms' })).toThrow(/DEPLOY_DELIVERY_METRICS_INTERVAL "10ms" must be at least 1s/);
     expect(() => loadTelemetrySettings({ DEPLOY_METRICS_ADDRESS: 'localhost:70000' })).toThrow(/must be host:port/);
     expect(() => loadTelemetrySettings({ DEPLOY_LOG_LEVEL: 'LOUD' })).toThrow(/DEPLOY_LOG_LEVEL "LOUD" must be one of TRACE, DEBUG, INFO, WARN, ERROR/);
   });

@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createReleaseAppClient } from '../adapters/release-app';
+import { GitHubSimulator } from '../simulators/github';
 import { ReleaseAppSimulator, type PendingApproval, type ReleaseAppSimulatorOptions, type ReleaseApplication } from '../simulators/release-app';
 
 const TOKEN = 'release-token';
@@ -127,6 +128,99 @@ describe('the release app page', () => {
     html = await page();
     expect(html).toContain('No pipeline is waiting for approval.');
     expect(html).not.toContain('data-workflow-id');
+  });
+
+  describe('with GitHub to ask, as the real Release app asks it', () => {
+    const REPO = 'alphagov/content-publisher';
+    let github: GitHubSimulator;
+    const shas: string[] = [];
+
+    beforeAll(async () => {
+      github = new GitHubSimulator({ token: 'gh-token' });
+      await github.start();
+      github.addRepo(REPO, { defaultBranch: 'main' });
+      shas.push(github.addCommit(REPO, { message: 'Initial commit' }));
+      shas.push(github.addCommit(REPO, { message: 'Merge pull request #41 from alphagov/fix-typo\n\nFix a typo', authorLogin: 'ada' }));
+      shas.push(github.addCommit(REPO, { message: 'Bump a gem', authorLogin: 'dependabot' }));
+      shas.push(github.addCommit(REPO, { message: 'Merge pull request #43 from alphagov/new-page\n\nA new page', authorLogin: 'grace' }));
+    });
+    afterAll(() => github.close());
+
+    const changes = (html: string, environment: string) =>
+      (new RegExp(`<div class="changes" data-app="content-publisher" data-environment="${environment}">(.*?)</div>`).exec(html)?.[1] ?? '')
+        .replace(/<[^>]+>/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim();
+
+    it('lists the commits between one environment and the next, newest first, with authors and pull requests', async () => {
+      const { release, page } = await start({ github: { apiUrl: github.url, token: 'gh-token' } });
+      const client = createReleaseAppClient({ url: release.url, token: TOKEN });
+      await client.recordDeployment({ repo: REPO, environment: 'integration', version: shas[3]! }, 'a/integration');
+      await client.recordDeployment({ repo: REPO, environment: 'staging', version: shas[1]! }, 'b/staging');
+      await client.recordDeployment({ repo: REPO, environment: 'production', version: shas[1]! }, 'c/production');
+
+      const html = await page();
+      const short = (i: number) => shas[i]!.slice(0, 7);
+      expect(changes(html, 'staging')).toBe(
+        `content-publisher: integration → staging 2 commits not yet in staging ${short(3)} Merge pull request #43 from alphagov/new-page by grace #43 ${short(2)} Bump a gem by dependabot`,
+      );
+      expect(html).toContain(`href="https://github.com/${REPO}/pull/43"`);
+      expect(changes(html, 'production')).toBe('content-publisher: staging → production production runs what staging runs.');
+      // The page asked GitHub; the pipeline told it nothing more than repo, environment and version.
+      expect(github.requests.filter((r) => r.path.includes('/compare/')).map((r) => r.path)).toEqual([`/repos/${REPO}/compare/${shas[1]}...${shas[3]}`]);
+      expect(release.deployments.map((d) => Object.keys(d).sort())).toEqual(Array(3).fill(['createdAt', 'environment', 'id', 'idempotencyKey', 'repo', 'version']));
+    });
+
+    it('shows, beside each approval it awaits, the commits that approval would ship', async () => {
+      const { release, page } = await start({
+        github: { apiUrl: () => github.url, token: 'gh-token' },
+        awaitingApproval: async () => [
+          { workflowId: `deploy-content-publisher-${shas[3]}`, app: 'content-publisher', commit: shas[3], environment: 'staging' },
+          { workflowId: `deploy-content-publisher-${shas[1]}`, app: 'content-publisher', commit: shas[1], environment: 'production' },
+        ],
+      });
+      const client = createReleaseAppClient({ url: release.url, token: TOKEN });
+      await client.recordDeployment({ repo: REPO, environment: 'staging', version: shas[2]! }, 'b/staging');
+      const html = await page();
+      const shipping = [...html.matchAll(/<td class="would-ship">(.*?)<\/td>/g)].map((m) => m[1]!.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim());
+      expect(shipping).toEqual([`1 commit would go to staging ${shas[3]!.slice(0, 7)} Merge pull request #43 from alphagov/new-page by grace #43`, 'Nothing recorded in production yet: the first deploy there.']);
+      expect(html).toContain('<th scope="col">Would ship</th>');
+    });
+
+    it('says when GitHub cannot compare, instead of showing no changes', async () => {
+      const { release, page } = await start({ github: { apiUrl: github.url, token: 'wrong' } });
+      const client = createReleaseAppClient({ url: release.url, token: TOKEN });
+      await client.recordDeployment({ repo: REPO, environment: 'integration', version: shas[3]! }, 'a/integration');
+      await client.recordDeployment({ repo: REPO, environment: 'staging', version: shas[1]! }, 'b/staging');
+      expect(changes(await page(), 'staging')).toMatch(/^content-publisher: integration → staging Could not compare [0-9a-f]{40}\.\.\.[0-9a-f]{40}: GitHub answered 401/);
+    });
+  });
+
+  it('shows the delivery metrics per app and environment, as they are read on every view', async () => {
+    const { page } = await start({
+      deliveryMetrics: async () => [
+        {
+          app: 'whitehall',
+          environment: 'production',
+          windowDays: 30,
+          deployments: 3,
+          failures: 1,
+          deploymentsPerDay: 0.1,
+          changeFailureRate: 0.25,
+          leadTimeSeconds: 3600,
+          timeToRestoreSeconds: 5400,
+          restores: 1,
+          failingSince: '2026-01-02T03:04:05Z',
+        },
+        { app: 'whitehall', environment: 'staging', windowDays: 30, deployments: 0, failures: 0, deploymentsPerDay: 0, restores: 0 },
+      ],
+    });
+    const html = await page();
+    expect(html).toContain('<h2>Delivery metrics (last 30 days)</h2>');
+    const row = (environment: string) =>
+      (new RegExp(`<tr data-app="whitehall" data-environment="${environment}">(.*?)</tr>`).exec(html)?.[1] ?? '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
+    expect(row('production')).toBe('whitehall production 3 0.10 1h 25% (1 of 4) 1h 30m (1 restored) failing since 2026-01-02 03:04:05 UTC');
+    expect(row('staging')).toBe('whitehall staging 0 0.00 – – –');
   });
 
   it('says when it cannot ask, instead of showing an empty list', async () => {

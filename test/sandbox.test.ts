@@ -124,9 +124,9 @@ interface CliResult {
   stderr: string;
 }
 
-async function deployCli(outDir: string, args: string[], env: Record<string, string>): Promise<CliResult> {
+async function deployCli(outDir: string, args: string[], env: Record<string, string>, program = join('client', 'cli.js')): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [join(outDir, 'client', 'cli.js'), ...args], { cwd: ROOT, env: cleanEnv(env), timeout: 60_000 });
+    const { stdout, stderr } = await run(process.execPath, [join(outDir, program), ...args], { cwd: ROOT, env: cleanEnv(env), timeout: 60_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const failed = err as { code?: number; stdout?: string; stderr?: string };
@@ -247,11 +247,21 @@ describe('the local sandbox (npm start)', () => {
     const page = await pageOfReleaseApp();
     const whitehallSha = pipelines.find((row) => row.app === 'whitehall')!.workflowId.slice(-40, -33);
     expect(page.match(new RegExp(`${whitehallSha} \\d{4}-`, 'g'))).toHaveLength(3);
-    expect(page).toMatch(/Awaiting approval Application Commit Environment Pipeline Approve with content-publisher \w{7} staging deploy-content-publisher-/);
+    expect(page).toMatch(/Awaiting approval Application Commit Environment Pipeline Approve with Would ship content-publisher \w{7} staging deploy-content-publisher-/);
+    // What the approval would ship: nothing has run on staging yet.
+    expect(page).toMatch(/--environment staging Nothing recorded in staging yet: the first deploy there\./);
 
     const settings = sandboxEnv();
     expect(settings).toMatchObject({ TEMPORAL_ADDRESS: `127.0.0.1:${ports.temporal}`, TEMPORAL_NAMESPACE: 'default', DEPLOY_TASK_QUEUE: 'deployments' });
     expect(existsSync(settings.DEPLOY_CATALOGUE!)).toBe(true);
+
+    // `npm run sandbox --` from another process finds the running sandbox through its data folder, and names what it has.
+    expect(sandbox.text).toContain('npm run sandbox -- merge <app>');
+    const play = (args: string[]) => deployCli(outDir, args, { SANDBOX_DATA_DIR: dataDir }, join('sandbox', 'play.js'));
+    expect(await play(['break', 'content-publisher', 'qa'])).toMatchObject({
+      code: 2,
+      stderr: 'sandbox: app "content-publisher" has no environment "qa" (it has: integration, staging, production)\n',
+    });
 
     const stopping = Date.now();
     expect(await sandbox.interrupt()).toBe(0);
@@ -260,6 +270,7 @@ describe('the local sandbox (npm start)', () => {
     for (const [name, port] of Object.entries(ports)) await ensurePortFree('127.0.0.1', port, `${name} port ${port} is still taken after Ctrl-C`);
     // Each child removes its pid file when it exits.
     expect(readdirSync(dataDir).filter((name) => name.endsWith('.pid'))).toEqual([]);
+    expect(await play(['merge', 'whitehall'])).toMatchObject({ code: 5, stderr: expect.stringContaining(`no sandbox is running on ${dataDir}`) });
   }, 240_000);
 
   it('resumes on a second start: the waiting pipeline can be approved and goes on', async () => {

@@ -1,13 +1,16 @@
 import { existsSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
 import type { Logger } from '@temporalio/common';
-import { NativeConnection } from '@temporalio/worker';
-import { CatalogueError, loadCatalogue } from '../common/catalogue';
-import { loadWorkerSettings, SettingsError, temporalConnectConfig } from '../common/settings';
+import { NativeConnection, Runtime } from '@temporalio/worker';
+import { githubCommitDates } from '../client/delivery-records';
+import { CatalogueError, loadCatalogue, type Catalogue } from '../common/catalogue';
+import { loadWorkerSettings, SettingsError, temporalConnectConfig, type WorkerSettings } from '../common/settings';
 import { createProductionDependencies } from './adapters';
 import { DEFAULT_BUNDLE_PATH } from './bundle-workflows';
 import { createDeployWorker } from './create-worker';
 import { createJsonLogger, secretValuesFrom } from './logging';
-import { installRuntime, loadTelemetrySettings } from './telemetry';
+import { publishDeliveryMetrics } from './delivery-metrics';
+import { installRuntime, loadTelemetrySettings, type TelemetrySettings } from './telemetry';
 
 /** The worker process: validate everything first, then poll the task queue until SIGINT/SIGTERM. */
 async function main(secrets: string[], useLogger: (logger: Logger) => void): Promise<void> {
@@ -41,11 +44,34 @@ async function main(secrets: string[], useLogger: (logger: Logger) => void): Pro
     catalogue: catalogue.file,
     metricsAddress: telemetry.metricsAddress ?? null,
   });
+  // The delivery metrics are read from Temporal, with a client of their own, only where metrics are exported.
+  const delivery = telemetry.metricsAddress ? await startDeliveryMetrics(settings, catalogue, telemetry, logger) : undefined;
   try {
     await worker.run();
   } finally {
+    await delivery?.stop();
     await connection.close();
   }
+}
+
+async function startDeliveryMetrics(settings: WorkerSettings, catalogue: Catalogue, telemetry: TelemetrySettings, logger: Logger): Promise<{ stop(): Promise<void> }> {
+  const { connectionOptions, namespace } = temporalConnectConfig();
+  const connection = await Connection.connect(connectionOptions as Parameters<typeof Connection.connect>[0]);
+  const publisher = publishDeliveryMetrics({
+    client: new Client({ connection, namespace }),
+    meter: Runtime.instance().metricMeter,
+    catalogue,
+    taskQueue: settings.taskQueue,
+    intervalMs: telemetry.deliveryMetricsIntervalMs,
+    commitDates: githubCommitDates(settings.github),
+    logger,
+  });
+  return {
+    async stop() {
+      await publisher.stop();
+      await connection.close();
+    },
+  };
 }
 
 const secrets = secretValuesFrom(process.env);

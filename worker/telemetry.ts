@@ -1,6 +1,7 @@
 import type { LogLevel, Logger } from '@temporalio/common';
 import { makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import { STEP_DURATION_METRIC } from '../activities/metrics-interceptor';
+import { parseDuration } from '../common/duration';
 import { SettingsError, type Env } from '../common/settings';
 import { APPROVAL_WAIT_METRIC } from '../workflows/metrics-interceptors';
 import { LOG_LEVELS } from './logging';
@@ -11,8 +12,12 @@ export const DEFAULT_METRICS_PORT = 9464;
 export interface TelemetrySettings {
   /** host:port for the Prometheus endpoint (`/metrics`); without it the worker exports no metrics. */
   metricsAddress?: string;
+  /** How often the delivery metrics are read again from the pipelines' records (with a metrics address only). */
+  deliveryMetricsIntervalMs: number;
   logLevel: LogLevel;
 }
+
+const DEFAULT_DELIVERY_METRICS_INTERVAL = '1m';
 
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
@@ -32,10 +37,20 @@ export function loadTelemetrySettings(env: Env = process.env): TelemetrySettings
       problems.push(`DEPLOY_METRICS_ADDRESS "${metricsAddress}" must be host:port, e.g. 0.0.0.0:${DEFAULT_METRICS_PORT}`);
     }
   }
+  let deliveryMetricsIntervalMs = parseDuration(DEFAULT_DELIVERY_METRICS_INTERVAL);
+  const interval = env.DEPLOY_DELIVERY_METRICS_INTERVAL?.trim();
+  if (interval) {
+    try {
+      deliveryMetricsIntervalMs = parseDuration(interval);
+      if (deliveryMetricsIntervalMs < 1000) problems.push(`DEPLOY_DELIVERY_METRICS_INTERVAL "${interval}" must be at least 1s`);
+    } catch (err) {
+      problems.push(`DEPLOY_DELIVERY_METRICS_INTERVAL: ${(err as Error).message}`);
+    }
+  }
   const level = (env.DEPLOY_LOG_LEVEL?.trim() || 'INFO').toUpperCase();
   if (!LOG_LEVELS.includes(level as LogLevel)) problems.push(`DEPLOY_LOG_LEVEL "${env.DEPLOY_LOG_LEVEL}" must be one of ${LOG_LEVELS.join(', ')}`);
   if (problems.length > 0) throw new SettingsError(`the worker's telemetry settings are invalid:\n  - ${problems.join('\n  - ')}`);
-  return { metricsAddress, logLevel: level as LogLevel };
+  return { metricsAddress, deliveryMetricsIntervalMs, logLevel: level as LogLevel };
 }
 
 /** The SDK Core's own logs are chatty below INFO; they follow our level from INFO up. */
