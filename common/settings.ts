@@ -1,5 +1,6 @@
 import { loadClientConnectConfig, type ClientConnectConfig } from '@temporalio/envconfig';
 import { parseDuration } from './duration';
+import { parsePrincipalLogins } from './temporal-principals';
 
 /** Connection settings from the environment, validated once at start-up. Secrets stay here, never in workflow inputs. */
 
@@ -40,6 +41,8 @@ export interface IdentitySettings {
   oidcRepositories: string[];
   oidcOwners: string[];
   signatureMaxAgeMs: number;
+  /** `type:name` of Temporal principals → GitHub login; unset, the temporal-principal channel is off. */
+  temporalPrincipals?: Map<string, string>;
 }
 
 export const DEFAULT_OIDC_ISSUER = 'https://token.actions.githubusercontent.com';
@@ -62,12 +65,19 @@ function identitySettings(env: Env, c: ReturnType<typeof problemsCollector>): Id
       c.problems.push(`DEPLOY_SIGNATURE_MAX_AGE must be a duration from 1m to 24h, such as 15m, not "${maxAge}"`);
     }
   }
+  let temporalPrincipals: Map<string, string> | undefined;
+  if (env.DEPLOY_TEMPORAL_PRINCIPALS?.trim()) {
+    const { logins, problems } = parsePrincipalLogins(env.DEPLOY_TEMPORAL_PRINCIPALS);
+    c.problems.push(...problems);
+    temporalPrincipals = logins;
+  }
   return {
     oidcIssuer: c.url(env, 'DEPLOY_OIDC_ISSUER', 'the OIDC issuer of GitHub Actions tokens', DEFAULT_OIDC_ISSUER),
     oidcAudience: env.DEPLOY_OIDC_AUDIENCE?.trim() || DEFAULT_OIDC_AUDIENCE,
     oidcRepositories: list('DEPLOY_OIDC_REPOSITORIES', /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9_.-]{1,100}$/, 'an owner/name repository'),
     oidcOwners: list('DEPLOY_OIDC_OWNERS', /^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, 'a GitHub organisation or user'),
     signatureMaxAgeMs,
+    temporalPrincipals,
   };
 }
 

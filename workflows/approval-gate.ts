@@ -6,7 +6,7 @@ import type { ApprovalReceipt, ApproveRequest, EnvironmentStatus, IdentityChanne
 import { FailureTypes } from '../common/types';
 import { approvalRefusal, type Decision, type DecisionRequest, type GateView, type PendingDecision, replayedProof } from './approval-rules';
 import { changesLine, decisionRecord } from './approval-records';
-import { learnReleasePeople, proofOwner, teamCheck } from './decision-checks';
+import { learnReleasePeople, proofOwner, senderMayProve, signalSender, teamCheck } from './decision-checks';
 import { PipelineEnded } from './failures';
 import type { NewerDeployed } from './lane-protocol';
 import type { PipelineContext } from './pipeline-context';
@@ -23,9 +23,10 @@ export const REJECT_SIGNAL_DESCRIPTION =
 
 type Outcome = 'approved' | 'rejected' | 'expired' | 'superseded';
 
-
 export class ApprovalGate {
   private pending?: PendingDecision;
+  /** Decision signals received of each name, counted whatever they say: the count names each one's event (signal-principal.ts). */
+  private readonly signalsReceived: Record<Decision, number> = { approved: 0, rejected: 0 };
 
   private readonly input: PipelineInput;
   private readonly pipeline: PipelineState;
@@ -47,10 +48,13 @@ export class ApprovalGate {
     if (reason) throw new Error(reason);
   }
 
-  async decide(request: ApproveRequest | RejectRequest, decision: Decision): Promise<ApprovalReceipt> {
-    const claimed = approvalRefusal(request, decision, this.view());
+  /** `signal`: the decision came by the `signal`-th signal of its name, whose sender may prove it. */
+  async decide(request: ApproveRequest | RejectRequest, decision: Decision, signal?: number): Promise<ApprovalReceipt> {
+    const bySender = signal !== undefined && senderMayProve(request, this.view());
+    const claimed = approvalRefusal(request, decision, this.view(), bySender);
     if (claimed) this.refuse(request, claimed);
-    const person = request.proof ? await proofOwner(this.steps, this.pipeline, request, decision) : undefined;
+    const sender = bySender ? () => signalSender(this.steps, this.pipeline, request, decision, signal, this.view()) : undefined;
+    const person = request.proof ? await proofOwner(this.steps, this.pipeline, request, decision) : sender ? await sender() : undefined;
     if (typeof person === 'string') this.refuse(request, person);
     return this.settle(request, decision, person);
   }
@@ -80,8 +84,9 @@ export class ApprovalGate {
 
   /** Signals cannot answer back (Web UI sends these); a refused one is logged and shown in the status. */
   async decideBySignal(request: ApproveRequest | RejectRequest, decision: Decision): Promise<void> {
+    const signal = ++this.signalsReceived[decision];
     try {
-      await this.decide(request, decision);
+      await this.decide(request, decision, signal);
     } catch (err) {
       if (err instanceof ApplicationFailure && err.type === FailureTypes.ApprovalRefused) log.warn(`${decision} signal ignored`, { reason: err.message });
       else throw err;

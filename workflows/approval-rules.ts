@@ -125,9 +125,12 @@ export function selfApproval(request: DecisionRequest, decision: Decision, view:
   return undefined;
 }
 
-/** Where decisions must be proved, a name alone is refused; so is a proof seen before. */
-export function unverifiedDecision(request: DecisionRequest, view: GateView): string | undefined {
-  if (view.environmentPlan?.identity !== 'verified' || request.proof || request.verified) return undefined;
+/**
+ * Where decisions must be proved, a name alone is refused; so is a proof seen before. `senderProves`: the signal's
+ * Temporal principal is asked instead (decision-checks.ts).
+ */
+export function unverifiedDecision(request: DecisionRequest, view: GateView, senderProves = false): string | undefined {
+  if (view.environmentPlan?.identity !== 'verified' || request.proof || request.verified || senderProves) return undefined;
   return (
     `${request.environment} takes only verified decisions, and a name alone ("${request.approver}") proves nothing: ` +
     'sign it (deploy approve … --sign-with ~/.ssh/id_ed25519) or send it from the approve workflow in GitHub Actions'
@@ -162,14 +165,14 @@ export function notAnApprover(request: DecisionRequest, approvers: string[], emp
  * request's shape and texts, the approver's login, an earlier decision, whether and where the pipeline awaits
  * approval, self-approval, the list of approvers.
  */
-export function approvalRefusal(request: DecisionRequest, decision: Decision, view: GateView): string | undefined {
+export function approvalRefusal(request: DecisionRequest, decision: Decision, view: GateView, senderProves = false): string | undefined {
   return (
     malformedDecision(request, decision) ??
     invalidApprover(request) ??
     alreadyDecided(request, view) ??
     notAwaiting(view) ??
     wrongEnvironment(request, view) ??
-    unverifiedDecision(request, view) ??
+    unverifiedDecision(request, view, senderProves) ??
     selfApproval(request, decision, view) ??
     // Plans recorded before identities were checked (no `identity`) took an empty list to mean anyone.
     notAnApprover(request, view.environmentPlan?.approvers ?? [], view.environmentPlan?.identity === undefined)
