@@ -9,6 +9,7 @@
  * serves signals only.) The deploy worker here is a real process that connects with its own token.
  */
 import { Client, Connection } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { startPipeline } from '../client/pipelines';
 import type { PipelineStatus } from '../common/types';
 import { IdentityProviderSimulator } from '../simulators/identity-provider';
@@ -16,7 +17,7 @@ import { approveSignal, statusQuery, WORKFLOW_TYPE } from '../workflows/definiti
 import { startCrashHarness, type CrashHarness } from './support/crash-harness';
 import { NAMESPACE, startProductionServer, type ProductionServer } from './support/production-server';
 import { errorFrom, waitFor } from './support/env';
-import { uniqueTaskQueue } from './support/temporal';
+import { uniqueTaskQueue, workflowBundlePath } from './support/temporal';
 
 const APP = 'whitehall';
 const APPROVERS = ['alice', 'bob'];
@@ -148,13 +149,18 @@ describe("docker-compose.yml's Temporal server with its JWT authorizer and princ
           evidence: { principalType: 'jwt', principalName: 'alice@example.org', signal: 'approve', eventId: expect.stringMatching(/^\d+$/) },
         },
       });
-      const { events } = await h.client.workflow.getHandle(workflowId).fetchHistory();
+      const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
+      const { events } = history;
       const approveEvents = events!.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'approve');
       expect(approveEvents.map((e) => e.principal?.name)).toEqual(['mallory@example.org', 'carol@example.org', 'carol@example.org', 'alice@example.org']);
       expect(String(approveEvents[3]!.eventId)).toBe(result.environments[1]!.approval!.evidence!.eventId);
       // The worker connected with a token of its own: the server knows its calls as its.
       expect(events!.find((e) => e.workflowTaskCompletedEventAttributes)?.principal).toEqual(expect.objectContaining({ type: 'jwt', name: 'deploy-worker' }));
       expect(h.stack.release.deployments.filter((d) => d.version === sha && d.environment === 'production')).toHaveLength(1);
+      // The new path is guarded, and a worker replays it as it ran.
+      const markers = events!.flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {}).flatMap((d) => d.payloads ?? []));
+      expect(markers.map((payload) => Buffer.from(payload.data ?? []).toString()).join('\n')).toContain('"signal-principal"');
+      await Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath() } }, history, workflowId);
     });
   });
 });
