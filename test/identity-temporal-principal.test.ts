@@ -1,7 +1,8 @@
 /**
- * The temporal-principal channel without a server: the worker's mapping of principals to GitHub logins, finding a
- * decision's signal event in a run's history, and what is concluded from the principal the server recorded on it.
- * test/production-shape-principal.test.ts runs the same against Temporal server 1.31.2 with its JWT authorizer.
+ * The temporal-principal channel: the worker's mapping of principals to GitHub logins, finding a decision's signal
+ * event in a run's history, and what is concluded from the principal the server recorded on it, without a server;
+ * then a pipeline on the tests' dev server, which records no principal. test/production-shape-principal.test.ts
+ * runs the channel against Temporal server 1.31.2 with its JWT authorizer.
  */
 import { defaultPayloadConverter, msNumberToTs } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
@@ -12,6 +13,9 @@ import { IdentityRefusedError } from '../common/errors';
 import type { IdentityQuestion, RecordedSignal, WorkflowHistory } from '../common/ports';
 import { loadWorkerSettings, SettingsError, type Env } from '../common/settings';
 import { parsePrincipalLogins } from '../common/temporal-principals';
+import { approveSignal } from '../workflows/definitions';
+import { createProductionDependencies } from '../worker/adapters';
+import { startHarness, type PipelineHarness } from './support/pipeline';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -182,7 +186,7 @@ describe("who sent a decision signal, from its event's principal", () => {
   it('is off without a mapping: a worker that sets none says so and reads no history', async () => {
     const history = historyOf(recorded());
     const verifier = createIdentityVerifier({
-      oidc: { verifier: { verify: () => Promise.reject(new Error('unused')) }, audience: 'a', repositories: [], owners: [] },
+      oidc: { verifier: { issuer: 'https://issuer.invalid', verify: () => Promise.reject(new Error('unused')) }, audience: 'a', repositories: [], owners: [] },
       runs: { workflowRunById: () => Promise.reject(new Error('unused')) },
       signingKeys: { sshSigningKeys: () => Promise.reject(new Error('unused')) },
       ssh: { verify: () => Promise.reject(new Error('unused')) },
@@ -193,5 +197,34 @@ describe("who sent a decision signal, from its event's principal", () => {
       'this worker maps no Temporal principal to a GitHub login (DEPLOY_TEMPORAL_PRINCIPALS is not set)',
     );
     expect(history.asked).toEqual([]);
+  });
+});
+
+describe('on a server that records no principal (the dev server, 1.29)', () => {
+  let h: PipelineHarness;
+  beforeAll(async () => {
+    h = await startHarness(
+      { apps: { whitehall: { environments: { integration: {}, production: { continuousDeployment: false, approvers: ['alice'], identity: 'verified' } } } } },
+      // The channel is on: the worker maps a principal, which this server never records.
+      (stack) => createProductionDependencies(loadWorkerSettings({ ...stack.env, DEPLOY_TEMPORAL_PRINCIPALS: 'jwt:alice@example.org=alice' }), stack.catalogue, stack.env),
+    );
+  });
+  afterAll(() => h?.close());
+
+  it("refuses a decision signal with the reason, shown in the status, and the pipeline keeps waiting", async () => {
+    const sha = await h.stack.merge('whitehall', { authorLogin: 'dora' });
+    const { workflowId } = await h.startCi('whitehall', sha);
+    await h.waitForStatus(workflowId, (s) => s.awaitingApprovalFor === 'production', 'the pipeline to wait at production');
+    await h.handle(workflowId).signal(approveSignal, { environment: 'production', approver: 'alice' });
+    const shown = await h.waitForStatus(workflowId, (s) => s.environments[1]?.refusedDecision !== undefined, 'the refusal to be shown');
+    expect(shown.environments[1]!.refusedDecision).toEqual({
+      claimedBy: 'alice',
+      at: expect.any(String),
+      reason: expect.stringMatching(
+        /^production takes only verified decisions, and a name alone \("alice"\) proves nothing: .*; nor does the signal's Temporal principal prove it: the Temporal server recorded no principal for this signal \(it records one with an authorizer and frontend\.enablePrincipalPropagation on\)$/,
+      ),
+    });
+    expect(shown).toMatchObject({ status: 'AWAITING_APPROVAL', awaitingApprovalFor: 'production' });
+    expect(shown.environments[1]!.approval).toBeUndefined();
   });
 });
