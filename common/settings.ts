@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { loadClientConnectConfig, type ClientConnectConfig } from '@temporalio/envconfig';
 import { parseDuration } from './duration';
 import { parsePrincipalLogins } from './temporal-principals';
@@ -242,6 +243,28 @@ export function temporalConnectConfig(env: Env = process.env): ClientConnectConf
   const config = loadClientConnectConfig({ overrideEnvVars });
   if (!config.connectionOptions.address) config.connectionOptions.address = 'localhost:7233';
   return config;
+}
+
+/**
+ * DEPLOY_TEMPORAL_TOKEN_FILE: the worker's Temporal token (an API key, or a JWT where the server has an authorizer)
+ * in a file something else renews, such as a projected volume or a sidecar; the worker reads it again while it
+ * runs (worker/temporal-connection.ts). Instead of TEMPORAL_API_KEY, whose token lives as long as the process.
+ */
+export function temporalTokenFile(env: Env = process.env): string | undefined {
+  return env.DEPLOY_TEMPORAL_TOKEN_FILE?.trim() || undefined;
+}
+
+/** The token the file holds now; SettingsError naming the file when there is none. */
+export function readTemporalToken(file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new SettingsError(`DEPLOY_TEMPORAL_TOKEN_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (!token) throw new SettingsError(`DEPLOY_TEMPORAL_TOKEN_FILE: ${file} is empty`);
+  if (/\s/.test(token)) throw new SettingsError(`DEPLOY_TEMPORAL_TOKEN_FILE: ${file} holds more than a token (it has spaces or several lines)`);
+  return token;
 }
 
 export function taskQueueFrom(env: Env = process.env): string {

@@ -6,27 +6,35 @@
  * The server stamps each history event with the principal of the call that wrote it: `{ type: 'jwt', name: <sub> }`
  * of a token it verified. A signal's event is written by the sender's call. (An update's events are written when the
  * worker completes its workflow task, so by the server's source they carry the worker's principal: the channel
- * serves signals only.) The deploy worker here is a real process that connects with its own token.
+ * serves signals only.) The deploy worker here is a real process that connects with its own token, short-lived
+ * and renewed from its file (DEPLOY_TEMPORAL_TOKEN_FILE) while it runs.
  */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { startPipeline } from '../client/pipelines';
 import type { PipelineStatus } from '../common/types';
 import { IdentityProviderSimulator } from '../simulators/identity-provider';
 import { approveSignal, statusQuery, WORKFLOW_TYPE } from '../workflows/definitions';
-import { startCrashHarness, type CrashHarness } from './support/crash-harness';
+import { startCrashHarness, type CrashHarness, type WorkerProcess } from './support/crash-harness';
 import { NAMESPACE, startProductionServer, type ProductionServer } from './support/production-server';
 import { errorFrom, waitFor } from './support/env';
 import { uniqueTaskQueue, workflowBundlePath } from './support/temporal';
 
 const APP = 'whitehall';
 const APPROVERS = ['alice', 'bob'];
+/** Long enough to start the worker; the file holds a renewed one well before it ends (TOKEN_FILE_RECHECK_MS). */
+const WORKER_TOKEN_LIFETIME_S = 25;
 
 describe("docker-compose.yml's Temporal server with its JWT authorizer and principal propagation", () => {
   const idp = new IdentityProviderSimulator({ host: '127.0.0.1' });
   let prod: ProductionServer;
   let h: CrashHarness;
   let taskQueue: string;
+  let worker: WorkerProcess;
+  let firstWorkerTokenExpiresAt: number;
   const clients: Client[] = [];
 
   async function clientOf(token?: string, metadata: Record<string, string> = {}): Promise<Client> {
@@ -35,7 +43,7 @@ describe("docker-compose.yml's Temporal server with its JWT authorizer and princ
     clients.push(client);
     return client;
   }
-  const person = (subject: string, role: 'read' | 'write') => idp.mintAccessToken({ subject, permissions: [`${NAMESPACE}:${role}`] });
+  const person = (subject: string, role: 'read' | 'write', lifetimeSeconds?: number) => idp.mintAccessToken({ subject, permissions: [`${NAMESPACE}:${role}`], lifetimeSeconds });
 
   beforeAll(async () => {
     await idp.start();
@@ -54,14 +62,15 @@ describe("docker-compose.yml's Temporal server with its JWT authorizer and princ
       },
     });
     taskQueue = uniqueTaskQueue('principal');
-    await h.startWorker(taskQueue, {
-      env: {
-        // The worker's own token: the server's authorizer lets no one in without one.
-        TEMPORAL_API_KEY: person('deploy-worker', 'write'),
-        TEMPORAL_TLS: 'false',
-        DEPLOY_TEMPORAL_PRINCIPALS: 'jwt:alice@example.org=alice, jwt:carol@example.org=carol',
-      },
+    // The worker's own token, which the server's authorizer wants of every caller, short-lived as an identity
+    // provider's are, in a file renewed while the worker runs.
+    const tokenFile = path.join(h.dataDir, 'worker-token');
+    writeFileSync(tokenFile, `${person('deploy-worker', 'write', WORKER_TOKEN_LIFETIME_S)}\n`);
+    firstWorkerTokenExpiresAt = Date.now() + WORKER_TOKEN_LIFETIME_S * 1000;
+    worker = await h.startWorker(taskQueue, {
+      env: { DEPLOY_TEMPORAL_TOKEN_FILE: tokenFile, TEMPORAL_TLS: 'false', DEPLOY_TEMPORAL_PRINCIPALS: 'jwt:alice@example.org=alice, jwt:carol@example.org=carol' },
     });
+    writeFileSync(tokenFile, person('deploy-worker', 'write'));
   }, 300_000);
 
   afterAll(async () => {
@@ -135,6 +144,10 @@ describe("docker-compose.yml's Temporal server with its JWT authorizer and princ
       expect(refused).toMatchObject({ status: 'AWAITING_APPROVAL', awaitingApprovalFor: 'production' });
       expect(refused.environments[1]).toMatchObject({ state: 'AWAITING_APPROVAL', refusedDecision: { claimedBy: 'carol' } });
       expect(refused.environments[1]!.approval).toBeUndefined();
+
+      // The worker's first token has expired: it goes on with the one its file holds now.
+      await sleep(Math.max(0, firstWorkerTokenExpiresAt + 1000 - Date.now()));
+      expect(worker.lines.some((line) => line.includes('the worker now uses the renewed Temporal token'))).toBe(true);
 
       // alice's own signal, the fourth approve signal of the run, is hers alone.
       await signalAs('alice@example.org', alicesDecision);

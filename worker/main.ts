@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from '@temporalio/common';
-import { NativeConnection } from '@temporalio/worker';
 import { CatalogueError, loadCatalogue } from '../common/catalogue';
-import { loadWorkerSettings, SettingsError, temporalConnectConfig } from '../common/settings';
+import { loadWorkerSettings, SettingsError } from '../common/settings';
 import { createProductionDependencies } from './adapters';
 import { DEFAULT_BUNDLE_PATH } from './bundle-workflows';
 import { createDeployWorker } from './create-worker';
 import { createJsonLogger, secretValuesFrom } from './logging';
+import { connectWorker } from './temporal-connection';
 import { installRuntime, loadTelemetrySettings } from './telemetry';
 
 /** The worker process: validate everything first, then poll the task queue until SIGINT/SIGTERM. */
@@ -19,8 +19,8 @@ async function main(secrets: string[], useLogger: (logger: Logger) => void): Pro
 
   const settings = loadWorkerSettings();
   const catalogue = loadCatalogue(settings.cataloguePath);
-  const { connectionOptions, namespace } = temporalConnectConfig();
-  const connection = await NativeConnection.connect(connectionOptions);
+  const temporal = await connectWorker(logger);
+  const { connection, namespace } = temporal;
   const workflowBundlePath = settings.workflowBundlePath ?? (existsSync(DEFAULT_BUNDLE_PATH) ? DEFAULT_BUNDLE_PATH : undefined);
   if (!workflowBundlePath) logger.warn('no prebundled workflow code found (run "npm run build"); bundling at start-up');
   const worker = await createDeployWorker({
@@ -36,7 +36,7 @@ async function main(secrets: string[], useLogger: (logger: Logger) => void): Pro
     taskQueue: settings.taskQueue,
     maxCachedWorkflows: settings.maxCachedWorkflows,
     namespace: namespace ?? 'default',
-    temporalAddress: connectionOptions.address,
+    temporalAddress: temporal.address,
     apps: catalogue.apps.size,
     catalogue: catalogue.file,
     metricsAddress: telemetry.metricsAddress ?? null,
@@ -44,7 +44,7 @@ async function main(secrets: string[], useLogger: (logger: Logger) => void): Pro
   try {
     await worker.run();
   } finally {
-    await connection.close();
+    await temporal.close();
   }
 }
 
