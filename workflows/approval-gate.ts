@@ -4,7 +4,7 @@ import { formatDuration } from '../common/duration';
 import { shortSha } from '../common/names';
 import type { ApprovalReceipt, ApproveRequest, EnvironmentStatus, IdentityChannel, PipelineInput, RejectRequest, VerifiedPerson } from '../common/types';
 import { FailureTypes } from '../common/types';
-import { approvalRefusal, type Decision, type DecisionRequest, type GateView, type PendingDecision, replayedProof } from './approval-rules';
+import { approvalRefusal, type Decision, type DecisionRequest, gateView, type GateView, type PendingDecision, replayedProof } from './approval-rules';
 import { changesLine, decisionRecord } from './approval-records';
 import { learnReleasePeople, proofOwner, senderMayProve, signalSender, teamCheck } from './decision-checks';
 import { PipelineEnded } from './failures';
@@ -203,17 +203,6 @@ export class ApprovalGate {
   }
 
   private view(): GateView {
-    const { pending, pipeline } = this;
-    const { plan, status } = pipeline;
-    return {
-      workflowId: status.workflowId,
-      status: status.status,
-      environments: status.environments,
-      pending,
-      environmentPlan: pending ? pipeline.environmentPlan(pending.environment) : undefined,
-      sha: plan?.sha,
-      authorLogin: plan?.authorLogin,
-      releasePeople: pending?.releasePeople,
-    };
+    return gateView(this.pipeline, this.pending);
   }
 }

@@ -5,6 +5,7 @@
 import { shortSha, validateApprover } from '../common/names';
 import { ANYONE, isAmong, isTeam } from '../common/people';
 import type { ReleasePeople } from '../common/ports';
+import type { PipelineState } from './pipeline-state';
 import type { ApproveRequest, DecisionProof, DeployStatus, IdentityChannel, EnvironmentPlan, EnvironmentStatus, LaneDeployed, RejectRequest } from '../common/types';
 
 export type Decision = 'approved' | 'rejected';
@@ -49,6 +50,21 @@ export interface GateView {
   authorLogin?: string;
   /** Who wrote, committed or merged the commits the release adds to the environment, once GitHub said. */
   releasePeople?: ReleasePeople;
+}
+
+/** The pipeline as the rules see it, with the decision it waits for (if it waits). */
+export function gateView(pipeline: Pick<PipelineState, 'status' | 'plan' | 'environmentPlan'>, pending: PendingDecision | undefined): GateView {
+  const { plan, status } = pipeline;
+  return {
+    workflowId: status.workflowId,
+    status: status.status,
+    environments: status.environments,
+    pending,
+    environmentPlan: pending ? pipeline.environmentPlan(pending.environment) : undefined,
+    sha: plan?.sha,
+    authorLogin: plan?.authorLogin,
+    releasePeople: pending?.releasePeople,
+  };
 }
 
 /** Longest comment or rejection reason: they are kept in the pipeline's state and history. */
