@@ -17,9 +17,9 @@ import type { Steps } from './steps';
 
 /** Shown in Web UI, which sends the signals. */
 export const APPROVE_SIGNAL_DESCRIPTION =
-  'Approve the promotion: {"environment": "staging", "approver": "<GitHub login>", "comment": "optional"}. Environments that take only verified decisions refuse a bare name: use deploy approve --sign-with, or the approve workflow.';
+  'Approve the promotion: {"environment": "staging", "approver": "<GitHub login>", "comment": "optional"}. Environments that take only verified decisions refuse a bare name, unless the worker maps your Temporal principal to that login: else use deploy approve --sign-with, or the approve workflow.';
 export const REJECT_SIGNAL_DESCRIPTION =
-  'Reject the promotion: {"environment": "staging", "approver": "<GitHub login>", "reason": "why"}. Environments that take only verified decisions refuse a bare name: use deploy reject --sign-with, or the approve workflow.';
+  'Reject the promotion: {"environment": "staging", "approver": "<GitHub login>", "reason": "why"}. Environments that take only verified decisions refuse a bare name, unless the worker maps your Temporal principal to that login: else use deploy reject --sign-with, or the approve workflow.';
 
 type Outcome = 'approved' | 'rejected' | 'expired' | 'superseded';
 

@@ -1,7 +1,8 @@
 /**
  * What the approval gate asks outside the workflow before a decision counts: who the proof (or the signal's
- * Temporal principal) names, who wrote the release, whether a team has the approver. Each returns the reason to refuse when the answer cannot be had now:
- * a handler that threw would fail the whole pipeline, which must keep waiting.
+ * Temporal principal) names, who wrote the release, whether a team has the approver. Each returns the reason to
+ * refuse when the answer cannot be had now: a handler that threw would fail the whole pipeline, which must keep
+ * waiting.
  */
 import { ActivityFailure, ApplicationFailure, isCancellation, log, patched } from '@temporalio/workflow';
 import type { ApproveRequest, RejectRequest, VerifiedPerson } from '../common/types';
@@ -61,7 +62,7 @@ export function senderMayProve(request: unknown, view: GateView): boolean {
 
 /**
  * Who sent the `ordinal`-th signal of its name that this run received (signal-principal.ts says why the count
- * names one event), or why a name alone still proves nothing (said as it was before 1.2, then why the principal does not).
+ * names one event), or why a name alone still proves nothing: said as before 1.2, then why the principal does not.
  */
 export async function signalSender(steps: Steps, pipeline: PipelineState, request: ApproveRequest | RejectRequest, decision: Decision, ordinal: number, view: GateView): Promise<VerifiedPerson | string> {
   const signal = { name: decision === 'approved' ? approveSignal.name : rejectSignal.name, ordinal };
