@@ -25,7 +25,7 @@ export async function connectWorker(logger: Logger, env: Env = process.env): Pro
     const connection = await NativeConnection.connect(connectionOptions);
     return { connection, namespace, address, close: () => connection.close() };
   }
-  if (connectionOptions.apiKey !== undefined) {
+  if (connectionOptions.apiKey) {
     throw new SettingsError("DEPLOY_TEMPORAL_TOKEN_FILE is set, and so is an API key (TEMPORAL_API_KEY, or the profile's api_key): give the worker its token one way");
   }
   let token = readTemporalToken(file);
