@@ -26,11 +26,16 @@ export function createApproverActivities(stage: Stage) {
       });
     },
 
-    /** The person a proof vouches for, for exactly this question; IdentityRefused (permanent) when it does not. */
-    async verifyIdentity(request: { question: IdentityQuestion; proof: DecisionProof }): Promise<VerifiedPerson> {
+    /**
+     * The person a proof vouches for, for exactly this question; or, for a decision signal (`signal`: its name and
+     * place among the run's signals of that name), the person its Temporal principal is. Only the asking run's own
+     * history is read. IdentityRefused (permanent) when nothing vouches for the question.
+     */
+    async verifyIdentity(request: { question: IdentityQuestion; proof?: DecisionProof; signal?: { name: string; ordinal: number } }): Promise<VerifiedPerson> {
       return classified(async () => {
-        const person = await identity.verify(request.question, request.proof);
-        const runId = Context.current().info.workflowExecution?.runId ?? '';
+        const { workflowId = '', runId = '' } = Context.current().info.workflowExecution ?? {};
+        const { question, proof, signal } = request;
+        const person = signal && !proof ? await identity.signalSender(question, { workflowId, runId, name: signal.name, ordinal: signal.ordinal }) : await identity.verify(question, proof!);
         const now = Date.now();
         for (const [id, use] of usedProofs) if (use.until < now) usedProofs.delete(id);
         const earlier = usedProofs.get(person.proofId);

@@ -6,11 +6,13 @@ import type { IdentityQuestion, IdentityVerifier, SourceHost } from '../common/p
 import type { DecisionProof, VerifiedPerson } from '../common/types';
 import type { OidcTokenVerifier } from './github-oidc';
 import type { SigningKeyDirectory } from './github-signing-keys';
+import { createSignalPrincipalVerifier, type SignalPrincipalOptions } from './signal-principal';
 import type { SshSignatureVerifier } from './ssh-signatures';
 
 /**
  * Who sent a decision, from what GitHub vouches for: an Actions run's OIDC token (the run GitHub says a person
- * started, titled for exactly this decision) or a statement signed with one of the person's SSH signing keys.
+ * started, titled for exactly this decision) or a statement signed with one of the person's SSH signing keys; or,
+ * for a signal, from the principal the Temporal server recorded for its sender (signal-principal.ts).
  * The worker never takes the question from the proof: it writes the run title and the statement from what it
  * knows, so a proof made for another pipeline, environment, commit or action does not match.
  */
@@ -27,6 +29,8 @@ export interface IdentityVerifierOptions {
   ssh: SshSignatureVerifier;
   /** How old a signed statement may be. */
   signatureMaxAgeMs: number;
+  /** The temporal-principal channel; absent, or without logins, it is off. */
+  principals?: SignalPrincipalOptions;
   now?: () => number;
 }
 
@@ -125,6 +129,7 @@ export function createIdentityVerifier(options: IdentityVerifierOptions): Identi
   }
 
   return {
+    signalSender: createSignalPrincipalVerifier(options.principals ?? {}),
     async verify(question, proof) {
       if (!proof || typeof proof !== 'object') throw new IdentityRefusedError('the proof is not {"channel": "github-actions", "token"} or {"channel": "ssh-signature", "signature", "signedAt"}');
       if (proof.channel === 'github-actions') return byActionsToken(question, proof.token);

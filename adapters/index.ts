@@ -14,3 +14,4 @@ export { createReleaseAppClient } from './release-app';
 export { createSlackWebApiNotifier, createSlackWebhookNotifier } from './slack';
 export { createHttpSmokeTester } from './smoke-http';
 export { createSshSignatureVerifier } from './ssh-signatures';
+export { createTemporalWorkflowHistory } from './temporal-history';

@@ -3,6 +3,7 @@
  * tests run those same adapters against simulators over real HTTP, real git and moto's ECR.
  */
 import type { DecisionProof, VerifiedPerson } from './types';
+import type { TemporalPrincipal } from './temporal-principals';
 
 export interface WorkflowRun {
   id: number;
@@ -244,7 +245,36 @@ export interface IdentityQuestion {
   ref?: string;
 }
 
-/** Who sent a decision, from a proof GitHub or the person's SSH key vouches for; IdentityRefusedError otherwise. */
+/** A decision signal a pipeline run received: the `ordinal`-th (from 1) signal of that name in the run's history. */
+export interface DecisionSignal {
+  workflowId: string;
+  runId: string;
+  name: string;
+  ordinal: number;
+}
+
+/**
+ * Who sent a decision, from a proof GitHub or the person's SSH key vouches for, or from the principal the Temporal
+ * server recorded on the decision's signal; IdentityRefusedError otherwise.
+ */
 export interface IdentityVerifier {
   verify(question: IdentityQuestion, proof: DecisionProof): Promise<VerifiedPerson>;
+  signalSender(question: IdentityQuestion, signal: DecisionSignal): Promise<VerifiedPerson>;
+}
+
+/** A signal as the Temporal server recorded it. */
+export interface RecordedSignal {
+  eventId: string;
+  /** When the server wrote the event, ISO 8601. */
+  time?: string;
+  /** The signal's arguments, decoded. */
+  args: unknown[];
+  /** Who sent it, as the server verified it; absent where the server records none (no authorizer, or propagation off). */
+  principal?: TemporalPrincipal;
+}
+
+/** A workflow run's own history, as the Temporal server keeps it. */
+export interface WorkflowHistory {
+  /** The `ordinal`-th (from 1) signal named `name` in the run's history; undefined when the run has fewer. */
+  nthSignal(run: { workflowId: string; runId: string }, name: string, ordinal: number): Promise<RecordedSignal | undefined>;
 }

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { loadClientConnectConfig, type ClientConnectConfig } from '@temporalio/envconfig';
 import { parseDuration } from './duration';
+import { parsePrincipalLogins } from './temporal-principals';
 
 /** Connection settings from the environment, validated once at start-up. Secrets stay here, never in workflow inputs. */
 
@@ -40,6 +42,8 @@ export interface IdentitySettings {
   oidcRepositories: string[];
   oidcOwners: string[];
   signatureMaxAgeMs: number;
+  /** `type:name` of Temporal principals → GitHub login; unset, the temporal-principal channel is off. */
+  temporalPrincipals?: Map<string, string>;
 }
 
 export const DEFAULT_OIDC_ISSUER = 'https://token.actions.githubusercontent.com';
@@ -62,12 +66,19 @@ function identitySettings(env: Env, c: ReturnType<typeof problemsCollector>): Id
       c.problems.push(`DEPLOY_SIGNATURE_MAX_AGE must be a duration from 1m to 24h, such as 15m, not "${maxAge}"`);
     }
   }
+  let temporalPrincipals: Map<string, string> | undefined;
+  if (env.DEPLOY_TEMPORAL_PRINCIPALS?.trim()) {
+    const { logins, problems } = parsePrincipalLogins(env.DEPLOY_TEMPORAL_PRINCIPALS);
+    c.problems.push(...problems);
+    temporalPrincipals = logins;
+  }
   return {
     oidcIssuer: c.url(env, 'DEPLOY_OIDC_ISSUER', 'the OIDC issuer of GitHub Actions tokens', DEFAULT_OIDC_ISSUER),
     oidcAudience: env.DEPLOY_OIDC_AUDIENCE?.trim() || DEFAULT_OIDC_AUDIENCE,
     oidcRepositories: list('DEPLOY_OIDC_REPOSITORIES', /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9_.-]{1,100}$/, 'an owner/name repository'),
     oidcOwners: list('DEPLOY_OIDC_OWNERS', /^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, 'a GitHub organisation or user'),
     signatureMaxAgeMs,
+    temporalPrincipals,
   };
 }
 
@@ -232,6 +243,28 @@ export function temporalConnectConfig(env: Env = process.env): ClientConnectConf
   const config = loadClientConnectConfig({ overrideEnvVars });
   if (!config.connectionOptions.address) config.connectionOptions.address = 'localhost:7233';
   return config;
+}
+
+/**
+ * DEPLOY_TEMPORAL_TOKEN_FILE: the worker's Temporal token (an API key, or a JWT where the server has an authorizer)
+ * in a file something else renews, such as a projected volume or a sidecar; the worker reads it again while it
+ * runs (worker/temporal-connection.ts). Instead of TEMPORAL_API_KEY, whose token lives as long as the process.
+ */
+export function temporalTokenFile(env: Env = process.env): string | undefined {
+  return env.DEPLOY_TEMPORAL_TOKEN_FILE?.trim() || undefined;
+}
+
+/** The token the file holds now; SettingsError naming the file when there is none. */
+export function readTemporalToken(file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new SettingsError(`DEPLOY_TEMPORAL_TOKEN_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (!token) throw new SettingsError(`DEPLOY_TEMPORAL_TOKEN_FILE: ${file} is empty`);
+  if (/\s/.test(token)) throw new SettingsError(`DEPLOY_TEMPORAL_TOKEN_FILE: ${file} holds more than a token (it has spaces or several lines)`);
+  return token;
 }
 
 export function taskQueueFrom(env: Env = process.env): string {

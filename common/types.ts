@@ -138,8 +138,11 @@ export type EnvironmentState =
 
 export type IdentityPolicy = 'verified' | 'claimed';
 
-/** How the decider was known: a GitHub Actions OIDC token, an SSH signature, or their word (`claimed`). */
-export type IdentityChannel = 'github-actions' | 'ssh-signature' | 'claimed';
+/**
+ * How the decider was known: a GitHub Actions OIDC token, an SSH signature, the principal the Temporal server
+ * verified for a signal's sender (mapped to a login by the worker's settings), or their word (`claimed`).
+ */
+export type IdentityChannel = 'github-actions' | 'ssh-signature' | 'temporal-principal' | 'claimed';
 
 /** What proves who sent a decision (or started a manual deploy). */
 export type DecisionProof = { channel: 'github-actions'; token: string } | { channel: 'ssh-signature'; signature: string; signedAt: string };
@@ -148,9 +151,12 @@ export type DecisionProof = { channel: 'github-actions'; token: string } | { cha
 export interface VerifiedPerson {
   login: string;
   channel: Exclude<IdentityChannel, 'claimed'>;
-  /** Claims of the OIDC token and its SHA-256, or the signed statement's time, key fingerprint and signature. */
+  /**
+   * Claims of the OIDC token and its SHA-256; the signed statement's time, key fingerprint and signature; or the
+   * signal's event and the principal the server recorded on it.
+   */
   evidence: Record<string, string>;
-  /** Refused when seen again: the token's jti, or the signature's digest. */
+  /** Refused when seen again: the token's jti, the signature's digest, or the signal's run and event. */
   proofId: string;
 }
 

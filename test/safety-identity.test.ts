@@ -137,6 +137,8 @@ describe('decisions without a valid proof are refused, and nothing is deployed',
     await h.handle(workflowId).signal('approve', { environment: 'staging', approver: 'alice' });
     const shown = await h.waitForStatus(workflowId, (s) => s.environments[1]?.refusedDecision !== undefined, 'the refused signal to be shown');
     expect(shown.environments[1]!.refusedDecision).toMatchObject({ claimedBy: 'alice', reason: expect.stringMatching(/^staging takes only verified decisions/) });
+    // This worker has the temporal-principal channel off, and says so.
+    expect(shown.environments[1]!.refusedDecision!.reason).toMatch(/; nor does the signal's Temporal principal prove it: this worker maps no Temporal principal to a GitHub login \(DEPLOY_TEMPORAL_PRINCIPALS is not set\)$/);
     // Web UI's current details panel says it too.
     const metadata = (await h.handle(workflowId).query('__temporal_workflow_metadata')) as { currentDetails?: string };
     expect(metadata.currentDetails).toMatch(/\| staging \| AWAITING_APPROVAL \|.*last decision refused: staging takes only verified decisions/);

@@ -12,7 +12,9 @@ import {
   createSlackWebApiNotifier,
   createSlackWebhookNotifier,
   createSshSignatureVerifier,
+  createTemporalWorkflowHistory,
 } from '../adapters';
+import { Context } from '@temporalio/activity';
 import type { ActivityDependencies } from '../activities';
 import type { ArgoCdOfEnvironment, Catalogue, RegistryConfig } from '../common/catalogue';
 import type { ArgoCd, ImageRegistry, Notifier } from '../common/ports';
@@ -54,6 +56,8 @@ export function createProductionDependencies(settings: WorkerSettings, catalogue
       signingKeys: createGitHubSigningKeys({ token: settings.github.token, baseUrl: settings.github.apiUrl }),
       ssh: createSshSignatureVerifier(),
       signatureMaxAgeMs: settings.identity.signatureMaxAgeMs,
+      // The worker's own client, with its connection and its token: the activity reads its own pipeline's history.
+      principals: { logins: settings.identity.temporalPrincipals, history: createTemporalWorkflowHistory(() => Context.current().client) },
     }),
   };
 }

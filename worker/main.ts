@@ -1,15 +1,16 @@
 import { existsSync } from 'node:fs';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import type { Logger } from '@temporalio/common';
-import { NativeConnection, Runtime } from '@temporalio/worker';
+import { Runtime } from '@temporalio/worker';
 import { githubCommitDates } from '../client/delivery-records';
 import { CatalogueError, loadCatalogue, type Catalogue } from '../common/catalogue';
-import { loadWorkerSettings, SettingsError, temporalConnectConfig, type WorkerSettings } from '../common/settings';
+import { loadWorkerSettings, SettingsError, type WorkerSettings } from '../common/settings';
 import { createProductionDependencies } from './adapters';
 import { DEFAULT_BUNDLE_PATH } from './bundle-workflows';
 import { createDeployWorker } from './create-worker';
 import { createJsonLogger, secretValuesFrom } from './logging';
 import { publishDeliveryMetrics } from './delivery-metrics';
+import { connectWorker, type WorkerConnection } from './temporal-connection';
 import { installRuntime, loadTelemetrySettings, type TelemetrySettings } from './telemetry';
 
 /** The worker process: validate everything first, then poll the task queue until SIGINT/SIGTERM. */
@@ -22,8 +23,8 @@ async function main(secrets: string[], useLogger: (logger: Logger) => void): Pro
 
   const settings = loadWorkerSettings();
   const catalogue = loadCatalogue(settings.cataloguePath);
-  const { connectionOptions, namespace } = temporalConnectConfig();
-  const connection = await NativeConnection.connect(connectionOptions);
+  const temporal = await connectWorker(logger);
+  const { connection, namespace } = temporal;
   const workflowBundlePath = settings.workflowBundlePath ?? (existsSync(DEFAULT_BUNDLE_PATH) ? DEFAULT_BUNDLE_PATH : undefined);
   if (!workflowBundlePath) logger.warn('no prebundled workflow code found (run "npm run build"); bundling at start-up');
   const worker = await createDeployWorker({
@@ -39,26 +40,25 @@ async function main(secrets: string[], useLogger: (logger: Logger) => void): Pro
     taskQueue: settings.taskQueue,
     maxCachedWorkflows: settings.maxCachedWorkflows,
     namespace: namespace ?? 'default',
-    temporalAddress: connectionOptions.address,
+    temporalAddress: temporal.address,
     apps: catalogue.apps.size,
     catalogue: catalogue.file,
     metricsAddress: telemetry.metricsAddress ?? null,
   });
-  // The delivery metrics are read from Temporal, with a client of their own, only where metrics are exported.
-  const delivery = telemetry.metricsAddress ? await startDeliveryMetrics(settings, catalogue, telemetry, logger) : undefined;
+  // The delivery metrics are read from Temporal only where metrics are exported.
+  const delivery = telemetry.metricsAddress ? startDeliveryMetrics(temporal, settings, catalogue, telemetry, logger) : undefined;
   try {
     await worker.run();
   } finally {
     await delivery?.stop();
-    await connection.close();
+    await temporal.close();
   }
 }
 
-async function startDeliveryMetrics(settings: WorkerSettings, catalogue: Catalogue, telemetry: TelemetrySettings, logger: Logger): Promise<{ stop(): Promise<void> }> {
-  const { connectionOptions, namespace } = temporalConnectConfig();
-  const connection = await Connection.connect(connectionOptions as Parameters<typeof Connection.connect>[0]);
+/** Over the worker's own connection, so the metrics read with the worker's token (renewed from its file, if any). */
+function startDeliveryMetrics(temporal: WorkerConnection, settings: WorkerSettings, catalogue: Catalogue, telemetry: TelemetrySettings, logger: Logger): { stop(): Promise<void> } {
   const publisher = publishDeliveryMetrics({
-    client: new Client({ connection, namespace }),
+    client: new Client({ connection: temporal.connection, namespace: temporal.namespace }),
     meter: Runtime.instance().metricMeter,
     catalogue,
     taskQueue: settings.taskQueue,
@@ -66,12 +66,7 @@ async function startDeliveryMetrics(settings: WorkerSettings, catalogue: Catalog
     commitDates: githubCommitDates(settings.github),
     logger,
   });
-  return {
-    async stop() {
-      await publisher.stop();
-      await connection.close();
-    },
-  };
+  return publisher;
 }
 
 const secrets = secretValuesFrom(process.env);

@@ -4,9 +4,9 @@ import { formatDuration } from '../common/duration';
 import { shortSha } from '../common/names';
 import type { ApprovalReceipt, ApproveRequest, EnvironmentStatus, IdentityChannel, PipelineInput, RejectRequest, VerifiedPerson } from '../common/types';
 import { FailureTypes } from '../common/types';
-import { approvalRefusal, type Decision, type DecisionRequest, type GateView, type PendingDecision, replayedProof } from './approval-rules';
+import { approvalRefusal, type Decision, type DecisionRequest, gateView, type GateView, type PendingDecision, replayedProof } from './approval-rules';
 import { changesLine, decisionRecord } from './approval-records';
-import { learnReleasePeople, proofOwner, teamCheck } from './decision-checks';
+import { learnReleasePeople, proofOwner, senderMayProve, signalSender, teamCheck } from './decision-checks';
 import { PipelineEnded } from './failures';
 import type { NewerDeployed } from './lane-protocol';
 import type { PipelineContext } from './pipeline-context';
@@ -17,15 +17,16 @@ import type { Steps } from './steps';
 
 /** Shown in Web UI, which sends the signals. */
 export const APPROVE_SIGNAL_DESCRIPTION =
-  'Approve the promotion: {"environment": "staging", "approver": "<GitHub login>", "comment": "optional"}. Environments that take only verified decisions refuse a bare name: use deploy approve --sign-with, or the approve workflow.';
+  'Approve the promotion: {"environment": "staging", "approver": "<GitHub login>", "comment": "optional"}. Environments that take only verified decisions refuse a bare name, unless the worker maps your Temporal principal to that login: else use deploy approve --sign-with, or the approve workflow.';
 export const REJECT_SIGNAL_DESCRIPTION =
-  'Reject the promotion: {"environment": "staging", "approver": "<GitHub login>", "reason": "why"}. Environments that take only verified decisions refuse a bare name: use deploy reject --sign-with, or the approve workflow.';
+  'Reject the promotion: {"environment": "staging", "approver": "<GitHub login>", "reason": "why"}. Environments that take only verified decisions refuse a bare name, unless the worker maps your Temporal principal to that login: else use deploy reject --sign-with, or the approve workflow.';
 
 type Outcome = 'approved' | 'rejected' | 'expired' | 'superseded';
 
-
 export class ApprovalGate {
   private pending?: PendingDecision;
+  /** Decision signals received of each name, counted whatever they say: the count names each one's event (signal-principal.ts). */
+  private readonly signalsReceived: Record<Decision, number> = { approved: 0, rejected: 0 };
 
   private readonly input: PipelineInput;
   private readonly pipeline: PipelineState;
@@ -47,10 +48,13 @@ export class ApprovalGate {
     if (reason) throw new Error(reason);
   }
 
-  async decide(request: ApproveRequest | RejectRequest, decision: Decision): Promise<ApprovalReceipt> {
-    const claimed = approvalRefusal(request, decision, this.view());
+  /** `signal`: the decision came by the `signal`-th signal of its name, whose sender may prove it. */
+  async decide(request: ApproveRequest | RejectRequest, decision: Decision, signal?: number): Promise<ApprovalReceipt> {
+    const bySender = signal !== undefined && senderMayProve(request, this.view());
+    const claimed = approvalRefusal(request, decision, this.view(), bySender);
     if (claimed) this.refuse(request, claimed);
-    const person = request.proof ? await proofOwner(this.steps, this.pipeline, request, decision) : undefined;
+    const sender = bySender ? () => signalSender(this.steps, this.pipeline, request, decision, signal, this.view()) : undefined;
+    const person = request.proof ? await proofOwner(this.steps, this.pipeline, request, decision) : sender ? await sender() : undefined;
     if (typeof person === 'string') this.refuse(request, person);
     return this.settle(request, decision, person);
   }
@@ -80,8 +84,9 @@ export class ApprovalGate {
 
   /** Signals cannot answer back (Web UI sends these); a refused one is logged and shown in the status. */
   async decideBySignal(request: ApproveRequest | RejectRequest, decision: Decision): Promise<void> {
+    const signal = ++this.signalsReceived[decision];
     try {
-      await this.decide(request, decision);
+      await this.decide(request, decision, signal);
     } catch (err) {
       if (err instanceof ApplicationFailure && err.type === FailureTypes.ApprovalRefused) log.warn(`${decision} signal ignored`, { reason: err.message });
       else throw err;
@@ -198,17 +203,6 @@ export class ApprovalGate {
   }
 
   private view(): GateView {
-    const { pending, pipeline } = this;
-    const { plan, status } = pipeline;
-    return {
-      workflowId: status.workflowId,
-      status: status.status,
-      environments: status.environments,
-      pending,
-      environmentPlan: pending ? pipeline.environmentPlan(pending.environment) : undefined,
-      sha: plan?.sha,
-      authorLogin: plan?.authorLogin,
-      releasePeople: pending?.releasePeople,
-    };
+    return gateView(this.pipeline, this.pending);
   }
 }

@@ -5,6 +5,7 @@
 import { shortSha, validateApprover } from '../common/names';
 import { ANYONE, isAmong, isTeam } from '../common/people';
 import type { ReleasePeople } from '../common/ports';
+import type { PipelineState } from './pipeline-state';
 import type { ApproveRequest, DecisionProof, DeployStatus, IdentityChannel, EnvironmentPlan, EnvironmentStatus, LaneDeployed, RejectRequest } from '../common/types';
 
 export type Decision = 'approved' | 'rejected';
@@ -49,6 +50,21 @@ export interface GateView {
   authorLogin?: string;
   /** Who wrote, committed or merged the commits the release adds to the environment, once GitHub said. */
   releasePeople?: ReleasePeople;
+}
+
+/** The pipeline as the rules see it, with the decision it waits for (if it waits). */
+export function gateView(pipeline: Pick<PipelineState, 'status' | 'plan' | 'environmentPlan'>, pending: PendingDecision | undefined): GateView {
+  const { plan, status } = pipeline;
+  return {
+    workflowId: status.workflowId,
+    status: status.status,
+    environments: status.environments,
+    pending,
+    environmentPlan: pending ? pipeline.environmentPlan(pending.environment) : undefined,
+    sha: plan?.sha,
+    authorLogin: plan?.authorLogin,
+    releasePeople: pending?.releasePeople,
+  };
 }
 
 /** Longest comment or rejection reason: they are kept in the pipeline's state and history. */
@@ -125,9 +141,12 @@ export function selfApproval(request: DecisionRequest, decision: Decision, view:
   return undefined;
 }
 
-/** Where decisions must be proved, a name alone is refused; so is a proof seen before. */
-export function unverifiedDecision(request: DecisionRequest, view: GateView): string | undefined {
-  if (view.environmentPlan?.identity !== 'verified' || request.proof || request.verified) return undefined;
+/**
+ * Where decisions must be proved, a name alone is refused; so is a proof seen before. `senderProves`: the signal's
+ * Temporal principal is asked instead (decision-checks.ts).
+ */
+export function unverifiedDecision(request: DecisionRequest, view: GateView, senderProves = false): string | undefined {
+  if (view.environmentPlan?.identity !== 'verified' || request.proof || request.verified || senderProves) return undefined;
   return (
     `${request.environment} takes only verified decisions, and a name alone ("${request.approver}") proves nothing: ` +
     'sign it (deploy approve … --sign-with ~/.ssh/id_ed25519) or send it from the approve workflow in GitHub Actions'
@@ -162,14 +181,14 @@ export function notAnApprover(request: DecisionRequest, approvers: string[], emp
  * request's shape and texts, the approver's login, an earlier decision, whether and where the pipeline awaits
  * approval, self-approval, the list of approvers.
  */
-export function approvalRefusal(request: DecisionRequest, decision: Decision, view: GateView): string | undefined {
+export function approvalRefusal(request: DecisionRequest, decision: Decision, view: GateView, senderProves = false): string | undefined {
   return (
     malformedDecision(request, decision) ??
     invalidApprover(request) ??
     alreadyDecided(request, view) ??
     notAwaiting(view) ??
     wrongEnvironment(request, view) ??
-    unverifiedDecision(request, view) ??
+    unverifiedDecision(request, view, senderProves) ??
     selfApproval(request, decision, view) ??
     // Plans recorded before identities were checked (no `identity`) took an empty list to mean anyone.
     notAnApprover(request, view.environmentPlan?.approvers ?? [], view.environmentPlan?.identity === undefined)

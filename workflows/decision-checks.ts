@@ -1,12 +1,14 @@
 /**
- * What the approval gate asks outside the workflow before a decision counts: who the proof names, who wrote the
- * release, whether a team has the approver. Each returns the reason to refuse when the answer cannot be had now:
- * a handler that threw would fail the whole pipeline, which must keep waiting.
+ * What the approval gate asks outside the workflow before a decision counts: who the proof (or the signal's
+ * Temporal principal) names, who wrote the release, whether a team has the approver. Each returns the reason to
+ * refuse when the answer cannot be had now: a handler that threw would fail the whole pipeline, which must keep
+ * waiting.
  */
 import { ActivityFailure, ApplicationFailure, isCancellation, log, patched } from '@temporalio/workflow';
 import type { ApproveRequest, RejectRequest, VerifiedPerson } from '../common/types';
 import { FailureTypes } from '../common/types';
-import { type Decision, type DecisionRequest, type PendingDecision, teamRefusal } from './approval-rules';
+import { type Decision, type DecisionRequest, type GateView, type PendingDecision, teamRefusal, unverifiedDecision } from './approval-rules';
+import { approveSignal, rejectSignal } from './definitions';
 import type { PipelineState } from './pipeline-state';
 import type { Steps } from './steps';
 
@@ -17,9 +19,9 @@ function causeOf(err: unknown): Error {
   return err instanceof ActivityFailure && err.cause ? err.cause : (err as Error);
 }
 
-/** Who the proof says sent the decision, or why it proves nothing (or cannot be checked now). */
-export async function proofOwner(steps: Steps, pipeline: PipelineState, request: ApproveRequest | RejectRequest, decision: Decision): Promise<VerifiedPerson | string> {
-  const question = {
+/** What the decision is about, as the pipeline knows it: any proof must be for exactly this. */
+function questionOf(pipeline: PipelineState, request: ApproveRequest | RejectRequest, decision: Decision) {
+  return {
     pipelineId: pipeline.workflowId,
     environment: request.environment,
     commit: pipeline.plan!.sha,
@@ -27,13 +29,53 @@ export async function proofOwner(steps: Steps, pipeline: PipelineState, request:
     comment: decision === 'approved' ? (request as ApproveRequest).comment : (request as RejectRequest).reason,
     claimedLogin: request.approver,
   };
+}
+
+/** Who the proof says sent the decision, or why it proves nothing (or cannot be checked now). */
+export async function proofOwner(steps: Steps, pipeline: PipelineState, request: ApproveRequest | RejectRequest, decision: Decision): Promise<VerifiedPerson | string> {
   try {
-    return await steps.calls.verifyIdentity.executeWithOptions({ summary: `Who sent the ${decision} decision for ${request.environment}?` }, [{ question, proof: request.proof! }]);
+    return await steps.calls.verifyIdentity.executeWithOptions({ summary: `Who sent the ${decision} decision for ${request.environment}?` }, [
+      { question: questionOf(pipeline, request, decision), proof: request.proof! },
+    ]);
   } catch (err) {
     if (isCancellation(err)) throw err;
     const cause = causeOf(err);
     const refused = cause instanceof ApplicationFailure && cause.type === FailureTypes.IdentityRefused;
     return refused ? `the decision's proof is refused: ${cause.message}` : `could not check the decision's proof now: ${cause.message}; nothing was decided, send it again`;
+  }
+}
+
+/**
+ * 1.2: where decisions are verified, a decision signal without a proof (Web UI's, `temporal workflow signal`'s) is
+ * proved by the principal the Temporal server recorded for its sender, if the worker maps it to a login. Updates
+ * are not: their events are written when the worker completes its task, with the worker's principal.
+ */
+const SIGNAL_PRINCIPAL = 'signal-principal';
+
+/** Whether the signal's sender is asked (which the workflow can know without I/O); records the guard when so. */
+export function senderMayProve(request: unknown, view: GateView): boolean {
+  if (!request || typeof request !== 'object') return false;
+  const { proof, environment } = request as { proof?: unknown; environment?: unknown };
+  if (proof !== undefined || view.environmentPlan?.identity !== 'verified' || view.pending?.environment !== environment) return false;
+  return patched(SIGNAL_PRINCIPAL);
+}
+
+/**
+ * Who sent the `ordinal`-th signal of its name that this run received (signal-principal.ts says why the count
+ * names one event), or why a name alone still proves nothing: said as before 1.2, then why the principal does not.
+ */
+export async function signalSender(steps: Steps, pipeline: PipelineState, request: ApproveRequest | RejectRequest, decision: Decision, ordinal: number, view: GateView): Promise<VerifiedPerson | string> {
+  const signal = { name: decision === 'approved' ? approveSignal.name : rejectSignal.name, ordinal };
+  try {
+    return await steps.calls.verifyIdentity.executeWithOptions({ summary: `Who sent ${signal.name} signal number ${ordinal}?` }, [
+      { question: questionOf(pipeline, request, decision), signal },
+    ]);
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    const cause = causeOf(err);
+    const refused = cause instanceof ApplicationFailure && cause.type === FailureTypes.IdentityRefused;
+    if (refused) return `${unverifiedDecision(request, view)}; nor does the signal's Temporal principal prove it: ${cause.message}`;
+    return `could not check now who sent the ${signal.name} signal: ${cause.message}; nothing was decided, send it again`;
   }
 }
 

@@ -208,6 +208,8 @@ export interface CrashHarnessOptions {
   workerEnv?: Record<string, string>;
   /** Dynamic configuration of this harness's own server (see createDevServer). */
   serverDynamicConfig?: Record<string, string>;
+  /** The token the harness's client sends, for a shared server with an authorizer. */
+  clientApiKey?: string;
 }
 
 export async function startCrashHarness(options: CrashHarnessOptions): Promise<CrashHarness> {
@@ -228,7 +230,8 @@ export async function startCrashHarness(options: CrashHarnessOptions): Promise<C
   try {
     server ??= await createDevServer(dataDir, options.cliPath, options.serverDynamicConfig);
     stack = await startStack({ ...options.stack, dataDir });
-    client = new Client({ connection: await Connection.connect({ address: server.address }), namespace: NAMESPACE });
+    const metadata: Record<string, string> = options.clientApiKey ? { authorization: `Bearer ${options.clientApiKey}` } : {};
+    client = new Client({ connection: await Connection.connect({ address: server.address, metadata }), namespace: NAMESPACE });
     const harnessStack = stack;
     const harnessServer = server;
     const workerEnv = (taskQueue: string, extra: Record<string, string> = {}): Record<string, string> =>

@@ -16,12 +16,13 @@
  */
 import { writeSync } from 'node:fs';
 import type { Duration, Logger } from '@temporalio/common';
-import { NativeConnection, Worker, type ActivityInterceptorsFactory } from '@temporalio/worker';
+import { Worker, type ActivityInterceptorsFactory } from '@temporalio/worker';
 import { loadCatalogue } from '../../common/catalogue';
-import { loadWorkerSettings, temporalConnectConfig } from '../../common/settings';
+import { loadWorkerSettings } from '../../common/settings';
 import { createProductionDependencies } from '../../worker/adapters';
 import { deployWorkerOptions } from '../../worker/create-worker';
 import { createJsonLogger, secretValuesFrom } from '../../worker/logging';
+import { connectWorker } from '../../worker/temporal-connection';
 import { installRuntime, loadTelemetrySettings } from '../../worker/telemetry';
 
 export const CRASH_POINT_MARKER = 'crash-point';
@@ -100,8 +101,8 @@ async function main(logger: Logger): Promise<void> {
   const spec = crashSpec(process.env);
   const settings = loadWorkerSettings();
   const catalogue = loadCatalogue(settings.cataloguePath);
-  const { connectionOptions, namespace } = temporalConnectConfig();
-  const connection = await NativeConnection.connect(connectionOptions);
+  const temporal = await connectWorker(logger);
+  const { connection, namespace } = temporal;
   const options = deployWorkerOptions({
     connection,
     namespace,
@@ -117,7 +118,7 @@ async function main(logger: Logger): Promise<void> {
   try {
     await worker.run();
   } finally {
-    await connection.close();
+    await temporal.close();
   }
 }
 

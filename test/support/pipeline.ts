@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { ActivityDependencies } from '../../activities';
 import { runCli } from '../../client/cli';
 import { startPipeline, type StartedPipeline } from '../../client/pipelines';
 import type { PipelineStatus } from '../../common/types';
@@ -29,7 +30,8 @@ export interface PipelineHarness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: Omit<StackOptions, 'dataDir'>): Promise<PipelineHarness> {
+/** `dependencies`: the worker's, from the stack; default the stack's own (its settings, through the production adapters). */
+export async function startHarness(options: Omit<StackOptions, 'dataDir'>, dependencies: (stack: Stack) => ActivityDependencies = (stack) => stack.dependencies): Promise<PipelineHarness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'deploy-harness-'));
   const stack = await startStack({ ...options, dataDir });
   const client = await connectClient();
@@ -37,7 +39,7 @@ export async function startHarness(options: Omit<StackOptions, 'dataDir'>): Prom
   try {
     connection = await connectNative();
     const taskQueue = uniqueTaskQueue('deploy');
-    const worker = await createDeployWorker({ connection, taskQueue, dependencies: stack.dependencies, workflowBundlePath: workflowBundlePath() });
+    const worker = await createDeployWorker({ connection, taskQueue, dependencies: dependencies(stack), workflowBundlePath: workflowBundlePath() });
     const running = worker.run();
     const env = { ...stack.env, DEPLOY_TASK_QUEUE: taskQueue };
     const harness: PipelineHarness = {
