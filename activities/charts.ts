@@ -27,7 +27,7 @@ export interface BumpRequest extends EnvironmentStep {
  * deploys are never promoted, and neither is what a person let in) and for a rollback, which is an old tag
  * deployed again. Undefined, the flag untouched, for apps whose catalogue decides promotion.
  */
-export function promoteDeploymentFor(app: Pick<AppConfig, 'promotion'>, step: Pick<BumpRequest, 'purpose' | 'respectFreeze' | 'deployType'>): boolean | undefined {
+function promoteDeploymentFor(app: Pick<AppConfig, 'promotion'>, step: Pick<BumpRequest, 'purpose' | 'respectFreeze' | 'deployType'>): boolean | undefined {
   if (app.promotion !== 'chartsFlags') return undefined;
   if (step.purpose === 'rollback') return false;
   const type = step.deployType ?? (step.respectFreeze ? 'promotion' : 'manual');
