@@ -6,11 +6,32 @@ import type { CompareStatus, ImageTagChange } from '../common/ports';
 import { FailureTypes } from '../common/types';
 import { classified, permanent, type EnvironmentStep, type Stage } from './stage';
 
+/**
+ * How the release came to this environment: CI's deploy of a merge (its first environment), a promotion from the
+ * environment before, a person's approval there, or a person's manual deploy.
+ */
+export type DeployType = 'ci' | 'promotion' | 'approved' | 'manual';
+
 export interface BumpRequest extends EnvironmentStep {
   /** Automatic deploys stop at `automatic_deploys_enabled: false`; manual ones do not. */
   respectFreeze: boolean;
   /** Why we roll back, for the charts commit message. */
   reason?: string;
+  /** Absent from bumps scheduled by workers before 1.2: `respectFreeze` tells automatic deploys from a person's. */
+  deployType?: DeployType;
+}
+
+/**
+ * What GOV.UK's update-image-tag writes as `promote_deployment`, for apps promoted by their charts flags: true
+ * for a release's deploy (GitHub's release event) and its promotions, false where a person deployed (manual
+ * deploys are never promoted, and neither is what a person let in) and for a rollback, which is an old tag
+ * deployed again. Undefined, the flag untouched, for apps whose catalogue decides promotion.
+ */
+function promoteDeploymentFor(app: Pick<AppConfig, 'promotion'>, step: Pick<BumpRequest, 'purpose' | 'respectFreeze' | 'deployType'>): boolean | undefined {
+  if (app.promotion !== 'chartsFlags') return undefined;
+  if (step.purpose === 'rollback') return false;
+  const type = step.deployType ?? (step.respectFreeze ? 'promotion' : 'manual');
+  return type === 'ci' || type === 'promotion';
 }
 
 /** `reason`: why automatic deploys are off when the file's flag says neither true nor false. */
@@ -112,7 +133,8 @@ export function createChartsActivities(stage: Stage) {
 
     /**
      * One charts commit per environment; a retry finds the commit it already made. With the digest the pipeline
-     * recorded, the tag must still name that image, or nothing is committed.
+     * recorded, the tag must still name that image, or nothing is committed. Apps promoted by their charts flags
+     * get `promote_deployment` in the same commit (promoteDeploymentFor), so the flag Argo CD syncs is this deploy's.
      */
     async bumpImageTag(step: BumpRequest): Promise<BumpOutcome> {
       return classified(async () => {
@@ -130,7 +152,8 @@ export function createChartsActivities(stage: Stage) {
           step.purpose === 'rollback'
             ? `Roll back ${app.name} to ${tag} in ${env.name}${step.reason ? `: ${step.reason}` : ''}`
             : `Deploy ${app.name} ${tag} to ${env.name}`;
-        return { frozen: false, ...(await charts.setImageTag(app.name, env.name, tag, message.slice(0, 500), digest)) };
+        const change = await charts.setImageTag(app.name, env.name, tag, message.slice(0, 500), digest, promoteDeploymentFor(app, step));
+        return { frozen: false, ...change };
       });
     },
 

@@ -159,6 +159,8 @@ interface PendingBump {
   message: string;
   /** Written beside the tag when given. */
   digest?: string;
+  /** Written as `promote_deployment` in the same commit when given. */
+  promoteDeployment?: boolean;
   /** The clone's `looks` count when the bump was asked for. */
   since: number;
   resolve: (change: ImageTagChange) => void;
@@ -265,8 +267,13 @@ const PROMOTE_KEY = 'promote_deployment';
 
 /** GOV.UK's post-sync workflow promotes only on a flag that says true; missing or anything else is false. */
 function saysTrue(doc: Document | undefined, key: string): boolean {
+  return flagWord(doc, key) === 'true';
+}
+
+/** A flag's text, in lower case and out of its quotes; undefined when the key is missing or holds no single value. */
+function flagWord(doc: Document | undefined, key: string): string | undefined {
   const node = doc?.get(key, true);
-  return isScalar(node) && String(node.source ?? node.value).trim().toLowerCase() === 'true';
+  return isScalar(node) ? String(node.source ?? node.value).trim().toLowerCase() : undefined;
 }
 
 /**
@@ -291,20 +298,31 @@ function freezeFlagIn(doc: Document, where: string): Pick<ImageTagFile, 'automat
  * The file with its `image_tag` set to `tag`, and every other byte as it was: other keys, their order, comments,
  * spacing, quotes and line endings (GOV.UK's files are edited by people and by other tools too). A file without
  * the key gets it as its first line, where GOV.UK's files keep it; an empty or missing file becomes that line.
+ * `promoteDeployment`, when given, is GOV.UK's update-image-tag's second write: its line changes unless it already
+ * says exactly that (`yes` means true to Helm and false to a post-sync reading "true"); a missing key goes at the
+ * end, where yq puts it.
  */
-function withImageTag(text: string | undefined, tag: string, where: string, digest?: string): string {
+function withImageTag(text: string | undefined, tag: string, where: string, digest?: string, promoteDeployment?: boolean): string {
   let edited = editScalar(text ?? '', IMAGE_TAG_KEY, tag, where);
   if (digest !== undefined) edited = editScalar(edited, IMAGE_DIGEST_KEY, digest, where);
+  if (promoteDeployment !== undefined && flagWord(parseTagFile(edited, where), PROMOTE_KEY) !== String(promoteDeployment)) {
+    edited = editScalar(edited, PROMOTE_KEY, promoteDeployment, where);
+  }
   // The edit is textual: read it back as Helm will, so no file leaves here meaning something else.
   const doc = parseTagFile(edited, where);
-  if (imageTagOf(doc, where) !== tag || (digest !== undefined && (scalarOf(doc, IMAGE_DIGEST_KEY, where) ?? '') !== digest)) {
-    throw new Error(`${where}: could not write ${IMAGE_TAG_KEY}: ${tag}${digest ? ` and ${IMAGE_DIGEST_KEY}: ${digest}` : ''} without changing what else the file says`);
+  const wrote = [`${IMAGE_TAG_KEY}: ${tag}`, digest ? `${IMAGE_DIGEST_KEY}: ${digest}` : '', promoteDeployment === undefined ? '' : `${PROMOTE_KEY}: ${promoteDeployment}`];
+  if (
+    imageTagOf(doc, where) !== tag ||
+    (digest !== undefined && (scalarOf(doc, IMAGE_DIGEST_KEY, where) ?? '') !== digest) ||
+    (promoteDeployment !== undefined && flagWord(doc, PROMOTE_KEY) !== String(promoteDeployment))
+  ) {
+    throw new Error(`${where}: could not write ${wrote.filter(Boolean).join(' and ')} without changing what else the file says`);
   }
   return edited;
 }
 
-/** A file without the tag gets it as its first line; a digest it lacks goes on the line after the tag. */
-function editScalar(original: string, key: string, text: string, where: string): string {
+/** A file without the tag gets it as its first line; a digest it lacks goes on the line after the tag, any other key at the end. */
+function editScalar(original: string, key: string, text: string | boolean, where: string): string {
   const doc = parseTagFile(original, where);
   const eol = original.includes('\r\n') ? '\r\n' : '\n';
   const pairOf = (name: string) => (isMap(doc.contents) ? doc.contents.items.find((item) => isScalar(item.key) && item.key.value === name) : undefined);
@@ -328,11 +346,15 @@ function editScalar(original: string, key: string, text: string, where: string):
   return `${original.slice(0, keyEnd + 1)} ${scalarText(text, undefined)}${original.slice(Math.max(valueEnd, keyEnd + 1))}`;
 }
 
-/** The tag as a YAML scalar: in the quotes the old value had, else plain unless YAML would read it as something else. */
-function scalarText(tag: string, style: string | undefined): string {
-  if (style === Scalar.QUOTE_DOUBLE) return JSON.stringify(tag);
-  if (style === Scalar.QUOTE_SINGLE) return `'${tag.replace(/'/g, "''")}'`;
-  return stringify(tag, { version: YAML_VERSION, lineWidth: 0 }).trim();
+/**
+ * The value as a YAML scalar: in the quotes the old value had, else plain unless YAML would read it as something
+ * else. A flag is a bare true or false, as yq writes it (GOV.UK's post-sync compares the text with "true").
+ */
+function scalarText(value: string | boolean, style: string | undefined): string {
+  const text = String(value);
+  if (style === Scalar.QUOTE_DOUBLE) return JSON.stringify(text);
+  if (style === Scalar.QUOTE_SINGLE) return `'${text.replace(/'/g, "''")}'`;
+  return typeof value === 'boolean' ? text : stringify(text, { version: YAML_VERSION, lineWidth: 0 }).trim();
 }
 
 function sleep(ms: number): Promise<void> {
@@ -592,7 +614,7 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
           const doc = text === undefined ? undefined : parseTagFile(text, bump.filePath);
           previousTag = doc && imageTagOf(doc, bump.filePath);
           if (bump.digest !== undefined) sameDigest = (doc ? (scalarOf(doc, IMAGE_DIGEST_KEY, bump.filePath) ?? '') : '') === bump.digest;
-          edited = withImageTag(text, bump.tag, bump.filePath, bump.digest);
+          edited = withImageTag(text, bump.tag, bump.filePath, bump.digest, bump.promoteDeployment);
         } catch (err) {
           // A file this bump cannot read fails this bump alone; nothing of it is in the worktree yet.
           bump.reject(err);
@@ -667,13 +689,13 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
       });
     },
 
-    async setImageTag(app, environment, tag, message, digest) {
+    async setImageTag(app, environment, tag, message, digest, promoteDeployment) {
       const filePath = imageTagPath(catalogueView, app, environment);
       validateImageTag(tag);
       validateCommitMessage(message);
       if (digest !== undefined && digest !== '' && !isImageDigest(digest)) throw new InvalidNameError(`invalid image digest ${JSON.stringify(digest)}`);
       return new Promise<ImageTagChange>((resolve, reject) => {
-        pendingBumps.push({ filePath, tag, message, digest, since: looks, resolve, reject });
+        pendingBumps.push({ filePath, tag, message, digest, promoteDeployment, since: looks, resolve, reject });
         // The first flush to run takes every bump waiting by then; the flushes queued after it find none left.
         void serialised(workdir, flushBumps);
       });

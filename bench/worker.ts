@@ -8,6 +8,7 @@
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { loadCatalogue } from '../common/catalogue';
+import type { ArgoCd } from '../common/ports';
 import { loadWorkerSettings, temporalConnectConfig } from '../common/settings';
 import { createProductionDependencies } from '../worker/adapters';
 import { deployWorkerOptions } from '../worker/create-worker';
@@ -31,8 +32,10 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect(connectionOptions);
   let dependencies = createProductionDependencies(settings, catalogue);
   if (process.env.BENCH_ARGO_REFRESH === 'off') {
-    const argoCd = dependencies.argoCd;
-    dependencies = { ...dependencies, argoCd: { getApplication: (name) => argoCd.getApplication(name) } };
+    // Every Argo CD the worker may ask: the default one and each cluster's own.
+    const withoutRefresh = (argoCd: ArgoCd): ArgoCd => ({ getApplication: (name) => argoCd.getApplication(name) });
+    const { argoCd, argoCdOf } = dependencies;
+    dependencies = { ...dependencies, argoCd: withoutRefresh(argoCd), ...(argoCdOf ? { argoCdOf: (argocd) => withoutRefresh(argoCdOf(argocd)) } : {}) };
   }
   const options = deployWorkerOptions({
     connection,

@@ -164,9 +164,12 @@ export interface ChartsRepository {
   /**
    * Commits `Deploy <app> <tag> to <environment>` unless the file already holds the tag (and the digest). A
    * `digest` is written as `image_digest` beside the tag, for charts that pull by digest; `''` empties it, so
-   * the tag alone decides; undefined leaves the file's digest, if any, as it is.
+   * the tag alone decides; undefined leaves the file's digest, if any, as it is. A `promoteDeployment` is written
+   * as `promote_deployment` in the same commit, as GOV.UK's update-image-tag writes it (added where missing);
+   * undefined leaves the flag alone. A file that already holds the tag is left as it is, flag included, as
+   * update-image-tag leaves it.
    */
-  setImageTag(app: string, environment: string, tag: string, message: string, digest?: string): Promise<ImageTagChange>;
+  setImageTag(app: string, environment: string, tag: string, message: string, digest?: string, promoteDeployment?: boolean): Promise<ImageTagChange>;
   /** True when `descendant` is `ancestor` or has it in its history (after fetching). */
   isAncestor(ancestor: string, descendant: string): Promise<boolean>;
   /** The file's `promote_deployment` and `automatic_deploys_enabled` at a commit: true only where they say true. */

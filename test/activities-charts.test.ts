@@ -21,6 +21,9 @@ function inActivity<A extends unknown[], R>(env: MockActivityEnvironment, fn: (.
 
 const APP = 'publisher';
 const FILE = (environment: string) => `charts/app-config/image-tags/${environment}/${APP}`;
+/** Promoted by its charts flags, as GOV.UK's apps are. */
+const FLAGGED = 'whitehall';
+const FLAGGED_FILE = (environment: string) => `charts/app-config/image-tags/${environment}/${FLAGGED}`;
 
 describe('the charts stage', () => {
   let dataDir: string;
@@ -30,7 +33,7 @@ describe('the charts stage', () => {
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'activities-charts-'));
-    stack = await startStack({ dataDir, apps: { [APP]: {} } });
+    stack = await startStack({ dataDir, apps: { [APP]: {}, [FLAGGED]: { promotion: 'chartsFlags' } } });
     activities = createActivities(stack.dependencies);
   });
   afterAll(async () => {
@@ -72,6 +75,52 @@ describe('the charts stage', () => {
     const file = await readFileAt(stack.charts.bareDir, 'main', FILE('production'));
     expect(file).toContain(`image_tag: ${sha}`);
     expect(file).toContain('automatic_deploys_enabled: false');
+  });
+
+  describe("promote_deployment, as GOV.UK's update-image-tag writes it", () => {
+    const bumped = async (step: { environment: string; respectFreeze: boolean; deployType?: 'ci' | 'promotion' | 'approved' | 'manual'; purpose?: 'rollback' }, app = FLAGGED) => {
+      const tag = step.purpose === 'rollback' ? 'initial' : await stack.merge(app);
+      const outcome = await run.run(activities.bumpImageTag, { app, tag, ...step });
+      expect(outcome).toMatchObject({ frozen: false, changed: true });
+      return (await readFileAt(stack.charts.bareDir, 'main', `charts/app-config/image-tags/${step.environment}/${app}`))!;
+    };
+    const filed = (tag: string, promote: boolean) => `# Managed by the deploy pipeline\nimage_tag: ${tag}\npromote_deployment: ${promote}\nautomatic_deploys_enabled: true\n`;
+
+    it('true for a CI deploy and a promotion; false for a manual deploy, a release a person let in, and a rollback', async () => {
+      for (const [step, promote] of [
+        [{ environment: 'integration', respectFreeze: true, deployType: 'ci' }, true],
+        [{ environment: 'integration', respectFreeze: false, deployType: 'manual' }, false],
+        [{ environment: 'staging', respectFreeze: true, deployType: 'approved' }, false],
+        [{ environment: 'staging', respectFreeze: true, deployType: 'promotion' }, true],
+        [{ environment: 'staging', respectFreeze: false, purpose: 'rollback' }, false],
+        // Bumps a worker before 1.2 scheduled carry no deployType: an automatic one promotes, a manual one not.
+        [{ environment: 'production', respectFreeze: true }, true],
+        [{ environment: 'production', respectFreeze: false }, false],
+      ] as const) {
+        const file = await bumped(step);
+        const tag = /image_tag: (\S+)/.exec(file)![1]!;
+        expect([step, file]).toEqual([step, filed(tag, promote)]);
+      }
+    });
+
+    it('a retried bump writes nothing twice, whatever the flag says by then', async () => {
+      const sha = await stack.merge(FLAGGED);
+      const step = { app: FLAGGED, environment: 'integration', tag: sha, respectFreeze: false, deployType: 'manual' as const };
+      const first = await inActivity(run, activities.bumpImageTag, step);
+      const commits = await listCommits(stack.charts.bareDir);
+      const retry = await inActivity(new MockActivityEnvironment({ attempt: 2 }), activities.bumpImageTag, step);
+      expect(retry).toEqual({ ...first, changed: false });
+      expect(await listCommits(stack.charts.bareDir)).toEqual(commits);
+      expect(await readFileAt(stack.charts.bareDir, 'main', FLAGGED_FILE('integration'))).toBe(filed(sha, false));
+    });
+
+    it('an app whose catalogue decides promotion keeps its flag as it was, byte for byte', async () => {
+      await stack.charts.writeImageTag(APP, 'integration', 'initial', { promote_deployment: true, automatic_deploys_enabled: true });
+      const before = (await readFileAt(stack.charts.bareDir, 'main', FILE('integration')))!;
+      const file = await bumped({ environment: 'integration', respectFreeze: false, deployType: 'manual' }, APP);
+      const tag = /image_tag: (\S+)/.exec(file)![1]!;
+      expect(file).toBe(before.replace('image_tag: initial', `image_tag: ${tag}`));
+    });
   });
 
   it('a freeze flag that is neither true nor false stops an automatic bump, saying why', async () => {

@@ -556,6 +556,79 @@ describe('files shaped as GOV.UK keeps them', () => {
     }
   });
 
+  /**
+   * The file as GOV.UK's update-image-tag leaves it (`yq -i` of image_tag, then of promote_deployment: a missing
+   * key at the end), written by hand: the tag replaced where it stands, the flag's value replaced unless it says
+   * exactly that already, every other byte as before.
+   */
+  function asUpdateImageTagWrites(before: string, tag: string, promote: boolean): string {
+    const oldTag = /image_tag: *"?([^"\s]+)/.exec(before)![1]!;
+    const at = before.indexOf(oldTag, before.indexOf('image_tag:'));
+    const tagged = `${before.slice(0, at)}${tag}${before.slice(at + oldTag.length)}`;
+    const flag = /^(promote_deployment: *)(["']?)([^"'\s#]*)\2/m.exec(tagged);
+    if (flag) {
+      if (flag[3]!.toLowerCase() === String(promote)) return tagged;
+      const from = flag.index + flag[1]!.length + flag[2]!.length;
+      return `${tagged.slice(0, from)}${promote}${tagged.slice(from + flag[3]!.length)}`;
+    }
+    const eol = tagged.includes('\r\n') ? '\r\n' : '\n';
+    return `${tagged}${tagged.endsWith('\n') ? '' : eol}promote_deployment: ${promote}${eol}`;
+  }
+
+  test.each(SHAPES)('%s: a bump with promote_deployment changes that line and the tag, and not one other byte', async (_shape, text) => {
+    const writer = await competingWriter(bare, tmp);
+    await writer.push({ [PRODUCTION]: text }, 'A file as GOV.UK has it');
+    const manual = [false, true, true, false] as const;
+    for (const [index, tag] of ['v3232', 'v3233', 'latest', 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678'].entries()) {
+      const promote = manual[index]!;
+      const change = await adapter().setImageTag('whitehall', 'production', tag, `Deploy whitehall ${tag} to production`, undefined, promote);
+      expect(change.changed).toBe(true);
+      expect(await changedFiles(change.chartsCommit)).toEqual([PRODUCTION]);
+      const before = (await readFileAt(bare, `${change.chartsCommit}^`, PRODUCTION))!;
+      expect(await readFileAt(bare, change.chartsCommit, PRODUCTION)).toBe(asUpdateImageTagWrites(before, tag, promote));
+    }
+    // update-image-tag never writes automatic_deploys_enabled: the file says about it what it said before.
+    const after = (await readFileAt(bare, 'main', PRODUCTION))!;
+    expect(after.match(/automatic_deploys_enabled:.*/g)).toEqual(text.match(/automatic_deploys_enabled:.*/g));
+  });
+
+  test('promote_deployment: added where missing, rewritten where it says anything but the value, left where it says it', async () => {
+    const writer = await competingWriter(bare, tmp);
+    for (const [text, promote, expected] of [
+      ['', true, 'image_tag: v7\npromote_deployment: true\n'],
+      ['automatic_deploys_enabled: false\n', true, 'image_tag: v7\nautomatic_deploys_enabled: false\npromote_deployment: true\n'],
+      ['image_tag: v1\r\nautomatic_deploys_enabled: true', false, 'image_tag: v7\r\nautomatic_deploys_enabled: true\r\npromote_deployment: false\r\n'],
+      ['image_tag: v1\npromote_deployment: "true" # by hand\n', false, 'image_tag: v7\npromote_deployment: "false" # by hand\n'],
+      ["image_tag: v1\npromote_deployment: 'false'\n", true, "image_tag: v7\npromote_deployment: 'true'\n"],
+      // Helm reads yes as true, GOV.UK's post-sync compares the text with "true": only the plain word is kept.
+      ['image_tag: v1\npromote_deployment: yes\n', false, 'image_tag: v7\npromote_deployment: false\n'],
+      ['image_tag: v1\npromote_deployment:\n', false, 'image_tag: v7\npromote_deployment: false\n'],
+      ['image_tag: v1\npromote_deployment: True\n', true, 'image_tag: v7\npromote_deployment: True\n'],
+      ['image_tag: v1\npromote_deployment: false\nautomatic_deploys_enabled: true\n', false, 'image_tag: v7\npromote_deployment: false\nautomatic_deploys_enabled: true\n'],
+    ] as const) {
+      await writer.push({ [PRODUCTION]: text }, 'Reset the file');
+      const change = await adapter().setImageTag('whitehall', 'production', 'v7', 'Deploy whitehall v7 to production', undefined, promote);
+      expect(await readFileAt(bare, change.chartsCommit, PRODUCTION)).toBe(expected);
+    }
+    // A file that is not there yet: the tag and the flag, nothing else.
+    const created = await adapter().setImageTag('whitehall', 'test', 'v7', 'Deploy whitehall v7 to test', undefined, false);
+    expect(await readFileAt(bare, created.chartsCommit, 'charts/app-config/image-tags/test/whitehall')).toBe('image_tag: v7\npromote_deployment: false\n');
+  });
+
+  test('a file that already holds the tag is left alone, flag included; a retry elsewhere finds the first commit', async () => {
+    const writer = await competingWriter(bare, tmp);
+    await writer.push({ [PRODUCTION]: 'image_tag: v1\npromote_deployment: true\n' }, 'A file');
+    const first = await adapter().setImageTag('whitehall', 'production', 'v2', 'Deploy whitehall v2 to production', undefined, false);
+    const commits = await listCommits(bare);
+    // The worker died before it heard of its push; another one runs the step again.
+    const retry = await adapter('restarted-worker').setImageTag('whitehall', 'production', 'v2', 'Deploy whitehall v2 to production', undefined, false);
+    expect(retry).toEqual({ chartsCommit: first.chartsCommit, previousTag: 'v1', changed: false });
+    // update-image-tag exits when the tag is already set: a different flag does not make a commit either.
+    await expect(adapter().setImageTag('whitehall', 'production', 'v2', 'Deploy whitehall v2 to production', undefined, true)).resolves.toMatchObject({ changed: false });
+    expect(await listCommits(bare)).toEqual(commits);
+    expect(await readFileAt(bare, 'main', PRODUCTION)).toBe('image_tag: v2\npromote_deployment: false\n');
+  });
+
   test('a tag YAML would read as a number is quoted, keeping the rest', async () => {
     const writer = await competingWriter(bare, tmp);
     await writer.push({ [PRODUCTION]: 'image_tag: v1 # note\r\npromote_deployment: true\r\n' }, 'A file');

@@ -4,6 +4,7 @@
  */
 import { ApplicationFailure, log, sleep } from '@temporalio/workflow';
 import { shortSha } from '../common/names';
+import type { DeployType } from '../activities/charts';
 import type { EnvironmentPlan, EnvironmentStatus } from '../common/types';
 import { FailureTypes } from '../common/types';
 import { allSettledThenThrow, describeFailure, PipelineEnded, rollbackCause, unverifiedAfterBump } from './failures';
@@ -31,7 +32,7 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
         if (there === 'identical') return 'deployed';
         if (there === 'diverged' && !env.approval) return 'needs a person';
       }
-      frozen = await deploy(ctx, envPlan, env, automatic);
+      frozen = await deploy(ctx, envPlan, env, automatic, deployTypeOf(ctx, env, index));
       if (frozen === undefined) return 'deployed';
     } finally {
       await ctx.lanes.release(env.environment);
@@ -110,8 +111,15 @@ interface Freeze {
   reason?: string;
 }
 
+/** What the bump tells the charts (GOV.UK's promote_deployment): once a person steps in, the release is theirs. */
+function deployTypeOf({ input }: PipelineContext, env: EnvironmentStatus, index: number): DeployType {
+  if (input.trigger === 'manual') return 'manual';
+  if (env.approval) return 'approved';
+  return index === 0 ? 'ci' : 'promotion';
+}
+
 /** Bump, side steps, sync, smoke tests, while holding the lane. Returns the freeze that stopped it, if one did. */
-async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus, automatic: boolean): Promise<Freeze | undefined> {
+async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: EnvironmentStatus, automatic: boolean, deployType: DeployType): Promise<Freeze | undefined> {
   const { input, pipeline, steps, reports, lanes } = ctx;
   const release = pipeline.plan!;
   const step = { app: release.app, environment: envPlan.name, tag: release.tag };
@@ -120,7 +128,7 @@ async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Envir
   const where = `${release.app} ${release.tag} to ${envPlan.name}`;
   env.startedAt ??= new Date().toISOString();
   pipeline.setStatus('DEPLOYING', env, 'DEPLOYING');
-  const change = await steps.calls.bumpImageTag.executeWithOptions({ summary: `Bump image tag: ${where}` }, [{ ...checked, respectFreeze: automatic }]);
+  const change = await steps.calls.bumpImageTag.executeWithOptions({ summary: `Bump image tag: ${where}` }, [{ ...checked, respectFreeze: automatic, deployType }]);
   if (change.frozen) return { path: change.path, reason: change.reason };
   env.chartsCommit = change.chartsCommit;
   env.previousTag = change.previousTag;
