@@ -2,7 +2,7 @@
  * The deploy of one environment: the deploy window, the lane, the no-regression check, the bump, the side steps,
  * Argo CD's sync, the smoke tests, and the rollback when the release turns out bad there.
  */
-import { ApplicationFailure, log, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, log, sleep, type ActivityOptions } from '@temporalio/workflow';
 import { shortSha } from '../common/names';
 import type { EnvironmentPlan, EnvironmentStatus } from '../common/types';
 import { FailureTypes } from '../common/types';
@@ -138,7 +138,9 @@ async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Envir
     const synced = await waitForSync(ctx, envPlan, change.chartsCommit, release.tag);
     if (synced.promotes !== undefined) env.promotes = synced.promotes;
     pipeline.setStatus('SMOKE_TESTING', env, 'SMOKE_TESTING');
-    await steps.waits.runSmokeTests.executeWithOptions({ summary: `Smoke test ${where}`, startToCloseTimeout: '30 minutes' }, [step]);
+    // End-to-end suites may take longer than HTTP checks; the plan says how long (plans before suites: 30 minutes).
+    const smokeTimeout: ActivityOptions = envPlan.smokeTestsTimeoutMs ? { startToCloseTimeout: envPlan.smokeTestsTimeoutMs, scheduleToCloseTimeout: 2 * envPlan.smokeTestsTimeoutMs } : { startToCloseTimeout: '30 minutes' };
+    await steps.waits.runSmokeTests.executeWithOptions({ summary: `Smoke test ${where}`, ...smokeTimeout }, [step]);
   } catch (err) {
     const cause = rollbackCause(err, release, envPlan.name);
     if (cause && env.previousTag && env.previousTag !== release.tag) await rollBack(ctx, envPlan, env, cause);
