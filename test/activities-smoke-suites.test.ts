@@ -17,6 +17,11 @@ const ON_ARGO = 'whitehall';
 const ON_GITHUB = 'search-api';
 const ENV = 'integration';
 
+/** Runs one activity in a MockActivityEnvironment, keeping its return type. */
+function inActivity<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
+  return env.run(fn, ...args) as Promise<R>;
+}
+
 let pipelines = 0;
 /** A mock step of its own pipeline run: each attempt's key, and so its Argo workflow's name, is new. */
 function pipelineRun(heartbeatDetails?: SuiteProgress, id = `deploy-test-${++pipelines}`): { env: MockActivityEnvironment; heartbeats: SuiteProgress[]; id: string } {
@@ -48,9 +53,9 @@ describe('end-to-end smoke suites', () => {
     for (const app of [ON_ARGO, ON_GITHUB]) {
       tags[app] = await stack.merge(app);
       const run = new MockActivityEnvironment();
-      const outcome = await run.run(activities.bumpImageTag, { app, environment: ENV, tag: tags[app]!, respectFreeze: true });
+      const outcome = await inActivity(run, activities.bumpImageTag, { app, environment: ENV, tag: tags[app]!, respectFreeze: true });
       if (outcome.frozen) throw new Error(`${ENV} is frozen`);
-      await run.run(activities.waitForArgoSync, { app, environment: ENV, tag: tags[app]!, chartsCommit: outcome.chartsCommit });
+      await inActivity(run, activities.waitForArgoSync, { app, environment: ENV, tag: tags[app]!, chartsCommit: outcome.chartsCommit });
     }
   });
   afterAll(async () => {
@@ -70,7 +75,7 @@ describe('end-to-end smoke suites', () => {
     it('passes once the workflow Succeeded, having submitted the template with the parameters filled in', async () => {
       const before = argoWorkflows().workflows.length;
       const { env, heartbeats } = pipelineRun();
-      const outcomes = await env.run(activities.runSmokeTests, step(ON_ARGO));
+      const outcomes = await inActivity(env, activities.runSmokeTests, step(ON_ARGO));
       const submitted = argoWorkflows().workflows.slice(before);
       expect(submitted).toHaveLength(1);
       expect(submitted[0]).toMatchObject({
@@ -92,7 +97,7 @@ describe('end-to-end smoke suites', () => {
     it('fails for good with the failed node\'s message after its attempts, each a workflow of its own', async () => {
       stack.setSuiteOutcome(ON_ARGO, ENV, { result: 'fail', node: 'publisher-specs', message: 'Error (exit code 1): 3 failed tests' });
       const before = argoWorkflows().workflows.length;
-      const err = await errorFrom(() => pipelineRun().env.run(activities.runSmokeTests, step(ON_ARGO)));
+      const err = await errorFrom(() => inActivity(pipelineRun().env, activities.runSmokeTests, step(ON_ARGO)));
       const submitted = argoWorkflows().workflows.slice(before);
       expect(submitted.map((w) => w.phase)).toEqual(['Failed', 'Failed']);
       expect(new Set(submitted.map((w) => w.name)).size).toBe(2);
@@ -104,7 +109,7 @@ describe('end-to-end smoke suites', () => {
 
     it('a workflow that ends in Error fails the same way, with the workflow\'s message', async () => {
       stack.setSuiteOutcome(ON_ARGO, ENV, { result: 'error', message: 'pod was evicted' });
-      const err = await errorFrom(() => pipelineRun().env.run(activities.runSmokeTests, step(ON_ARGO)));
+      const err = await errorFrom(() => inActivity(pipelineRun().env, activities.runSmokeTests, step(ON_ARGO)));
       expect(err).toMatchObject({ type: 'SmokeTestFailed' });
       expect(err.message).toMatch(/: suite govuk-e2e-tests: workflow apps\/govuk-e2e-tests-[0-9a-f]{16} ended Error: pod was evicted \(node e2e-tests: pod deleted\) \(after 2 attempts\)$/);
     });
@@ -112,7 +117,7 @@ describe('end-to-end smoke suites', () => {
     it('a suite that recovers on its next attempt passes', async () => {
       argoWorkflows().queueOutcome(ON_ARGO, { result: 'fail' });
       const before = argoWorkflows().workflows.length;
-      const outcomes = await pipelineRun().env.run(activities.runSmokeTests, step(ON_ARGO));
+      const outcomes = await inActivity(pipelineRun().env, activities.runSmokeTests, step(ON_ARGO));
       expect(argoWorkflows().workflows.slice(before).map((w) => w.phase)).toEqual(['Failed', 'Succeeded']);
       expect(outcomes.at(-1)).toMatchObject({ suite: 'govuk-e2e-tests', ok: true });
     });
@@ -120,7 +125,7 @@ describe('end-to-end smoke suites', () => {
     it('stops a workflow that outlives the suite\'s timeout and counts it as a failed attempt', async () => {
       stack.setSuiteOutcome(ON_ARGO, ENV, { result: 'hang' });
       const before = argoWorkflows().workflows.length;
-      const err = await errorFrom(() => pipelineRun().env.run(activities.runSmokeTests, step(ON_ARGO)));
+      const err = await errorFrom(() => inActivity(pipelineRun().env, activities.runSmokeTests, step(ON_ARGO)));
       const submitted = argoWorkflows().workflows.slice(before);
       expect(submitted.map((w) => [w.phase, w.stopped])).toEqual([
         ['Failed', 'deploy pipeline: did not finish within 2s'],
@@ -135,7 +140,7 @@ describe('end-to-end smoke suites', () => {
       stack.setSuiteOutcome(ON_ARGO, ENV, { result: 'hang' });
       const before = argoWorkflows().workflows.length;
       const { env } = pipelineRun();
-      const running = env.run(activities.runSmokeTests, step(ON_ARGO));
+      const running = inActivity(env, activities.runSmokeTests, step(ON_ARGO));
       const workflow = await waitFor(() => argoWorkflows().workflows.slice(before).find((w) => w.phase === 'Running'), { timeoutMs: 5000, description: 'the suite to run' });
       env.cancel();
       await expect(running).rejects.toBeInstanceOf(CancelledFailure);
@@ -146,7 +151,7 @@ describe('end-to-end smoke suites', () => {
       stack.setSuiteOutcome(ON_ARGO, ENV, { result: 'hang' });
       const before = argoWorkflows().workflows.length;
       const first = pipelineRun();
-      const dying = first.env.run(activities.runSmokeTests, step(ON_ARGO));
+      const dying = inActivity(first.env, activities.runSmokeTests, step(ON_ARGO));
       const workflow = await waitFor(() => argoWorkflows().workflows.slice(before).find((w) => w.phase === 'Running'), { timeoutMs: 5000, description: 'the suite to run' });
       // A worker shutting down cancels its steps too: that must not stop the suite another worker takes over.
       first.env.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true }));
@@ -154,9 +159,9 @@ describe('end-to-end smoke suites', () => {
       expect(workflow.phase).toBe('Running');
 
       // As if the worker died before its first heartbeat: the retry knows nothing but its key.
-      const retry = pipelineRun(undefined, first.id).env.run(activities.runSmokeTests, step(ON_ARGO));
+      const retry = inActivity(pipelineRun(undefined, first.id).env, activities.runSmokeTests, step(ON_ARGO));
       // And as if it heartbeated: the retry picks up the workflow by name.
-      const resumed = pipelineRun({ suite: 0, attempt: 1, run: workflow.name, startedAtMs: Date.now() }, first.id).env.run(activities.runSmokeTests, step(ON_ARGO));
+      const resumed = inActivity(pipelineRun({ suite: 0, attempt: 1, run: workflow.name, startedAtMs: Date.now() }, first.id).env, activities.runSmokeTests, step(ON_ARGO));
       await waitFor(() => argoWorkflows().requests.filter((r) => r.method === 'POST' && r.status === 409).length > 0, { timeoutMs: 5000, description: 'the retry to find the workflow' });
       stack.setSuiteOutcome(ON_ARGO, ENV, { result: 'pass' });
       for (const outcomes of await Promise.all([retry, resumed])) expect(outcomes.at(-1)).toMatchObject({ ok: true, run: workflow.name });
@@ -179,7 +184,7 @@ describe('end-to-end smoke suites', () => {
     it('passes once the run succeeded, dispatched with the inputs and a key its run-name carries', async () => {
       const before = smokeRuns(ON_GITHUB).length;
       const { env, heartbeats } = pipelineRun();
-      const outcomes = await env.run(activities.runSmokeTests, step(ON_GITHUB));
+      const outcomes = await inActivity(env, activities.runSmokeTests, step(ON_GITHUB));
       const runs = smokeRuns(ON_GITHUB).slice(before);
       expect(runs).toHaveLength(1);
       expect(runs[0]!.inputs).toEqual({ environment: ENV, tag: tags[ON_GITHUB], smokeRun: expect.stringMatching(/^smoke-[0-9a-f]{16}$/) });
@@ -191,7 +196,7 @@ describe('end-to-end smoke suites', () => {
     it('fails for good naming the failed job and its page', async () => {
       stack.setSuiteOutcome(ON_GITHUB, ENV, { result: 'fail', node: 'e2e (chromium)' });
       const before = smokeRuns(ON_GITHUB).length;
-      const err = await errorFrom(() => pipelineRun().env.run(activities.runSmokeTests, step(ON_GITHUB)));
+      const err = await errorFrom(() => inActivity(pipelineRun().env, activities.runSmokeTests, step(ON_GITHUB)));
       const runs = smokeRuns(ON_GITHUB).slice(before);
       expect(runs.map((run) => run.conclusion)).toEqual(['failure', 'failure']);
       const last = runs[1]!;
@@ -205,7 +210,7 @@ describe('end-to-end smoke suites', () => {
     it('cancels a run that outlives the suite\'s timeout', async () => {
       stack.setSuiteOutcome(ON_GITHUB, ENV, { result: 'hang' });
       const before = smokeRuns(ON_GITHUB).length;
-      const err = await errorFrom(() => pipelineRun().env.run(activities.runSmokeTests, step(ON_GITHUB)));
+      const err = await errorFrom(() => inActivity(pipelineRun().env, activities.runSmokeTests, step(ON_GITHUB)));
       expect(smokeRuns(ON_GITHUB).slice(before).map((run) => run.conclusion)).toEqual(['cancelled', 'cancelled']);
       expect(err.message).toMatch(/: suite e2e: GitHub Actions workflow smoke-tests\.yml of alphagov\/search-api for integration did not finish within 2s; stopped run https:\/\/github\.com\/.*\(after 2 attempts\)$/);
     });
@@ -214,7 +219,7 @@ describe('end-to-end smoke suites', () => {
       stack.setSuiteOutcome(ON_GITHUB, ENV, { result: 'hang' });
       const before = smokeRuns(ON_GITHUB).length;
       const { env } = pipelineRun();
-      const running = env.run(activities.runSmokeTests, step(ON_GITHUB));
+      const running = inActivity(env, activities.runSmokeTests, step(ON_GITHUB));
       const run = await waitFor(() => smokeRuns(ON_GITHUB).slice(before).find((r) => r.status === 'in_progress'), { timeoutMs: 5000, description: 'the suite to run' });
       // Let the step see its run before the cancellation reaches it.
       await waitFor(() => stack.github.requests.some((r) => r.path.endsWith('/actions/workflows/smoke-tests.yml/runs') && r.time > run.createdAt), { timeoutMs: 5000, description: 'the step to list runs' });
@@ -227,11 +232,11 @@ describe('end-to-end smoke suites', () => {
       stack.setSuiteOutcome(ON_GITHUB, ENV, { result: 'hang' });
       const before = smokeRuns(ON_GITHUB).length;
       const first = pipelineRun();
-      const dying = first.env.run(activities.runSmokeTests, step(ON_GITHUB));
+      const dying = inActivity(first.env, activities.runSmokeTests, step(ON_GITHUB));
       const run = await waitFor(() => smokeRuns(ON_GITHUB).slice(before).find((r) => r.status === 'in_progress'), { timeoutMs: 5000, description: 'the suite to run' });
       first.env.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true }));
       await expect(dying).rejects.toBeInstanceOf(CancelledFailure);
-      const retry = pipelineRun(undefined, first.id).env.run(activities.runSmokeTests, step(ON_GITHUB));
+      const retry = inActivity(pipelineRun(undefined, first.id).env, activities.runSmokeTests, step(ON_GITHUB));
       await new Promise((resolve) => setTimeout(resolve, 300));
       stack.setSuiteOutcome(ON_GITHUB, ENV, { result: 'pass' });
       expect((await retry).at(-1)).toMatchObject({ ok: true, run: String(run.id) });
