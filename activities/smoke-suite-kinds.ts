@@ -1,4 +1,6 @@
+import { log } from '@temporalio/activity';
 import type { EnvironmentConfig } from '../common/catalogue';
+import { PermanentHttpError } from '../common/errors';
 import { fillPlaceholders, SMOKE_RUN_INPUT, type ArgoWorkflowSuite, type GitHubWorkflowSuite, type SmokeSuite } from '../common/smoke-suites';
 import { FailureTypes } from '../common/types';
 import { permanent, type EnvironmentStep, type Stage } from './stage';
@@ -45,23 +47,29 @@ function argoWorkflowDriver(stage: Stage, step: EnvironmentStep, env: Environmen
   const client = argoWorkflowsOf(cluster);
   const { namespace } = cluster;
   const fill = { app: step.app, environment: step.environment, tag: step.tag };
+  const submit = async (name: string) =>
+    (
+      await client.submitFromTemplate({
+        namespace,
+        template: suite.workflowTemplate,
+        name,
+        parameters: fillPlaceholders(suite.parameters, fill),
+        labels: { 'deploy-pipelines/app': step.app, 'deploy-pipelines/environment': step.environment },
+      })
+    ).workflow;
   return {
     what: `Argo Workflows template ${suite.workflowTemplate} in ${env.name}`,
     describe: (run) => `workflow ${namespace}/${run}`,
     // A submission under the key's name finds the earlier one by itself (409 from Kubernetes).
     find: () => Promise.resolve(undefined),
-    async start(key) {
-      const { workflow } = await client.submitFromTemplate({
-        namespace,
-        template: suite.workflowTemplate,
-        name: argoWorkflowName(suite.workflowTemplate, key),
-        parameters: fillPlaceholders(suite.parameters, fill),
-        labels: { 'deploy-pipelines/app': step.app, 'deploy-pipelines/environment': step.environment },
-      });
-      return workflow.name;
-    },
+    start: async (key) => (await submit(argoWorkflowName(suite.workflowTemplate, key))).name,
     async verdict(run) {
-      const workflow = await client.getWorkflow(namespace, run);
+      const workflow = await client.getWorkflow(namespace, run).catch(async (err: unknown) => {
+        // Deleted while we followed it (by a person, or a TTL): nothing runs under its name, so it runs again.
+        if (!(err instanceof PermanentHttpError && err.status === 404)) throw err;
+        log.warn('the smoke suite\'s workflow is gone; submitting it again', { workflow: run });
+        return submit(run);
+      });
       if (workflow.phase === 'Succeeded') return { ok: true, detail: `workflow ${namespace}/${run} Succeeded` };
       if (workflow.phase !== 'Failed' && workflow.phase !== 'Error') return undefined;
       const node = workflow.failedNodes.find((candidate) => candidate.message) ?? workflow.failedNodes[0];

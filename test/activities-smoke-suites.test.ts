@@ -168,6 +168,18 @@ describe('end-to-end smoke suites', () => {
       expect(argoWorkflows().workflows.slice(before)).toEqual([expect.objectContaining({ name: workflow.name, phase: 'Succeeded' })]);
     });
 
+    it('submits the workflow again under its name when it was deleted while followed', async () => {
+      stack.setSuiteOutcome(ON_ARGO, ENV, { result: 'hang' });
+      const before = argoWorkflows().workflows.length;
+      const running = inActivity(pipelineRun().env, activities.runSmokeTests, step(ON_ARGO));
+      const workflow = await waitFor(() => argoWorkflows().workflows.slice(before).find((w) => w.phase === 'Running'), { timeoutMs: 5000, description: 'the suite to run' });
+      argoWorkflows().workflows.splice(argoWorkflows().workflows.indexOf(workflow), 1);
+      await waitFor(() => argoWorkflows().workflows.slice(before).some((w) => w.name === workflow.name), { timeoutMs: 5000, description: 'the workflow to be submitted again' });
+      stack.setSuiteOutcome(ON_ARGO, ENV, { result: 'pass' });
+      expect((await running).at(-1)).toMatchObject({ ok: true, run: workflow.name });
+      expect(argoWorkflows().workflows.slice(before)).toEqual([expect.objectContaining({ name: workflow.name, phase: 'Succeeded' })]);
+    });
+
     it('the cluster\'s Argo Workflows refuses a token of another cluster, and knows no workflow of another', async () => {
       const { createArgoWorkflowsClient } = await import('../adapters');
       const wrongToken = createArgoWorkflowsClient({ url: argoWorkflows().url, token: 'argo-workflows-production-not-this-one' });
