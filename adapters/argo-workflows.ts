@@ -85,7 +85,7 @@ export function createArgoWorkflowsClient(options: ArgoWorkflowsClientOptions): 
         throw err;
       }
     },
-    getWorkflow: (namespace, name) => call('GET', workflowPath(namespace, name)),
+    getWorkflow: async (namespace, name) => call('GET', workflowPath(namespace, name)),
     async stopWorkflow(namespace, name, message) {
       await call('PUT', `${workflowPath(namespace, name)}/stop`, { namespace, name, message });
     },

@@ -140,11 +140,14 @@ export class ArgoWorkflowsSimulator extends Simulator {
     const app = /--grep=@app-([^\s]+)/.exec(Object.values(parameters).join(' '))?.[1] ?? parameters.app;
     const workflow: SimWorkflow = { name, namespace, uid: randomUUID(), template, parameters, labels, app, phase: 'Pending', createdAt: new Date(), nodes: [] };
     this.workflows.push(workflow);
-    this.later(20, () => this.begin(workflow));
+    // The outcome is the one set when the workflow is submitted, as a suite runs the code of that moment.
+    const key = app ?? '*';
+    const outcome = this.nextOutcomes.get(key)?.shift() ?? this.outcomes.get(key) ?? this.outcomes.get('*') ?? { result: 'pass' };
+    this.later(20, () => this.begin(workflow, outcome));
     return json(200, this.workflowJson(workflow));
   }
 
-  private begin(workflow: SimWorkflow): void {
+  private begin(workflow: SimWorkflow, outcome: SuiteOutcome): void {
     if (workflow.phase !== 'Pending') return;
     const now = new Date().toISOString();
     workflow.phase = 'Running';
@@ -152,9 +155,6 @@ export class ArgoWorkflowsSimulator extends Simulator {
       { id: workflow.name, name: workflow.name, displayName: workflow.name, type: 'Steps', templateName: 'main', phase: 'Running', startedAt: now },
       { id: `${workflow.name}-1`, name: `${workflow.name}[0].e2e-tests`, displayName: 'e2e-tests', type: 'Pod', templateName: 'e2e-tests', phase: 'Running', startedAt: now },
     ];
-    const key = workflow.app ?? '*';
-    const queued = this.nextOutcomes.get(key);
-    const outcome = queued?.shift() ?? this.outcomes.get(key) ?? this.outcomes.get('*') ?? { result: 'pass' };
     if (outcome.result === 'hang') {
       workflow.hanging = true;
       return;
