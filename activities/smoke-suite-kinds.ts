@@ -86,7 +86,6 @@ function githubWorkflowDriver(stage: Stage, step: EnvironmentStep, env: Environm
   const { sourceHost, actionsRuns } = stage.deps;
   if (!actionsRuns) throw permanent(FailureTypes.InvalidInput, 'the worker was built without a GitHub Actions runs client');
   const marker = (key: string) => `smoke-${key}`;
-  const runOf = async (run: string) => (await sourceHost.listWorkflowRuns(suite.repo, suite.workflow)).find((candidate) => String(candidate.id) === run);
   const page = (id: string) => `https://github.com/${suite.repo}/actions/runs/${id}`;
   return {
     what: `GitHub Actions workflow ${suite.workflow} of ${suite.repo} for ${env.name}`,
@@ -103,8 +102,7 @@ function githubWorkflowDriver(stage: Stage, step: EnvironmentStep, env: Environm
       return undefined;
     },
     async verdict(run) {
-      const found = await runOf(run);
-      if (!found) throw new Error(`run ${run} of ${suite.workflow} in ${suite.repo} is no longer listed`);
+      const found = await actionsRuns.getRun(suite.repo, Number(run));
       if (found.status !== 'completed') return undefined;
       const where = found.htmlUrl ?? page(run);
       if (found.conclusion === 'success') return { ok: true, detail: `run ${where} succeeded` };

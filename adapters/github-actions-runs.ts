@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { PermanentHttpError } from '../common/errors';
 import { validateRepo } from '../common/names';
-import type { ActionsRuns, WorkflowJob } from '../common/ports';
+import type { ActionsRuns, WorkflowJob, WorkflowRun } from '../common/ports';
 import { joinUrl, sendRequest } from './http-client';
 
 export interface GitHubActionsRunsOptions {
@@ -10,6 +10,14 @@ export interface GitHubActionsRunsOptions {
   baseUrl?: string;
   timeoutMs?: number;
 }
+
+const runSchema = z.object({
+  id: z.number(),
+  status: z.string().nullable().catch(null),
+  conclusion: z.string().nullable().catch(null),
+  display_title: z.string().catch(''),
+  html_url: z.string().optional().catch(undefined),
+});
 
 const jobsSchema = z.object({
   total_count: z.number(),
@@ -37,6 +45,13 @@ export function createGitHubActionsRuns(options: GitHubActionsRunsOptions): Acti
   };
 
   return {
+    async getRun(repo, runId): Promise<WorkflowRun> {
+      const { body } = await request('GET', runPath(repo, runId));
+      const parsed = runSchema.safeParse(body);
+      if (!parsed.success) throw new Error(`GitHub answered run ${runId} of ${repo} with something else: ${z.prettifyError(parsed.error)}`);
+      const run = parsed.data;
+      return { id: run.id, status: run.status ?? 'queued', conclusion: run.conclusion, displayTitle: run.display_title, ...(run.html_url ? { htmlUrl: run.html_url } : {}) };
+    },
     async jobsOfRun(repo, runId) {
       const jobs: WorkflowJob[] = [];
       // A matrix can have hundreds of jobs; GitHub pages them 100 at a time.

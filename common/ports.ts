@@ -282,6 +282,8 @@ export interface WorkflowJob {
 
 /** What a dispatched GitHub Actions run is followed and stopped with, beside SourceHost's dispatch and listing. */
 export interface ActionsRuns {
+  /** GET /repos/{o}/{r}/actions/runs/{run_id}: where one run is, however many runs came after it. */
+  getRun(repo: string, runId: number): Promise<WorkflowRun>;
   /** GET /repos/{o}/{r}/actions/runs/{run_id}/jobs (the latest attempt's). */
   jobsOfRun(repo: string, runId: number): Promise<WorkflowJob[]>;
   /** POST /repos/{o}/{r}/actions/runs/{run_id}/cancel; a run that has already completed is left as it is. */

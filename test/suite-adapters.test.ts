@@ -120,9 +120,10 @@ describe('the GitHub Actions runs client', () => {
     return github.runs[before]!;
   };
 
-  it('lists a run\'s jobs with the failed one\'s name, conclusion and page', async () => {
+  it('reads one run, and lists its jobs with the failed one\'s name, conclusion and page', async () => {
     const run = await dispatched('fail');
     await github.settled();
+    expect(await runs.getRun(REPO, run.id)).toEqual({ id: run.id, status: 'completed', conclusion: 'failure', displayTitle: 'Smoke tests fail', htmlUrl: `https://github.com/${REPO}/actions/runs/${run.id}` });
     expect(await runs.jobsOfRun(REPO, run.id)).toEqual([
       { id: run.jobs[0]!.id, name: 'e2e (chromium)', status: 'completed', conclusion: 'failure', htmlUrl: `https://github.com/${REPO}/actions/runs/${run.id}/job/${run.jobs[0]!.id}` },
     ]);
