@@ -5,7 +5,7 @@ import type { EnvironmentConfig } from '../common/catalogue';
 import { formatDuration } from '../common/duration';
 import type { SmokeSuite } from '../common/smoke-suites';
 import { FailureTypes } from '../common/types';
-import { suiteDriver, type SuiteVerdict } from './smoke-suite-kinds';
+import { suiteDriver, type SuiteDriver, type SuiteVerdict } from './smoke-suite-kinds';
 import { permanent, type EnvironmentStep, type Stage } from './stage';
 
 /**
@@ -81,7 +81,7 @@ export async function runSmokeSuites(stage: Stage, step: EnvironmentStep, env: E
 }
 
 /** Starts (or finds) one attempt's run and follows it to its verdict, its timeout, or the pipeline's cancellation. */
-async function followAttempt(stage: Stage, suite: SmokeSuite, driver: ReturnType<typeof suiteDriver>, progress: SuiteProgress, key: string): Promise<SuiteVerdict & { run: string }> {
+async function followAttempt(stage: Stage, suite: SmokeSuite, driver: SuiteDriver, progress: SuiteProgress, key: string): Promise<SuiteVerdict & { run: string }> {
   const ctx = Context.current();
   const deadline = progress.startedAtMs + suite.timeoutMs;
   const { initialIntervalMs, maxIntervalMs } = stage.deps.polling;
