@@ -12,7 +12,7 @@ import { ArgoWorkflowsSimulator, type SuiteOutcome } from '../simulators/argo-wo
 import { createLocalChartsRepo, type LocalChartsRepo } from '../simulators/charts-repo';
 import { ensureRepository, pushSyntheticImage } from '../simulators/ecr-images';
 import { pushOciImage } from '../simulators/oci-images';
-import { GitHubSimulator, JobFailedError, type SimCommit } from '../simulators/github';
+import { GitHubSimulator, JobFailedError, RunEndedError, type SimCommit } from '../simulators/github';
 import { ReleaseAppSimulator, type ReleaseAppSimulatorOptions } from '../simulators/release-app';
 import { GitHubOidcSimulator } from '../simulators/github-oidc';
 import { SANDBOX_CHANNEL, SlackSimulator } from '../simulators/slack';
@@ -243,7 +243,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         if (outcomes.from && outcomes.from.result !== 'hang') outcome = outcomes.from;
       }
       if (outcome.result === 'fail') throw new JobFailedError(outcome.node ?? 'e2e', outcome.message ?? 'Process completed with exit code 1.');
-      if (outcome.result === 'error') throw new Error(outcome.message ?? 'The runner has received a shutdown signal.');
+      // A run that errs before any job: GitHub's answer to an invalid workflow file.
+      if (outcome.result === 'error') throw new RunEndedError('startup_failure', outcome.message ?? 'Invalid workflow file');
       return;
     }
     await new Promise((resolve) => setTimeout(resolve, options.buildDelayMs ?? 200));

@@ -137,6 +137,19 @@ export interface SimJob {
   conclusion: string | null;
 }
 
+/**
+ * What a dispatch handler throws to end the run with a conclusion other than `failure`: `startup_failure` (the
+ * workflow file is invalid, no job ran), `timed_out`, … Its jobs are gone when none started.
+ */
+export class RunEndedError extends Error {
+  constructor(
+    readonly conclusion: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** What a dispatch handler throws to fail the run in a job of that name (a suite's e2e job, say). */
 export class JobFailedError extends Error {
   constructor(
@@ -593,9 +606,10 @@ export class GitHubSimulator extends Simulator {
       try {
         for (const handler of handlers) await handler(dispatch, run);
       } catch (err) {
-        conclusion = 'failure';
+        conclusion = err instanceof RunEndedError ? err.conclusion : 'failure';
         run.failure = err instanceof Error ? err.message : String(err);
         if (err instanceof JobFailedError) failedJob = err.job;
+        if (conclusion === 'startup_failure') run.jobs.length = 0;
       }
       // A run cancelled meanwhile stays cancelled.
       if ((run.status as RunStatus) === 'completed') return;

@@ -219,6 +219,19 @@ describe('end-to-end smoke suites', () => {
       );
     });
 
+    it('a run that ends without running a job (startup_failure) fails the same way, with its conclusion', async () => {
+      stack.setSuiteOutcome(ON_GITHUB, ENV, { result: 'error' });
+      const before = smokeRuns(ON_GITHUB).length;
+      const err = await errorFrom(() => inActivity(pipelineRun().env, activities.runSmokeTests, step(ON_GITHUB)));
+      const runs = smokeRuns(ON_GITHUB).slice(before);
+      expect(runs.map((run) => [run.conclusion, run.jobs.length])).toEqual([
+        ['startup_failure', 0],
+        ['startup_failure', 0],
+      ]);
+      expect(err).toMatchObject({ type: 'SmokeTestFailed' });
+      expect(err.message).toMatch(new RegExp(`: suite e2e: run https://github\\.com/${stack.repoOf(ON_GITHUB)}/actions/runs/${runs[1]!.id} ended "startup_failure" \\(after 2 attempts\\)$`));
+    });
+
     it('cancels a run that outlives the suite\'s timeout', async () => {
       stack.setSuiteOutcome(ON_GITHUB, ENV, { result: 'hang' });
       const before = smokeRuns(ON_GITHUB).length;
