@@ -1,5 +1,6 @@
 import type { AppConfig } from '../common/catalogue';
 import { isFullSha, shortSha, validateGitRef, validateImageTag } from '../common/names';
+import { smokeTestsBudgetMs } from '../common/smoke-suites';
 import { FailureTypes, type PipelineInput, type ReleasePlan } from '../common/types';
 import { permanent, withinAttempts, type Stage } from './stage';
 
@@ -93,6 +94,7 @@ export function createResolveActivities(stage: Stage) {
             deployers: env.deployers,
             hasDeployWindows: env.deployWindows.length > 0,
             syncTimeoutMs: env.syncTimeoutMs,
+            ...(env.smokeSuites.length > 0 ? { smokeTestsTimeoutMs: smokeTestsBudgetMs(env) } : {}),
           })),
         };
       });

@@ -1,20 +1,23 @@
 import { Context } from '@temporalio/activity';
 import type { SmokeCheckOutcome } from '../common/ports';
 import { FailureTypes } from '../common/types';
+import { resumedSuiteProgress, runSmokeSuites, type SuiteOutcome } from './smoke-suites';
 import { classified, permanent, type EnvironmentStep, type Stage } from './stage';
 
-/** Step 3.6, smoke tests against the deployed app. */
+/** Step 3.6, smoke tests against the deployed app: its HTTP checks, then its end-to-end suites (smoke-suites.ts). */
 export function createSmokeTestActivities(stage: Stage) {
   const { smokeTester } = stage.deps;
 
   return {
-    /** Every check passes within its attempts, or the step fails with what was wrong. */
-    async runSmokeTests(step: EnvironmentStep): Promise<SmokeCheckOutcome[]> {
+    /** Every check and suite passes within its attempts, or the step fails with what was wrong. */
+    async runSmokeTests(step: EnvironmentStep): Promise<Array<SmokeCheckOutcome | SuiteOutcome>> {
       return classified(async () => {
         const { app, env } = stage.target(step);
         const ctx = Context.current();
-        const outcomes: SmokeCheckOutcome[] = [];
-        for (const check of env.smokeChecks) {
+        // A retry that finds suite progress in the heartbeats passed the checks already.
+        const resumed = env.smokeSuites.length > 0 ? resumedSuiteProgress() : undefined;
+        const outcomes: Array<SmokeCheckOutcome | SuiteOutcome> = [];
+        for (const check of resumed ? [] : env.smokeChecks) {
           let outcome = await smokeTester.run(check);
           for (let attempt = 2; !outcome.ok && attempt <= env.smokeAttempts; attempt++) {
             ctx.heartbeat({ check: check.url, attempt });
@@ -29,6 +32,7 @@ export function createSmokeTestActivities(stage: Stage) {
           }
           outcomes.push(outcome);
         }
+        outcomes.push(...(await runSmokeSuites(stage, step, env, resumed)));
         return outcomes;
       });
     },

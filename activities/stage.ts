@@ -1,9 +1,10 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import type { ArgoWorkflowsOfEnvironment } from '../common/smoke-suites';
 import { DEFAULT_REGISTRY, findApp, type AppConfig, type ArgoCdOfEnvironment, type Catalogue, type EnvironmentConfig, type ImageLocation } from '../common/catalogue';
 import { IdentityRefusedError, PermanentHttpError, PushRefusedError, RefNotFoundError, TransientHttpError } from '../common/errors';
 import { InvalidNameError, validateAppName, validateEnvironmentName } from '../common/names';
-import type { ArgoCd, ChartsRepository, DeploymentTracker, IdentityVerifier, ImageRegistry, Notifier, ReleaseApp, SmokeTester, SourceHost } from '../common/ports';
+import type { ActionsRuns, ArgoCd, ArgoWorkflows, ChartsRepository, DeploymentTracker, IdentityVerifier, ImageRegistry, Notifier, ReleaseApp, SmokeTester, SourceHost } from '../common/ports';
 import { FailureTypes } from '../common/types';
 
 /**
@@ -36,6 +37,10 @@ export interface ActivityDependencies {
   argoCdOf?: (argocd: ArgoCdOfEnvironment) => ArgoCd;
   releaseApp: ReleaseApp;
   smokeTester: SmokeTester;
+  /** The Argo Workflows of an environment's cluster, for `argoWorkflow` smoke suites. */
+  argoWorkflowsOf?: (cluster: ArgoWorkflowsOfEnvironment) => ArgoWorkflows;
+  /** The jobs and cancellation of GitHub Actions runs, for `githubWorkflow` smoke suites. */
+  actionsRuns?: ActionsRuns;
   polling: PollingSettings;
   identity: IdentityVerifier;
 }

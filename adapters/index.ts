@@ -3,10 +3,12 @@
  * adapters through these factories only; what sits behind them (the HTTP client, retries, wording) stays here.
  */
 export { createArgoCdClient } from './argocd';
+export { createArgoWorkflowsClient } from './argo-workflows';
 export { createGitChartsRepository } from './charts-git';
 export { createEcrImageRegistry } from './ecr';
 export { createOciImageRegistry } from './oci-registry';
 export { createGitHubSourceHost } from './github';
+export { createGitHubActionsRuns } from './github-actions-runs';
 export { createOidcTokenVerifier } from './github-oidc';
 export { createGitHubSigningKeys } from './github-signing-keys';
 export { createIdentityVerifier } from './identity-verifier';

@@ -5,6 +5,7 @@ import { parseDuration } from './duration';
 import { validateAppName, validateEnvironmentName, validateGitRef, validateRepo, validateApprover } from './names';
 import type { SmokeCheck } from './ports';
 import { ANYONE } from './people';
+import { DEFAULT_ARGO_WORKFLOWS_TOKEN_VARIABLE, smokeSuitesOf, suiteSchemas, type ArgoWorkflowsOfEnvironment, type SmokeSuite } from './smoke-suites';
 import type { IdentityPolicy, LaneQueueOrder } from './types';
 
 /** The app catalogue: which apps deploy where, and how. Loaded and validated once at start-up. */
@@ -31,6 +32,10 @@ export interface EnvironmentConfig {
   /** Where the app answers in this environment, shown on GitHub's deployments. */
   url?: string;
   smokeChecks: SmokeCheck[];
+  /** End-to-end suites run after the HTTP checks, each retried as they are (common/smoke-suites.ts). */
+  smokeSuites: SmokeSuite[];
+  /** This environment's cluster's Argo Workflows, where an `argoWorkflow` suite runs. */
+  argoWorkflows?: ArgoWorkflowsOfEnvironment;
   smokeAttempts: number;
   smokeRetryIntervalMs: number;
   syncTimeoutMs: number;
@@ -191,6 +196,8 @@ const smokeCheckSchema = z.strictObject({
   timeout: positiveDuration.default(5000),
 });
 
+const { suite: smokeSuiteSchema, argoWorkflows: argoWorkflowsSchema } = suiteSchemas(duration);
+
 const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 const clock = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/, 'must be a time of day such as 09:30');
 
@@ -241,6 +248,8 @@ const environmentSchema = z.strictObject({
   deployWindows: z.array(deployWindowSchema).default([]),
   argocdApplication: z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a Kubernetes resource name').optional(),
   smokeChecks: z.array(smokeCheckSchema).default([]),
+  smokeSuites: z.array(smokeSuiteSchema).default([]),
+  argoWorkflows: argoWorkflowsSchema.optional(),
   smokeAttempts: z.number().int().min(1).max(20).default(3),
   smokeRetryInterval: duration.default(2000),
   syncTimeout: positiveDuration.default(15 * 60_000),
@@ -403,6 +412,12 @@ export function parseCatalogue(text: string, file: string): Catalogue {
           `${file}: app "${name}": environment "${envName}" needs approval and names no approvers: list logins or @org/teams, or write approvers: [${ANYONE}]`,
         );
       }
+      if (env.smokeSuites.some((suite) => suite.kind === 'argoWorkflow') && !env.argoWorkflows) {
+        const first = env.smokeSuites.findIndex((suite) => suite.kind === 'argoWorkflow');
+        throw new CatalogueError(
+          `${file}: app "${name}": field "environments.${envName}.smokeSuites[${first}]": an argoWorkflow suite needs the cluster's Argo Workflows: set environments.${envName}.argoWorkflows.url`,
+        );
+      }
       return {
         name: envName,
         continuousDeployment,
@@ -422,6 +437,16 @@ export function parseCatalogue(text: string, file: string): Catalogue {
           expectBodyContains: check.expectBodyContains,
           timeoutMs: check.timeout,
         })),
+        smokeSuites: smokeSuitesOf(env.smokeSuites, app.repo),
+        ...(env.argoWorkflows
+          ? {
+              argoWorkflows: {
+                url: env.argoWorkflows.url.replace(/\/+$/, ''),
+                tokenVariable: env.argoWorkflows.tokenVariable ?? DEFAULT_ARGO_WORKFLOWS_TOKEN_VARIABLE,
+                namespace: env.argoWorkflows.namespace,
+              },
+            }
+          : {}),
         smokeAttempts: env.smokeAttempts,
         smokeRetryIntervalMs: env.smokeRetryInterval,
         syncTimeoutMs: env.syncTimeout,

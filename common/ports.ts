@@ -281,3 +281,44 @@ export interface WorkflowHistory {
   /** The `ordinal`-th (from 1) signal named `name` in the run's history; undefined when the run has fewer. */
   nthSignal(run: { workflowId: string; runId: string }, name: string, ordinal: number): Promise<RecordedSignal | undefined>;
 }
+
+/** One workflow in an Argo Workflows server, as the pipeline follows it. */
+export interface ArgoWorkflowStatus {
+  name: string;
+  /** `Pending`, `Running`, `Succeeded`, `Failed` or `Error`; empty before the controller saw it. */
+  phase: string;
+  message?: string;
+  /** The nodes that ended `Failed` or `Error`, pods first: what went wrong, in the workflow's words. */
+  failedNodes: Array<{ name: string; type?: string; message?: string }>;
+}
+
+/** Argo Workflows' REST API (the argo-server of one cluster). */
+export interface ArgoWorkflows {
+  /**
+   * POST /api/v1/workflows/{namespace}/submit of a WorkflowTemplate under the given name; `existed` when a workflow
+   * of that name was already there (an earlier try submitted it), which is then returned as it is now.
+   */
+  submitFromTemplate(request: { namespace: string; template: string; name: string; parameters: Record<string, string>; labels: Record<string, string> }): Promise<{ existed: boolean; workflow: ArgoWorkflowStatus }>;
+  /** GET /api/v1/workflows/{namespace}/{name}. */
+  getWorkflow(namespace: string, name: string): Promise<ArgoWorkflowStatus>;
+  /** PUT /api/v1/workflows/{namespace}/{name}/stop: exit handlers still run. */
+  stopWorkflow(namespace: string, name: string, message: string): Promise<void>;
+}
+
+export interface WorkflowJob {
+  id: number;
+  name: string;
+  status: string;
+  conclusion: string | null;
+  htmlUrl?: string;
+}
+
+/** What a dispatched GitHub Actions run is followed and stopped with, beside SourceHost's dispatch and listing. */
+export interface ActionsRuns {
+  /** GET /repos/{o}/{r}/actions/runs/{run_id}: where one run is, however many runs came after it. */
+  getRun(repo: string, runId: number): Promise<WorkflowRun>;
+  /** GET /repos/{o}/{r}/actions/runs/{run_id}/jobs (the latest attempt's). */
+  jobsOfRun(repo: string, runId: number): Promise<WorkflowJob[]>;
+  /** POST /repos/{o}/{r}/actions/runs/{run_id}/cancel; a run that has already completed is left as it is. */
+  cancelRun(repo: string, runId: number): Promise<void>;
+}

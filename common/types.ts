@@ -85,6 +85,8 @@ export interface EnvironmentPlan {
   /** Automatic deploys here wait for a deploy window. */
   hasDeployWindows: boolean;
   syncTimeoutMs: number;
+  /** Where end-to-end suites run, how long the smoke step may take (absent: the workflow's 30 minutes). */
+  smokeTestsTimeoutMs?: number;
 }
 
 /** What the resolve step fixed for this pipeline; snapshotted in history so replays agree. */

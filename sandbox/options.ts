@@ -212,6 +212,7 @@ const appsSchema = z.strictObject({
                 identity: z.enum(['verified', 'claimed']).optional(),
                 syncTimeout: duration.optional(),
                 smokeAttempts: z.number().int().min(1).max(20).optional(),
+                smokeSuite: z.enum(['argoWorkflow', 'githubWorkflow']).optional(),
               })
               .nullable()
               .transform((value) => value ?? {}),

@@ -8,10 +8,11 @@ import { loadCatalogue, type Catalogue } from '../common/catalogue';
 import { loadWorkerSettings, type WorkerSettings } from '../common/settings';
 import { AppEndpointsSimulator } from '../simulators/app-endpoints';
 import { ArgoCdSimulator } from '../simulators/argocd';
+import { ArgoWorkflowsSimulator, type SuiteOutcome } from '../simulators/argo-workflows';
 import { createLocalChartsRepo, type LocalChartsRepo } from '../simulators/charts-repo';
 import { ensureRepository, pushSyntheticImage } from '../simulators/ecr-images';
 import { pushOciImage } from '../simulators/oci-images';
-import { GitHubSimulator, type SimCommit } from '../simulators/github';
+import { GitHubSimulator, JobFailedError, RunEndedError, type SimCommit } from '../simulators/github';
 import { ReleaseAppSimulator, type ReleaseAppSimulatorOptions } from '../simulators/release-app';
 import { GitHubOidcSimulator } from '../simulators/github-oidc';
 import { SANDBOX_CHANNEL, SlackSimulator } from '../simulators/slack';
@@ -36,6 +37,11 @@ export interface StackEnvironmentSpec {
   deployers?: string[];
   /** Automatic deploys here wait for one of these (catalogue `deployWindows`, e.g. `{ from: '09:30:00', to: '17:00' }`). */
   deployWindows?: Array<{ days?: string[]; from: string; to: string; timezone?: string }>;
+  /**
+   * An end-to-end suite after the HTTP check: GOV.UK's `govuk-e2e-tests` WorkflowTemplate in the environment's
+   * cluster's Argo Workflows, or the app repository's `smoke-tests.yml` GitHub Actions workflow.
+   */
+  smokeSuite?: 'argoWorkflow' | 'githubWorkflow';
 }
 
 export interface StackAppSpec {
@@ -106,6 +112,8 @@ export interface StackOptions {
   stepRetry?: { maximumAttempts?: number; maximumInterval?: string; attemptTimeout?: string; heartbeatTimeout?: string };
   /** The catalogue's OCI `registries`, by name, for apps whose `image.registry` names one. */
   ociRegistries?: Record<string, StackOciRegistry>;
+  /** How long an end-to-end suite runs before its outcome, and its timeout in the catalogue (default 2m). */
+  suite?: { runMs?: number; timeout?: string };
 }
 
 export interface Stack {
@@ -140,6 +148,10 @@ export interface Stack {
   failBuilds(app: string, failing: boolean): void;
   /** Dispatched builds of this app never produce an image (a stuck build). */
   stallBuilds(app: string, stalled: boolean): void;
+  /** The Argo Workflows of an environment's cluster, where `argoWorkflow` suites run. */
+  argoWorkflowsOf(environment: string): ArgoWorkflowsSimulator;
+  /** How the app's end-to-end suite ends in the environment from now on (`next`: its next run only). Default: pass. */
+  setSuiteOutcome(app: string, environment: string, outcome: SuiteOutcome, options?: { next?: boolean }): void;
   close(): Promise<void>;
 }
 
@@ -150,6 +162,11 @@ const DEFAULT_ENVIRONMENTS: Record<string, StackEnvironmentSpec> = {
 };
 
 const ORG = 'alphagov';
+/** GOV.UK's end-to-end suite, a WorkflowTemplate in each cluster's `apps` namespace. */
+const E2E_TEMPLATE = 'govuk-e2e-tests';
+const SUITE_NAMESPACE = 'apps';
+/** The app repository's own end-to-end workflow, for `githubWorkflow` suites. */
+const SMOKE_WORKFLOW = 'smoke-tests.yml';
 
 function randomDigits(count: number): string {
   return Array.from(randomBytes(count), (byte) => String(byte % 10)).join('');
@@ -204,9 +221,32 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const ecr = new ECRClient({});
   const failing = new Set<string>();
   const stalled = new Set<string>();
-  const github = new GitHubSimulator({ token: tokens.github, port: options.ports?.github });
-  github.onDispatch(async (dispatch) => {
+  const github = new GitHubSimulator({
+    token: tokens.github,
+    port: options.ports?.github,
+    // As the workflows' run-names say (examples/github-actions/build-image.yml and smoke-tests.yml).
+    runName: (inputs, workflowFile) =>
+      workflowFile === SMOKE_WORKFLOW ? `Smoke tests ${String(inputs.environment)} ${String(inputs.smokeRun)}` : `Build image ${typeof inputs.gitRef === 'string' ? inputs.gitRef : ''}`.trimEnd(),
+  });
+  let closed = false;
+  const suiteOutcomes = new Map<string, { next: SuiteOutcome[]; from?: SuiteOutcome }>();
+  const suiteOutcomeOf = (key: string) => suiteOutcomes.get(key) ?? suiteOutcomes.set(key, { next: [] }).get(key)!;
+  github.onDispatch(async (dispatch, run) => {
     const app = dispatch.repo.split('/')[1]!;
+    if (dispatch.workflowFile === SMOKE_WORKFLOW) {
+      const outcomes = suiteOutcomeOf(`${app} ${String(dispatch.inputs.environment)}`);
+      let outcome: SuiteOutcome = outcomes.next.shift() ?? outcomes.from ?? { result: 'pass' };
+      await new Promise((resolve) => setTimeout(resolve, options.suite?.runMs ?? 200));
+      // A hanging run goes on until it is cancelled, or until the test sets another outcome for the suite.
+      while (outcome.result === 'hang' && run.status !== 'completed' && !closed) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        if (outcomes.from && outcomes.from.result !== 'hang') outcome = outcomes.from;
+      }
+      if (outcome.result === 'fail') throw new JobFailedError(outcome.node ?? 'e2e', outcome.message ?? 'Process completed with exit code 1.');
+      // A run that errs before any job: GitHub's answer to an invalid workflow file.
+      if (outcome.result === 'error') throw new RunEndedError('startup_failure', outcome.message ?? 'Invalid workflow file');
+      return;
+    }
     await new Promise((resolve) => setTimeout(resolve, options.buildDelayMs ?? 200));
     if (failing.has(app)) throw new Error('docker build failed');
     if (stalled.has(app)) return;
@@ -242,6 +282,21 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     if (!found) throw new Error(`no Argo CD for environment ${environment}`);
     return found;
   };
+  // One Argo Workflows per cluster whose environment runs an argoWorkflow suite, knowing only its own workflows.
+  const suiteClusters = [...new Set(appNames.flatMap((app) => environmentsOf(app).filter(([, spec]) => spec.smokeSuite === 'argoWorkflow').map(([environment]) => environment)))];
+  const argoWorkflowsTokenVariable = (environment: string) => `ARGO_WORKFLOWS_TOKEN_${environment.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+  const argoWorkflowsTokens = new Map(suiteClusters.map((cluster) => [cluster, `argo-workflows-${cluster}-${randomBytes(12).toString('hex')}`]));
+  const argoWorkflowsSims = new Map(
+    suiteClusters.map((cluster) => [
+      cluster,
+      new ArgoWorkflowsSimulator({ token: argoWorkflowsTokens.get(cluster)!, cluster, namespace: SUITE_NAMESPACE, templates: { [E2E_TEMPLATE]: { parameters: ['testArgs'] } }, runMs: options.suite?.runMs }),
+    ]),
+  );
+  const argoWorkflowsOf = (environment: string): ArgoWorkflowsSimulator => {
+    const found = argoWorkflowsSims.get(environment);
+    if (!found) throw new Error(`no Argo Workflows in the cluster of ${environment}: no app runs an argoWorkflow suite there`);
+    return found;
+  };
   const slack = new SlackSimulator({ botToken: tokens.slack, channels: [SANDBOX_CHANNEL] });
   // GitHub Actions' token issuer: the approve and deploy workflows' OIDC tokens.
   const oidc = new GitHubOidcSimulator();
@@ -265,7 +320,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const endpoints = new AppEndpointsSimulator({ versionOf: (app, environment) => argoOf(environment).currentTag(app, environment), port: options.ports?.endpoints });
   const started: { close(): Promise<void> }[] = [];
   try {
-    for (const sim of [github, ...argos.values(), release, endpoints, slack, oidc]) {
+    for (const sim of [github, ...argos.values(), ...argoWorkflowsSims.values(), release, endpoints, slack, oidc]) {
       await sim.start();
       started.push(sim);
     }
@@ -350,6 +405,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
                   smokeAttempts: envSpec.smokeAttempts ?? 2,
                   smokeRetryInterval: options.smokeRetryInterval ?? '100ms',
                   smokeChecks: [{ name: 'healthcheck', url: endpoints.healthcheckUrl(app, environment), expectStatus: 200, expectBodyContains: '"status":"ok"', timeout: '2s' }],
+                  ...suiteCatalogue(envSpec.smokeSuite, environment),
                 },
               ]),
             ),
@@ -358,6 +414,17 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }),
     ),
   };
+  function suiteCatalogue(kind: StackEnvironmentSpec['smokeSuite'], environment: string): Record<string, unknown> {
+    const timeout = options.suite?.timeout ?? '2m';
+    if (kind === 'githubWorkflow') {
+      return { smokeSuites: [{ kind, name: 'e2e', workflow: SMOKE_WORKFLOW, inputs: { environment: '{environment}', tag: '{tag}' }, timeout }] };
+    }
+    if (kind !== 'argoWorkflow') return {};
+    return {
+      smokeSuites: [{ kind, workflowTemplate: E2E_TEMPLATE, parameters: { testArgs: '--grep=@app-{app} --grep-invert=@not-{environment}' }, timeout }],
+      argoWorkflows: { url: argoWorkflowsOf(environment).url, tokenVariable: argoWorkflowsTokenVariable(environment), namespace: SUITE_NAMESPACE },
+    };
+  }
   const cataloguePath = join(options.dataDir, 'apps.yaml');
   await writeFile(cataloguePath, `# Generated by the sandbox for its simulated apps\n${stringifyYaml(catalogueDocument)}`);
   const catalogue = loadCatalogue(cataloguePath);
@@ -383,6 +450,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     DEPLOY_OIDC_ISSUER: oidc.issuer,
     DEPLOY_OIDC_OWNERS: ORG,
     ...Object.fromEntries(clusters.flatMap((cluster) => (cluster ? [[argoTokenVariable(cluster), clusterTokens.get(cluster)!]] : []))),
+    ...Object.fromEntries(suiteClusters.map((cluster) => [argoWorkflowsTokenVariable(cluster), argoWorkflowsTokens.get(cluster)!])),
     ...Object.fromEntries(
       Object.entries(options.ociRegistries ?? {}).flatMap(([name, registry]) =>
         registry.username ? [[registryVariable(name, 'USERNAME'), registry.username], [registryVariable(name, 'PASSWORD'), registry.password ?? '']] : [],
@@ -431,8 +499,22 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       if (value) stalled.add(app);
       else stalled.delete(app);
     },
+    argoWorkflowsOf,
+    setSuiteOutcome(app, environment, outcome, outcomeOptions = {}) {
+      const kind = options.apps[app]?.environments?.[environment]?.smokeSuite;
+      if (kind === 'argoWorkflow') {
+        if (outcomeOptions.next) argoWorkflowsOf(environment).queueOutcome(app, outcome);
+        else argoWorkflowsOf(environment).setOutcome(app, outcome);
+        return;
+      }
+      if (kind !== 'githubWorkflow') throw new Error(`${app} runs no end-to-end suite in ${environment}`);
+      const outcomes = suiteOutcomeOf(`${app} ${environment}`);
+      if (outcomeOptions.next) outcomes.next.push(outcome);
+      else outcomes.from = outcome;
+    },
     async close() {
-      await Promise.all([github, ...argos.values(), release, endpoints, slack, oidc].map((sim) => sim.close()));
+      closed = true;
+      await Promise.all([github, ...argos.values(), ...argoWorkflowsSims.values(), release, endpoints, slack, oidc].map((sim) => sim.close()));
       ecr.destroy();
     },
   };

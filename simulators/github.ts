@@ -126,6 +126,38 @@ export interface SimWorkflowRun {
   updatedAt: Date;
   /** Why the run failed, when a dispatch handler threw. */
   failure?: string;
+  /** The run's jobs: one named after the workflow, unless a handler's JobFailedError names the one that failed. */
+  jobs: SimJob[];
+}
+
+export interface SimJob {
+  id: number;
+  name: string;
+  status: RunStatus;
+  conclusion: string | null;
+}
+
+/**
+ * What a dispatch handler throws to end the run with a conclusion other than `failure`: `startup_failure` (the
+ * workflow file is invalid, no job ran), `timed_out`, … Its jobs are gone when none started.
+ */
+export class RunEndedError extends Error {
+  constructor(
+    readonly conclusion: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What a dispatch handler throws to fail the run in a job of that name (a suite's e2e job, say). */
+export class JobFailedError extends Error {
+  constructor(
+    readonly job: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export type DispatchHandler = (dispatch: DispatchRecord, run: SimWorkflowRun) => void | Promise<void>;
@@ -221,6 +253,8 @@ export class GitHubSimulator extends Simulator {
     this.api('POST', new RegExp(`^${repo}/actions/workflows/([^/]+)/dispatches$`), (req) => this.dispatch(req));
     this.api('GET', new RegExp(`^${repo}/actions/workflows/([^/]+)/runs$`), (req) => this.listRuns(req));
     this.api('GET', new RegExp(`^${repo}/actions/runs/(\\d+)$`), (req) => this.getRun(req));
+    this.api('GET', new RegExp(`^${repo}/actions/runs/(\\d+)/jobs$`), (req) => this.listJobs(req));
+    this.api('POST', new RegExp(`^${repo}/actions/runs/(\\d+)/cancel$`), (req) => this.cancelRun(req));
     this.api('POST', new RegExp(`^${repo}/deployments$`), (req) => this.createDeployment(req));
     this.api('GET', new RegExp(`^${repo}/deployments$`), (req) => this.listDeployments(req));
     this.api('POST', new RegExp(`^${repo}/deployments/(\\d+)/statuses$`), (req) => this.createDeploymentStatus(req));
@@ -385,7 +419,9 @@ export class GitHubSimulator extends Simulator {
       createdAt: now,
       updatedAt: now,
       ...fields,
+      jobs: [],
     };
+    run.jobs.push({ id: this.newId(), name: workflowName(workflow.file), status: fields.status, conclusion: null });
     this.runs.push(run);
     return run;
   }
@@ -564,13 +600,22 @@ export class GitHubSimulator extends Simulator {
       await new Promise((resolve) => setImmediate(resolve));
       run.status = 'in_progress';
       run.updatedAt = new Date();
+      for (const job of run.jobs) job.status = 'in_progress';
+      let conclusion = 'success';
+      let failedJob: string | undefined;
       try {
         for (const handler of handlers) await handler(dispatch, run);
-        run.conclusion = 'success';
       } catch (err) {
-        run.conclusion = 'failure';
+        conclusion = err instanceof RunEndedError ? err.conclusion : 'failure';
         run.failure = err instanceof Error ? err.message : String(err);
+        if (err instanceof JobFailedError) failedJob = err.job;
+        if (conclusion === 'startup_failure') run.jobs.length = 0;
       }
+      // A run cancelled meanwhile stays cancelled.
+      if ((run.status as RunStatus) === 'completed') return;
+      if (failedJob !== undefined) run.jobs[0]!.name = failedJob;
+      for (const job of run.jobs) Object.assign(job, { status: 'completed', conclusion });
+      run.conclusion = conclusion;
       run.status = 'completed';
       run.updatedAt = new Date();
     })();
@@ -601,6 +646,48 @@ export class GitHubSimulator extends Simulator {
     const state = this.repoFor(req);
     const run = this.runs.find((candidate) => candidate.repo === state.fullName && candidate.id === Number(req.params[2]));
     return run ? json(200, this.runJson(state, run)) : json(404, notFound());
+  }
+
+  /** `GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs`: the latest attempt's jobs. */
+  private listJobs(req: SimRequest): SimResponse {
+    const state = this.repoFor(req);
+    const run = this.runs.find((candidate) => candidate.repo === state.fullName && candidate.id === Number(req.params[2]));
+    if (!run) return json(404, notFound());
+    const page = this.paginate(req, run.jobs);
+    const api = this.apiBase(state);
+    const jobs = page.items.map((job) => ({
+      id: job.id,
+      run_id: run.id,
+      run_attempt: run.runAttempt,
+      node_id: nodeId('Job', String(job.id)),
+      head_sha: run.headSha,
+      head_branch: run.headBranch,
+      url: `${api}/actions/jobs/${job.id}`,
+      html_url: `${HTML_BASE}/${state.fullName}/actions/runs/${run.id}/job/${job.id}`,
+      run_url: `${api}/actions/runs/${run.id}`,
+      status: job.status,
+      conclusion: job.conclusion,
+      name: job.name,
+      workflow_name: run.name,
+      started_at: githubDate(run.createdAt),
+      completed_at: job.status === 'completed' ? githubDate(run.updatedAt) : null,
+      steps: [],
+      labels: ['ubuntu-latest'],
+    }));
+    return json(200, { total_count: run.jobs.length, jobs }, page.headers);
+  }
+
+  /** `POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel`: 202, or 409 once the run has completed. */
+  private cancelRun(req: SimRequest): SimResponse {
+    const state = this.repoFor(req);
+    const run = this.runs.find((candidate) => candidate.repo === state.fullName && candidate.id === Number(req.params[2]));
+    if (!run) return json(404, notFound());
+    if (run.status === 'completed') {
+      return json(409, { message: 'Cannot cancel a workflow run that is completed.', documentation_url: `${DOCS}/actions/workflow-runs#cancel-a-workflow-run`, status: '409' });
+    }
+    for (const job of run.jobs) Object.assign(job, { status: 'completed', conclusion: 'cancelled' });
+    Object.assign(run, { status: 'completed', conclusion: 'cancelled', updatedAt: new Date() });
+    return json(202, {});
   }
 
   /** `GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls`: the pull requests that merged as, or end at, the commit. */

@@ -43,6 +43,8 @@ export interface FaultSpec {
   delayMs?: number;
   /** Destroy the socket (after delayMs) instead of answering. */
   dropConnection?: boolean;
+  /** Let the real handler act, then hold its answer this long: the side effect is done, the caller does not know yet. */
+  holdAnswerMs?: number;
 }
 
 export interface InjectedFault {
@@ -232,7 +234,11 @@ export class SimServer {
     });
 
     const fault = [...this.faults].find((candidate) => candidate.matches(method, entry.url));
-    if (fault) {
+    const holdAnswerMs = fault?.spec.holdAnswerMs;
+    if (fault && holdAnswerMs !== undefined) {
+      fault.take();
+      entry.fault = true;
+    } else if (fault) {
       fault.take();
       entry.fault = true;
       const { spec } = fault;
@@ -278,6 +284,10 @@ export class SimServer {
         response = await route.handler(request);
       } catch (err) {
         response = { status: 500, body: { message: errorText(err) } };
+      }
+      if (holdAnswerMs) {
+        await this.sleep(holdAnswerMs);
+        if (!this.server) return;
       }
       if (!res.destroyed) send(res, response);
       return;

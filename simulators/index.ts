@@ -1,6 +1,7 @@
 export * from './http';
 export * from './github';
 export * from './argocd';
+export * from './argo-workflows';
 export * from './release-app';
 export * from './app-endpoints';
 export * from './charts-repo';

@@ -1,6 +1,7 @@
 import {
   createArgoCdClient,
   createEcrImageRegistry,
+  createGitHubActionsRuns,
   createGitChartsRepository,
   createGitHubSourceHost,
   createGitHubSigningKeys,
@@ -19,6 +20,7 @@ import type { ActivityDependencies } from '../activities';
 import type { ArgoCdOfEnvironment, Catalogue, RegistryConfig } from '../common/catalogue';
 import type { ArgoCd, ImageRegistry, Notifier } from '../common/ports';
 import { SettingsError, type Env, type SlackSettings, type WorkerSettings } from '../common/settings';
+import { argoWorkflowsOfClusters } from './argo-workflows-clients';
 
 /** The one production adapter for each outside system, wired from validated settings. */
 export function createProductionDependencies(settings: WorkerSettings, catalogue: Catalogue, env: Env = process.env): ActivityDependencies {
@@ -44,6 +46,8 @@ export function createProductionDependencies(settings: WorkerSettings, catalogue
     argoCdOf,
     releaseApp: createReleaseAppClient({ url: settings.releaseApp.url, token: settings.releaseApp.token }),
     smokeTester: createHttpSmokeTester(),
+    argoWorkflowsOf: argoWorkflowsOfClusters(catalogue, env),
+    actionsRuns: createGitHubActionsRuns({ token: settings.github.token, baseUrl: settings.github.apiUrl }),
     polling: settings.polling,
     identity: createIdentityVerifier({
       oidc: {

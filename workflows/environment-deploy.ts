@@ -2,7 +2,7 @@
  * The deploy of one environment: the deploy window, the lane, the no-regression check, the bump, the side steps,
  * Argo CD's sync, the smoke tests, and the rollback when the release turns out bad there.
  */
-import { ApplicationFailure, log, sleep } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, log, sleep, type ActivityOptions } from '@temporalio/workflow';
 import { shortSha } from '../common/names';
 import type { DeployType } from '../activities/charts';
 import type { EnvironmentPlan, EnvironmentStatus } from '../common/types';
@@ -146,7 +146,7 @@ async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Envir
     const synced = await waitForSync(ctx, envPlan, change.chartsCommit, release.tag);
     if (synced.promotes !== undefined) env.promotes = synced.promotes;
     pipeline.setStatus('SMOKE_TESTING', env, 'SMOKE_TESTING');
-    await steps.waits.runSmokeTests.executeWithOptions({ summary: `Smoke test ${where}`, startToCloseTimeout: '30 minutes' }, [step]);
+    await steps.waits.runSmokeTests.executeWithOptions({ summary: `Smoke test ${where}`, ...smokeTestOptions(envPlan) }, [step]);
   } catch (err) {
     const cause = rollbackCause(err, release, envPlan.name);
     if (cause && env.previousTag && env.previousTag !== release.tag) await rollBack(ctx, envPlan, env, cause);
@@ -170,6 +170,19 @@ async function deploy(ctx: PipelineContext, envPlan: EnvironmentPlan, env: Envir
   })();
   await allSettledThenThrow([reported, toldLane]);
   return undefined;
+}
+
+/**
+ * End-to-end suites may take longer than HTTP checks, and a cancelled pipeline waits until the step has stopped
+ * its suite. Only plans resolved since suites exist say so: older pipelines keep 30 minutes and do not wait.
+ */
+function smokeTestOptions(envPlan: EnvironmentPlan): ActivityOptions {
+  if (!envPlan.smokeTestsTimeoutMs) return { startToCloseTimeout: '30 minutes' };
+  return {
+    startToCloseTimeout: envPlan.smokeTestsTimeoutMs,
+    scheduleToCloseTimeout: 2 * envPlan.smokeTestsTimeoutMs,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  };
 }
 
 async function waitForSync({ pipeline, steps }: PipelineContext, envPlan: EnvironmentPlan, chartsCommit: string, tag: string) {

@@ -8,6 +8,7 @@ import { realpathSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { testAddress } from '../support/temporal';
+import { waitFor } from '../support/env';
 import { startHarness, type PipelineHarness } from '../support/pipeline';
 import { laneWorkflowId } from '../../workflows/definitions';
 
@@ -44,8 +45,16 @@ describe('record pipeline histories', () => {
   let h: PipelineHarness;
   beforeAll(async () => {
     h = await startHarness({
-      apps: { 'cd-app': {}, 'gated-app': NEEDS_APPROVAL, 'expiring-app': { ...NEEDS_APPROVAL, approvalTimeout: '1s' } },
+      apps: {
+        'cd-app': {},
+        'gated-app': NEEDS_APPROVAL,
+        'expiring-app': { ...NEEDS_APPROVAL, approvalTimeout: '1s' },
+        'suite-app': { environments: { integration: { smokeSuite: 'argoWorkflow' }, staging: { smokeSuite: 'githubWorkflow' } } },
+      },
       freezeRecheckInterval: '1s',
+      suite: { runMs: 100, timeout: '1m' },
+      // A cancellation reaches a running suite's step with its next heartbeat, at most every 0.8 × this.
+      stepRetry: { heartbeatTimeout: '5s' },
     });
   });
   afterAll(async () => h?.close());
@@ -96,6 +105,20 @@ describe('record pipeline histories', () => {
     h.stack.endpoints.restore('cd-app', 'integration');
     await save(h, 'rolled-back', rolledBack.workflowId);
     await h.cli(['hold', 'clear', '--app', 'cd-app', '--environment', 'integration', '--approver', 'alice']);
+
+    // End-to-end suites: integration's Argo workflow fails (rolled back); then a pipeline cancelled mid-suite.
+    h.stack.setSuiteOutcome('suite-app', 'integration', { result: 'fail' });
+    const suiteFailed = await h.startCi('suite-app', await h.stack.merge('suite-app'));
+    await settle(h, suiteFailed.workflowId);
+    await save(h, 'suite-rolled-back', suiteFailed.workflowId);
+    await h.cli(['hold', 'clear', '--app', 'suite-app', '--environment', 'integration', '--approver', 'alice']);
+    h.stack.setSuiteOutcome('suite-app', 'integration', { result: 'hang' });
+    const suiteCancelled = await h.startCi('suite-app', await h.stack.merge('suite-app'));
+    await waitFor(() => h.stack.argoWorkflowsOf('integration').workflowsOf('suite-app').some((w) => w.phase === 'Running'), { timeoutMs: 60_000, description: 'the suite to run' });
+    await h.cli(['cancel', suiteCancelled.workflowId]);
+    await settle(h, suiteCancelled.workflowId);
+    await save(h, 'suite-cancelled', suiteCancelled.workflowId);
+    h.stack.setSuiteOutcome('suite-app', 'integration', { result: 'pass' });
 
     // Manual deploy of a branch to staging (puts a hold there).
     const hotfix = await h.stack.merge('cd-app', { branch: 'hotfix' });
