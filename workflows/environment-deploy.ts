@@ -2,12 +2,13 @@
  * The deploy of one environment: the deploy window, the lane, the no-regression check, the bump, the side steps,
  * Argo CD's sync, the smoke tests, and the rollback when the release turns out bad there.
  */
-import { ActivityCancellationType, ApplicationFailure, log, sleep, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, log, type ActivityOptions } from '@temporalio/workflow';
 import { shortSha } from '../common/names';
 import type { DeployType } from '../activities/charts';
 import type { EnvironmentPlan, EnvironmentStatus } from '../common/types';
 import { FailureTypes } from '../common/types';
 import { allSettledThenThrow, describeFailure, PipelineEnded, rollbackCause, unverifiedAfterBump } from './failures';
+import { awaitDeployWindow, msUntilWindow } from './deploy-window';
 import { waitForThaw } from './long-waits';
 import type { PipelineContext } from './pipeline-context';
 
@@ -41,27 +42,6 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
     ctx.pipeline.setStatus('FROZEN', env, 'FROZEN');
     await waitForThaw(ctx, env, index);
   }
-}
-
-/** 0 while the environment's deploy window is open; else how long, from the moment asked, until it opens. */
-async function msUntilWindow({ pipeline, steps }: PipelineContext, env: EnvironmentStatus, askedAt = Date.now()): Promise<number> {
-  return steps.calls.msUntilDeployWindow.executeWithOptions({ summary: `Check the deploy window of ${env.environment}` }, [
-    { app: pipeline.plan!.app, environment: env.environment, nowMs: askedAt },
-  ]);
-}
-
-async function awaitDeployWindow(ctx: PipelineContext, env: EnvironmentStatus): Promise<void> {
-  const { pipeline } = ctx;
-  // The wait is counted from the instant we asked about: the activity itself takes time (and may be retried).
-  const askedAt = Date.now();
-  const waitMs = await msUntilWindow(ctx, env, askedAt);
-  if (waitMs <= 0) return;
-  const opensAtMs = askedAt + waitMs;
-  const opensAt = new Date(opensAtMs).toISOString();
-  env.waitingFor = `the deploy window for ${env.environment} opens at ${opensAt}`;
-  pipeline.setStatus('OUTSIDE_WINDOW', env, 'OUTSIDE_WINDOW');
-  const remaining = opensAtMs - Date.now();
-  if (remaining > 0) await sleep(remaining, { summary: `Wait for the ${env.environment} deploy window (${opensAt})` });
 }
 
 /** What the environment runs, and how our commit relates to it (GitHub compare). */
