@@ -6,7 +6,7 @@ import { isMap, isScalar, parseDocument, Scalar, stringify, type Document } from
 import { DEFAULT_CHARTS_PATH, imageTagPath } from '../common/catalogue';
 import { PushRefusedError } from '../common/errors';
 import { InvalidNameError, isFullSha, isImageDigest, validateGitRef, validateImageTag } from '../common/names';
-import type { ChartsRepository, ImageTagChange, ImageTagFile } from '../common/ports';
+import type { ChartsRepository, ImageTagChange, ImageTagCommit, ImageTagFile } from '../common/ports';
 
 export interface CommitAuthor {
   name: string;
@@ -718,6 +718,26 @@ export function createGitChartsRepository(options: GitChartsRepositoryOptions): 
         }
         const doc = text === undefined ? undefined : parseTagFile(text, filePath);
         return { promoteDeployment: saysTrue(doc, PROMOTE_KEY), automaticDeploysEnabled: saysTrue(doc, AUTOMATIC_DEPLOYS_KEY) };
+      });
+    },
+
+    async imageTagHistory(app, environment, limit) {
+      const filePath = imageTagPath(catalogueView, app, environment);
+      if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidNameError(`invalid limit ${JSON.stringify(limit)}: give a whole number from 1`);
+      const since = looks;
+      return serialised(workdir, async (): Promise<ImageTagCommit[]> => {
+        await openWorkdir();
+        const tip = await tipSince(since);
+        // Unit separators: an author's name or a subject may hold anything printable.
+        const log = await run(['log', `--max-count=${limit}`, '--format=%H%x1f%cI%x1f%an%x1f%s', tip, '--', filePath]);
+        const commits: ImageTagCommit[] = [];
+        for (const line of log.split('\n').filter(Boolean)) {
+          const [commit = '', at = '', author = '', subject = ''] = line.split('\x1f');
+          // A version of the file nobody can parse still happened: it is listed without a tag.
+          const tag = await imageTagAt(commit, filePath).catch(() => undefined);
+          commits.push({ commit, at, author, subject, ...(tag !== undefined ? { tag } : {}) });
+        }
+        return commits;
       });
     },
 

@@ -22,8 +22,11 @@ import {
   rejectPipeline,
   startPipeline,
   environmentHistory,
+  UnreachableError,
   waitingFor,
+  type EnvironmentRun,
 } from './pipelines';
+import { readChartsLog, withChartsLog } from './charts-history';
 
 export const SANDBOX_ENV_FILE = '.data/sandbox/deploy.env';
 
@@ -312,13 +315,34 @@ async function run(command: string, values: Values, positionals: string[], sessi
     case 'history': {
       const limit = values.limit === undefined ? undefined : Number(values.limit);
       if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 200)) throw new BadInputError('--limit is a whole number from 1 to 200');
-      const runs = await environmentHistory(await session.client(), { app: required(values, 'app'), environment: required(values, 'environment'), limit });
+      const app = required(values, 'app');
+      const environment = required(values, 'environment');
+      const recorded = await environmentHistory(await session.client(), { app, environment, limit });
+      // The charts log, where the CLI can read the repository: it also shows what people changed by hand.
+      const chartsUrl = io.env.CHARTS_REPO_URL?.trim();
+      const runs = chartsUrl
+        ? withChartsLog(
+            recorded,
+            await readChartsLog({ remoteUrl: chartsUrl, branch: io.env.CHARTS_BRANCH?.trim() || undefined, chartsPath: session.catalogue()?.chartsPath }, app, environment, limit ?? 20),
+            limit ?? 20,
+          )
+        : recorded;
+      const where = chartsUrl ? "in the pipelines' records or the charts repository's log" : "in the pipelines' records";
+      const how = (r: EnvironmentRun): string => (r.trigger === 'charts' ? `charts commit by ${r.author}` : r.trigger === 'manual' ? 'by hand' : 'CI');
       print(
         runs.length === 0
-          ? [`nothing has run on ${values.environment} for ${values.app} in the pipelines' records`]
+          ? [`nothing has run on ${environment} for ${app} ${where}`]
           : table(
-              ['WHEN', 'TAG', 'STATE', 'HOW', 'APPROVED BY', 'PIPELINE'],
-              runs.map((r) => [r.at, r.tag && /^[0-9a-f]{40}$/.test(r.tag) ? shortSha(r.tag) : (r.tag ?? ''), r.state, r.trigger === 'manual' ? 'by hand' : 'CI', r.approvedBy ? `${r.approvedBy} (${r.channel})` : '', r.pipeline]),
+              ['WHEN', 'TAG', 'STATE', 'HOW', 'APPROVED BY', 'CHARTS', 'PIPELINE'],
+              runs.map((r) => [
+                r.at,
+                r.tag && /^[0-9a-f]{40}$/.test(r.tag) ? shortSha(r.tag) : (r.tag ?? ''),
+                r.state,
+                how(r),
+                r.approvedBy ? `${r.approvedBy} (${r.channel})` : '',
+                r.chartsCommit ? shortSha(r.chartsCommit) : '',
+                r.pipeline,
+              ]),
             ),
         runs,
       );
@@ -411,6 +435,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (err instanceof NotFoundError) {
       io.err(`deploy: ${message}`);
       return ExitCode.NotFound;
+    }
+    if (err instanceof UnreachableError) {
+      io.err(`deploy: ${message}`);
+      return ExitCode.Unavailable;
     }
     if (isUnavailable(err)) {
       io.err(`deploy: cannot reach the service: ${message}`);

@@ -31,7 +31,9 @@ STATUS is a DeployStatus (AWAITING_APPROVAL, FROZEN, WAITING_FOR_LANE, OUTSIDE_W
   history: `usage: deploy history --app APP --environment ENV [--limit N] [--json]
 
 What ran on ENV and when, newest first, from the pipelines' records: the tag, how it got there (CI or by hand),
-who approved it, and how the deploy ended.`,
+who approved it, the charts commit and how the deploy ended. Where CHARTS_REPO_URL is set (and CHARTS_BRANCH,
+default main), the charts repository's log of the app's image-tag file joins in: commits people made by hand, freezes
+and rollbacks show as CHARTS COMMIT rows with their author.`,
   cancel: `usage: deploy cancel ID
 
 Cancels pipeline ID; a deploy under way hands its lane back.`,
@@ -54,7 +56,7 @@ commands:
 
 ID is a pipeline's workflow ID (deploy-<app>-<sha>[-<environment>-manual]), or give --app APP --ref REF instead.
 --json for machine-readable output.
-Exit codes: 0 ok, 1 pipeline ended unsuccessfully, 2 bad input, 3 refused, 4 not found, 5 Temporal or GitHub unreachable, 6 waiting for approval.`;
+Exit codes: 0 ok, 1 pipeline ended unsuccessfully, 2 bad input, 3 refused, 4 not found, 5 Temporal, GitHub or the charts repository unreachable, 6 waiting for approval.`;
 
 /** Help for a command, or the general usage when none (or an unknown one) is named. */
 export function helpFor(command: string | undefined): string {

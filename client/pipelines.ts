@@ -51,6 +51,14 @@ export class NotFoundError extends Error {
   }
 }
 
+/** A service the command needs besides Temporal (GitHub, the charts repository) did not answer. */
+export class UnreachableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnreachableError';
+  }
+}
+
 export interface StartRequest {
   app: string;
   ref: string;
@@ -350,10 +358,16 @@ export interface EnvironmentRun {
   at: string;
   tag?: string;
   state: string;
+  /** `ci` or `manual` for a pipeline's deploy; `charts` for a commit to the file that no pipeline of ours made. */
   trigger: string;
+  /** The pipeline's ID; for a charts commit, its subject. */
   pipeline: string;
   approvedBy?: string;
   channel?: string;
+  /** The charts commit that put the tag there, when known. */
+  chartsCommit?: string;
+  /** Who made a charts commit that no pipeline made. */
+  author?: string;
 }
 
 /**
@@ -381,6 +395,7 @@ export async function environmentHistory(client: Client, request: { app: string;
         trigger: status.trigger,
         pipeline: status.workflowId,
         ...(env.approval ? { approvedBy: env.approval.by, channel: env.approval.channel ?? 'claimed' } : {}),
+        ...(env.chartsCommit ? { chartsCommit: env.chartsCommit } : {}),
       },
     ];
   });

@@ -174,6 +174,18 @@ export interface ChartsRepository {
   isAncestor(ancestor: string, descendant: string): Promise<boolean>;
   /** The file's `promote_deployment` and `automatic_deploys_enabled` at a commit: true only where they say true. */
   promotionFlagsAt?(app: string, environment: string, commit: string): Promise<PromotionFlags>;
+  /** The newest `limit` commits on the branch that changed the app's image-tag file, newest first: people's too. */
+  imageTagHistory?(app: string, environment: string, limit: number): Promise<ImageTagCommit[]>;
+}
+
+export interface ImageTagCommit {
+  commit: string;
+  /** The committer's date, ISO 8601. */
+  at: string;
+  author: string;
+  subject: string;
+  /** The file's image_tag in that commit; undefined when the file was removed or holds none. */
+  tag?: string;
 }
 
 export interface PromotionFlags {

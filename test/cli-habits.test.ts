@@ -1,7 +1,14 @@
 /** The CLI as people and scripts use it: help that exits 0, a list with a header, status and history that say who decided. */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runCli } from '../client/cli';
+import { shortSha } from '../common/names';
+import { chartsWriter, imageTagPath, readFileAt } from '../simulators/charts-repo';
+import { listCommits } from './support/charts-repo';
 import { closedPort } from './support/env';
 import { startHarness, type PipelineHarness } from './support/pipeline';
+import { testAddress } from './support/temporal';
 
 /** Its own app: the dev server is shared with other test files, and history lists every pipeline of the app. */
 const APP = 'cli-habits';
@@ -14,6 +21,14 @@ describe('deploy CLI habits', () => {
     });
   });
   afterAll(async () => h?.close());
+
+  /** The CLI with other settings than the harness's, on the same server and task queue. */
+  async function runCliWith(env: Record<string, string>, args: string[]) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli(args, { env: { ...env, DEPLOY_TASK_QUEUE: h.taskQueue, TEMPORAL_ADDRESS: testAddress() }, out: (l) => out.push(l), err: (l) => err.push(l), client: h.client });
+    return { code, out, err };
+  }
 
   async function offline(args: string[]) {
     const out: string[] = [];
@@ -71,15 +86,37 @@ describe('deploy CLI habits', () => {
     expect((await h.cli(['approve', manualId, '--environment', 'staging', '--approver', 'erin'])).code).toBe(0);
     await h.handle(manualId).result();
 
+    // A person freezes staging by hand: only the charts log knows.
+    const file = imageTagPath(h.stack.catalogue.chartsPath, APP, 'staging');
+    const writer = await chartsWriter(h.stack.charts.bareDir, await mkdtemp(join(tmpdir(), 'cli-habits-writer-')));
+    const before = (await readFileAt(h.stack.charts.bareDir, 'main', file))!;
+    const frozen = /^automatic_deploys_enabled:/m.test(before)
+      ? before.replace(/^automatic_deploys_enabled:.*$/m, 'automatic_deploys_enabled: false')
+      : `${before.replace(/\n?$/, '\n')}automatic_deploys_enabled: false\n`;
+    // Git keeps whole seconds: a commit in the second the deploy ended would sort beside it, either way.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const freeze = await writer.commitFiles({ [file]: frozen }, 'Freeze staging for the election');
+    const initial = (await listCommits(h.stack.charts.bareDir)).at(-1)!.sha;
+
     const history = await h.cli(['history', '--app', APP, '--environment', 'staging']);
     expect(history.code).toBe(0);
-    expect(history.out[0]).toMatch(/^WHEN +TAG +STATE +HOW +APPROVED BY +PIPELINE$/);
+    expect(history.out[0]).toMatch(/^WHEN +TAG +STATE +HOW +APPROVED BY +CHARTS +PIPELINE$/);
+    const chartsOf = async (id: string) => shortSha((await h.status(id)).environments.find((e) => e.environment === 'staging')!.chartsCommit!);
     expect(history.out.slice(1).map((line) => line.split(/ {2,}/).slice(1))).toEqual([
-      [manual.slice(0, 7), 'DEPLOYED', 'by hand', 'erin (claimed)', manualId],
-      [first.slice(0, 7), 'DEPLOYED', 'CI', 'alice (claimed)', workflowId],
+      [manual.slice(0, 7), 'CHARTS COMMIT', 'charts commit by Charts Fixture', shortSha(freeze), 'Freeze staging for the election'],
+      [manual.slice(0, 7), 'DEPLOYED', 'by hand', 'erin (claimed)', await chartsOf(manualId), manualId],
+      [first.slice(0, 7), 'DEPLOYED', 'CI', 'alice (claimed)', await chartsOf(workflowId), workflowId],
+      ['initial', 'CHARTS COMMIT', 'charts commit by Charts Fixture', shortSha(initial), 'Initial charts'],
     ]);
+    // Without the charts repository's address, the pipelines' records alone.
+    const recordsOnly = await runCliWith({ ...h.stack.env, CHARTS_REPO_URL: '' }, ['history', '--app', APP, '--environment', 'staging']);
+    expect(recordsOnly.out.slice(1).map((line) => line.split(/ {2,}/)[2])).toEqual(['DEPLOYED', 'DEPLOYED']);
+    const unreachable = await runCliWith({ ...h.stack.env, CHARTS_REPO_URL: join(tmpdir(), 'no-such-charts.git') }, ['history', '--app', APP, '--environment', 'staging']);
+    expect(unreachable).toMatchObject({ code: 5, err: [expect.stringMatching(/^deploy: cannot read the charts repository's log: /)] });
     const json = JSON.parse((await h.cli(['history', '--app', APP, '--environment', 'staging', '--json'])).out.join('\n')) as unknown[];
-    expect(json).toHaveLength(2);
-    expect((await h.cli(['history', '--app', APP, '--environment', 'production'])).out).toEqual([`nothing has run on production for ${APP} in the pipelines' records`]);
+    expect(json).toHaveLength(4);
+    expect((await runCliWith({ ...h.stack.env, CHARTS_REPO_URL: '' }, ['history', '--app', APP, '--environment', 'production'])).out).toEqual([
+      `nothing has run on production for ${APP} in the pipelines' records`,
+    ]);
   });
 });

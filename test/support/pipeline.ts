@@ -12,7 +12,7 @@ import { createDeployWorker } from '../../worker/create-worker';
 import { statusQuery } from '../../workflows/definitions';
 import type { DeployPipeline } from '../../workflows/deploy-pipeline';
 import { waitFor } from './env';
-import { connectClient, connectNative, uniqueTaskQueue, workflowBundlePath } from './temporal';
+import { connectClient, connectNative, testAddress, uniqueTaskQueue, workflowBundlePath } from './temporal';
 
 /** A stack of simulators plus a real worker on its own task queue of the shared test dev server. */
 export interface PipelineHarness {
@@ -41,7 +41,8 @@ export async function startHarness(options: Omit<StackOptions, 'dataDir'>, depen
     const taskQueue = uniqueTaskQueue('deploy');
     const worker = await createDeployWorker({ connection, taskQueue, dependencies: dependencies(stack), workflowBundlePath: workflowBundlePath() });
     const running = worker.run();
-    const env = { ...stack.env, DEPLOY_TASK_QUEUE: taskQueue };
+    // The test server's address keeps a sandbox's settings (.data/sandbox/deploy.env, if one ever ran here) out of the CLI.
+    const env = { ...stack.env, DEPLOY_TASK_QUEUE: taskQueue, TEMPORAL_ADDRESS: testAddress() };
     const harness: PipelineHarness = {
       stack,
       client,
