@@ -200,7 +200,7 @@ function report(results: Results, args: Args, ecrLine: string, elapsedMs: number
   if (orchestration) {
     const o = orchestration;
     const cpu = (c: Record<string, number>) => Object.entries(c).map(([name, s]) => `${name} ${(s * 1000).toFixed(0)} ms`).join(', ');
-    lines.push(`2b. pipeline rounds s: ${o.pipelineMs.map((t) => (t / 1000).toFixed(1)).join(', ')}; plain script rounds s: ${o.plainMs.map((t) => (t / 1000).toFixed(1)).join(', ')}; ${o.calls.toFixed(1)} outside calls per pipeline`);
+    lines.push(`2b. pipeline rounds s: ${o.pipelineMs.map((t) => (t / 1000).toFixed(1)).join(', ')}; plain script rounds s: ${o.plainMs.map((t) => (t / 1000).toFixed(1)).join(', ')}; ${o.calls.toFixed(1)} outside calls per pipeline (the script tried ${o.plainRetries} again in a round)`);
     lines.push(`    CPU per pipeline: pipelines: ${cpu(o.cpuPerPipeline.pipelines)}; plain script: ${cpu(o.cpuPerPipeline.plain)}`);
     const e = o.events;
     lines.push(`    history events per pipeline ${e.total.toFixed(0)} (workflow tasks ${e.workflowTasks.toFixed(1)}, signals sent ${e.signalsSent.toFixed(1)}, received ${e.signalsReceived.toFixed(1)}, timers ${e.timers.toFixed(1)}, upserts ${e.upserts.toFixed(1)})`);

@@ -28,6 +28,8 @@ export interface OrchestrationResult {
   ratio: number;
   /** Outside calls per pipeline (the script makes the same, but the lane's signal). */
   calls: number;
+  /** Calls the plain script tried again (median per round); the pipelines' retries are Temporal's. */
+  plainRetries: number;
   /** CPU seconds per pipeline by process, medians over rounds. */
   cpuPerPipeline: { pipelines: Record<string, number>; plain: Record<string, number> };
   events: EventCensus;
@@ -121,6 +123,7 @@ export async function measureOrchestration(ctx: BenchContext, config: Orchestrat
     const plainCpu: Array<Record<string, number>> = [];
     const events: EventCensus[] = [];
     let calls = 0;
+    const retries: number[] = [];
     for (let round = 0; round < config.rounds; round++) {
       const order = round % 2 === 0 ? (['pipelines', 'plain'] as const) : (['plain', 'pipelines'] as const);
       for (const kind of order) {
@@ -135,7 +138,8 @@ export async function measureOrchestration(ctx: BenchContext, config: Orchestrat
           plainMs.push(result.totalMs);
           plainCpu.push(cpu);
           calls = result.calls / apps.length;
-          progress(`2b/orchestration: round ${round + 1}/${config.rounds}: the plain script in ${(result.totalMs / 1000).toFixed(1)} s (${result.calls} calls)`);
+          retries.push(result.retries);
+          progress(`2b/orchestration: round ${round + 1}/${config.rounds}: the plain script in ${(result.totalMs / 1000).toFixed(1)} s (${result.calls} calls, ${result.retries} tried again)`);
         }
       }
     }
@@ -148,6 +152,7 @@ export async function measureOrchestration(ctx: BenchContext, config: Orchestrat
       plainMs,
       ratio: median(pipelineMs) / median(plainMs),
       calls,
+      plainRetries: median(retries),
       cpuPerPipeline: { pipelines: perPipeline(pipelineCpu), plain: perPipeline(plainCpu) },
       events: medianEvents,
     };

@@ -4,7 +4,9 @@
  * product pipeline made (read from its history by bench/orchestration.ts), in the same order, those the pipeline
  * made side by side here too, every job at once, as many calls in flight as the worker allows activities. What
  * a call returns feeds the next as in the pipeline: where the recorded result and this one differ (a new charts
- * commit, say), later arguments get this one's. The lane's signal is left out: lanes are the orchestration.
+ * commit, say), later arguments get this one's. The lane's signal is left out: lanes are the orchestration. A call
+ * that fails is tried again as the pipeline's retry policy would (one second, doubling): at this load an endpoint
+ * drops a connection now and then, and a plain script must live with that too.
  */
 import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -27,7 +29,9 @@ export interface PlainJob {
   replace: Array<[string, string]>;
 }
 
-export type PlainMessage = { ready: true } | { done: { totalMs: number; pipelineMs: number[]; calls: number } } | { error: string };
+export type PlainMessage = { ready: true } | { done: { totalMs: number; pipelineMs: number[]; calls: number; retries: number } } | { error: string };
+
+const MAX_ATTEMPTS = 10;
 
 function send(message: PlainMessage): void {
   process.send?.(message);
@@ -66,6 +70,18 @@ async function main(): Promise<void> {
     }
   }
   let calls = 0;
+  let retries = 0;
+  async function attempt(fn: (...args: unknown[]) => Promise<unknown>, args: unknown[], info: Record<string, unknown>): Promise<unknown> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await slot(() => new MockActivityEnvironment({ ...info, attempt }).run(fn, ...args));
+      } catch (err) {
+        if (attempt >= MAX_ATTEMPTS) throw err;
+        retries++;
+        await new Promise((wake) => setTimeout(wake, Math.min(1000 * 2 ** (attempt - 1), 10_000)));
+      }
+    }
+  }
   async function pipeline(job: PlainJob): Promise<number> {
     const began = performance.now();
     const workflowId = `plain-${randomUUID()}`;
@@ -75,8 +91,8 @@ async function main(): Promise<void> {
         group.map(async (call, i) => {
           const fn = activities[call.type];
           if (!fn) throw new Error(`the worker has no activity ${call.type}`);
-          const info = { workflowExecution: { workflowId, runId: randomUUID() }, activityId: `${calls}-${i}`, attempt: 1, workflowNamespace: 'default', scheduledTimestampMs: Date.now() };
-          const result = await slot(() => new MockActivityEnvironment(info).run(fn, ...substituted(call.args, replace)));
+          const info = { workflowExecution: { workflowId, runId: randomUUID() }, activityId: `${calls}-${i}`, workflowNamespace: 'default', scheduledTimestampMs: Date.now() };
+          const result = await attempt(fn, substituted(call.args, replace), info);
           calls++;
           learn(call.result, result, replace);
         }),
@@ -87,8 +103,9 @@ async function main(): Promise<void> {
   process.on('message', (message: { jobs: PlainJob[] }) => {
     const began = performance.now();
     calls = 0;
+    retries = 0;
     Promise.all(message.jobs.map(pipeline)).then(
-      (pipelineMs) => send({ done: { totalMs: performance.now() - began, pipelineMs, calls } }),
+      (pipelineMs) => send({ done: { totalMs: performance.now() - began, pipelineMs, calls, retries } }),
       (err: unknown) => send({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
     );
   });
