@@ -32,6 +32,13 @@ export interface ParkedResult {
   parkMs: number;
   /** Pipelines started and not yet parked, at most. */
   underWay: number;
+  /**
+   * How long each fifth of the pipelines took to park (a fifth of 5,000 is a thousand), as often as the bench
+   * counts them (every 250 ms while it waits for room to start more, every 2 s after). The last ÷ the first says
+   * whether parking slows as pipelines pile up.
+   */
+  fifthsMs: number[];
+  lastFifthToFirst: number;
   /** Resident memory once all are parked and the worker is quiet. */
   parkedRss: number;
   /** Highest resident memory the kernel saw (VmHWM) over the whole measurement. */
@@ -93,6 +100,12 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
   try {
     const ids = Array.from({ length: config.pipelines }, (_, i) => ({ app: apps[i % apps.length]!, workflowId: `parked-${taskQueue}-${i}` }));
     const started = Date.now();
+    const fifth = Math.max(1, Math.round(config.pipelines / 5));
+    const fifthsDoneAt: number[] = [];
+    const sawParked = (count: number) => {
+      while (count >= (fifthsDoneAt.length + 1) * fifth && fifthsDoneAt.length < 5) fifthsDoneAt.push(Date.now());
+      return count;
+    };
     progress(`3/parked: starting ${config.pipelines} pipelines for ${apps.length} apps (worker pid ${worker.pid})`);
     // Pipelines park over days in real life, not all in one minute: a worker with thousands of pipelines at
     // work at once and a cache for a few hundred would replay histories all day. Keep the ones under way bounded.
@@ -106,7 +119,7 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
         if (worker.exited) throw new Error(`the worker ${worker.exited}:\n${worker.outputTail(30)}`);
         counting ??= ctx.client.workflow
           .count(parkedQuery)
-          .then(({ count }) => void (parkedCount = count))
+          .then(({ count }) => void (parkedCount = sawParked(count)))
           .finally(() => void (counting = undefined));
         await counting;
         if (startedCount - parkedCount >= underWay) await sleep(250);
@@ -137,11 +150,12 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
       (done) => progress(`3/parked: ${done}/${config.pipelines} started; worker RSS ${Math.round(rssNow() / 2 ** 20)} MiB`),
       1000,
     );
+
     const query = `TaskQueue = "${taskQueue}" AND DeployStatus = "AWAITING_APPROVAL"`;
     let lastReport = 0;
     for (;;) {
       if (worker.exited) throw new Error(`the worker ${worker.exited}:\n${worker.outputTail(30)}`);
-      const { count } = await ctx.client.workflow.count(query);
+      const count = sawParked((await ctx.client.workflow.count(query)).count);
       if (count >= config.pipelines) break;
       if (Date.now() - lastReport > 15_000) {
         lastReport = Date.now();
@@ -151,6 +165,7 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
       await sleep(2000);
     }
     const parkMs = Date.now() - started;
+    const fifthsMs = fifthsDoneAt.map((at, i) => at - (i === 0 ? started : fifthsDoneAt[i - 1]!));
     await debugTimeline(ctx.client.workflow.getHandle(ids.at(-1)!.workflowId), 'parked-pipeline');
     await debugTimeline(ctx.client.workflow.getHandle(ids[0]!.workflowId), 'parked-pipeline-first');
     progress(`3/parked: all ${config.pipelines} awaiting approval after ${(parkMs / 1000).toFixed(0)} s; letting the worker settle`);
@@ -191,6 +206,8 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
       peakRss: peak,
       approvals: approvalMs.length,
       approvalMs,
+      fifthsMs,
+      lastFifthToFirst: fifthsMs.at(-1)! / fifthsMs[0]!,
       p50Ms: percentile(approvalMs, 50),
       p95Ms: percentile(approvalMs, 95),
       cache,

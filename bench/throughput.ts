@@ -47,7 +47,7 @@ export interface EventCensus {
   upserts: number;
 }
 
-function census(events: proto.api.history.v1.IHistoryEvent[], per: number): EventCensus {
+export function census(events: proto.api.history.v1.IHistoryEvent[], per: number): EventCensus {
   const count = (has: (e: proto.api.history.v1.IHistoryEvent) => unknown) => events.filter(has).length / per;
   return {
     total: events.length / per,

@@ -270,6 +270,11 @@ export interface LaneRequest {
    * order only: whether this request then deploys is for its pipeline's compare with what the environment runs.
    */
   behind?: string;
+  /**
+   * Sent by pipelines from 1.2 on: queued, the pipeline hears `newerDeployed` too, so the lane may take it out of the
+   * queue when a newer commit deploys (it compares, then ends SUPERSEDED or asks again; lane-supersede.ts).
+   */
+  hearsNewerDeployed?: boolean;
 }
 
 /**
@@ -312,6 +317,8 @@ export interface LaneState {
   news?: LaneDeployed[];
   /** The last deploy through this lane: a grant names it, so a pipeline it supersedes says who did. */
   lastDeployed?: LaneDeployed;
+  /** Queued pipelines a deploy here took out of the queue, not yet told of it: kept across continue-as-new. */
+  obsoleted?: { pipelineId: string; news: LaneDeployed }[];
 }
 
 export interface LaneDeployed {

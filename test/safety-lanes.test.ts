@@ -176,7 +176,7 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
     return { shas, age: (tag) => (tag === 'initial' ? -1 : order.indexOf(tag)) };
   }
 
-  it('five commits merged within a second: the newest deploys first, the older ones end SUPERSEDED naming it, no environment goes backwards', async () => {
+  it('five commits merged within a second: the newest deploys first, the older ones end SUPERSEDED naming it without holding the lane, no environment goes backwards', async () => {
     const { shas, age } = await mergeBurst('burst', 5);
     const started = await Promise.all(shas.map((sha) => h.startCi('burst', sha)));
     const results: PipelineStatus[] = await Promise.all(started.map((s) => h.handle(s.workflowId).result()));
@@ -204,6 +204,19 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
     }
     // The one that deployed integration first may stay ahead of the newest all the way.
     for (const older of results.slice(0, 4)) expect(['SUPERSEDED', 'SUCCEEDED']).toContain(older.status);
+
+    // Those it superseded never held the integration lane: they heard of the newest's deploy there, together, and
+    // compared. The lane granted only the pipelines that deployed.
+    const lane = h.client.workflow.getHandle(laneWorkflowId(h.taskQueue, 'burst', 'integration'));
+    const grants = await signalsSent(lane, 'laneGranted');
+    const news = await signalsSent(lane, 'newerDeployed');
+    const deployedIntegration = started.filter((_, i) => results[i]!.environments[0]!.startedAt !== undefined).map((s) => s.workflowId);
+    expect([...grants.keys()].sort()).toEqual(deployedIntegration.sort());
+    expect([...grants.values()].flat()).toHaveLength(deployedIntegration.length);
+    for (const [i, older] of results.entries()) {
+      if (older.environments[0]!.state !== 'SUPERSEDED') continue;
+      expect(news.get(started[i]!.workflowId)).toEqual([{ environment: 'integration', pipelineId: started[4]!.workflowId, sha: shas[4] }]);
+    }
   });
 
   it('an app whose queue is in-order deploys each commit of a burst in turn', async () => {

@@ -43,7 +43,14 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   setHandler(laneGrantedSignal, (grant) => lanes.granted(grant), FROM_THE_LANE);
   setHandler(laneWaitingSignal, ({ environment, reason }) => pipeline.waitingForLane(environment, reason), FROM_THE_LANE);
   setHandler(laneHolderCheckSignal, () => undefined, FROM_THE_LANE);
-  setHandler(newerDeployedSignal, (news) => gate.newerDeployed(news), FROM_THE_LANE);
+  setHandler(
+    newerDeployedSignal,
+    (news) => {
+      gate.newerDeployed(news);
+      lanes.newerDeployed(news);
+    },
+    FROM_THE_LANE,
+  );
 
   // A pipeline that waited long continues in a new run from where it stood (see environment-deploy.ts).
   const resume = workflowInfo().continuedFromExecutionRunId ? input.resume : undefined;

@@ -53,7 +53,7 @@ export interface LaneGrant {
   lastDeployed?: LaneDeployed;
 }
 
-/** A newer release reached `environment` while the pipeline told waits for approval there. */
+/** A newer release reached `environment` while the pipeline told waits there, for approval or (from 1.2) in the queue. */
 export type NewerDeployed = { environment: string } & LaneDeployed;
 
 /** Pipeline → lane. */

@@ -3,8 +3,9 @@
  * it is tested without a server. `DeployLane` feeds it the signals it receives and does the talking.
  */
 import type { Hold, LaneDeployed, LaneHolder, LaneRelease, LaneRequest, LaneState, LaneView } from './lane-protocol';
-import { heldBackReason, passesHold } from './lane-hold-rules';
+import { passesHold, waitingReason } from './lane-hold-rules';
 import { markBehind, newestFrom, pairToRank, reordered } from './lane-order';
+import { holderLeft, pairWithHolder, rankedWithHolder } from './lane-supersede';
 
 export function emptyLane(app: string, environment: string): LaneState {
   return { app, environment, queue: [], awaitingApproval: [] };
@@ -17,16 +18,20 @@ export class LaneQueue {
   private readonly told = new Map<string, string>();
   /** A pipeline queued behind the holder where none waited: time to check the holder still runs. */
   private firstBehindHolder = false;
+  /** Which holder's commit each request queued alone was compared with (lane-supersede.ts). */
+  private readonly comparedWithHolder = new Map<string, string>();
 
   /**
    * `newToken`: a fresh token per grant (the lane's uuid4; undefined in lanes started before 1.1, which gave none).
    * 1.1's rules, off in lanes started before: safety holds stop manual deploys too; the newest CI commit goes first.
+   * 1.2's: a deploy takes the queued commits behind it out of the queue (lane-supersede.ts).
    */
   constructor(
     readonly state: LaneState,
     private readonly newToken: () => string | undefined,
     private readonly safetyHoldsStopManualDeploys = true,
     private readonly newestFirst = true,
+    private readonly supersedesQueued = true,
   ) {}
 
   /**
@@ -71,6 +76,7 @@ export class LaneQueue {
     if (deployed && this.newestFirst) this.state.lastDeployed = deployed;
     this.state.holder = undefined;
     this.state.queue = this.state.queue.filter((r) => r.pipelineId !== holder.pipelineId);
+    if (this.newestFirst && this.supersedesQueued) holderLeft(this.state, holder.pipelineId, deployed);
     this.changed = true;
     return true;
   }
@@ -115,6 +121,11 @@ export class LaneQueue {
     return (this.state.news ?? []).splice(0);
   }
 
+  /** Queued pipelines a deploy took out of the queue, with the deploy each is to hear of. */
+  takeObsoleted(): { pipelineId: string; news: LaneDeployed }[] {
+    return (this.state.obsoleted ?? []).splice(0);
+  }
+
   /** Who should hear of a deploy: every pipeline waiting for approval here now, but the one that deployed. */
   recipientsOf(news: LaneDeployed): LaneRequest[] {
     return this.state.awaitingApproval.filter((r) => r.pipelineId !== news.pipelineId);
@@ -127,12 +138,13 @@ export class LaneQueue {
 
   /** Two queued CI requests whose commits the lane has yet to order (lane-order.ts), or none. */
   pairToRank(): [LaneRequest, LaneRequest] | undefined {
-    return this.newestFirst ? pairToRank(this.state) : undefined;
+    if (!this.newestFirst) return undefined;
+    return pairToRank(this.state) ?? (this.supersedesQueued ? pairWithHolder(this.state, this.comparedWithHolder) : undefined);
   }
 
   /** `older`'s commit is behind `newer`'s (or GitHub could not say, and the earlier request is taken as newer). */
   ranked(older: LaneRequest, newer: LaneRequest): void {
-    if (markBehind(this.state, older, newer)) this.changed = true;
+    if (rankedWithHolder(this.state, this.comparedWithHolder, older, newer) || markBehind(this.state, older, newer)) this.changed = true;
   }
 
   /**
@@ -179,7 +191,7 @@ export class LaneQueue {
   /** The queued pipelines whose reason to wait changed since they were last told, with the reason; recorded as told. */
   reasonsToTell(): { request: LaneRequest; reason: string }[] {
     const toTell = this.state.queue.flatMap((request) => {
-      const reason = this.waitingReason(request);
+      const reason = waitingReason(this.state, request, (r) => this.eligible(r), this.told.has(request.pipelineId));
       return reason !== undefined && this.told.get(request.pipelineId) !== reason ? [{ request, reason }] : [];
     });
     for (const { request, reason } of toTell) this.told.set(request.pipelineId, reason);
@@ -199,15 +211,5 @@ export class LaneQueue {
 
   private eligible(request: LaneRequest): boolean {
     return passesHold(request, this.state.hold, this.safetyHoldsStopManualDeploys);
-  }
-
-  private waitingReason(request: LaneRequest): string | undefined {
-    const { state } = this;
-    // Only the pipeline next in line is told who holds the lane: telling every one at each hand-over costs n² signals.
-    if (state.holder && state.queue.find((r) => this.eligible(r)) === request) return `${state.holder.pipelineId} is deploying ${state.app} to ${state.environment}`;
-    if (!this.eligible(request)) return heldBackReason(state);
-    // Behind others in the queue the pipeline shows that it waits for the lane, as it asked; unless it was told
-    // something else before (a hold since cleared), there is nothing to say.
-    return this.told.has(request.pipelineId) ? `queued behind other pipelines deploying ${state.app} to ${state.environment}` : undefined;
   }
 }

@@ -17,6 +17,7 @@ import {
 } from './lane-protocol';
 import { handleHoldClearing } from './lane-holds';
 import { emptyLane, LaneQueue } from './lane-queue';
+import { LANE_SUPERSEDES_QUEUED } from './lane-supersede';
 
 /** 1.1: a grant carries a token, and only a release with it frees the lane. */
 const LANE_GRANT_TOKENS = 'lane-grant-tokens';
@@ -87,7 +88,8 @@ async function tellEach<T>(recipients: T[], send: (recipient: T) => Promise<bool
 export async function DeployLane(input: LaneInput): Promise<void> {
   const tokens = patched(LANE_GRANT_TOKENS);
   const newestFirst = patched(LANE_NEWEST_FIRST);
-  const lane = new LaneQueue(input.state ?? emptyLane(input.app, input.environment), () => (tokens ? uuid4() : undefined), patched(SAFETY_HOLDS_STOP_MANUAL_DEPLOYS), newestFirst);
+  const rules = [patched(SAFETY_HOLDS_STOP_MANUAL_DEPLOYS), newestFirst, patched(LANE_SUPERSEDES_QUEUED)] as const;
+  const lane = new LaneQueue(input.state ?? emptyLane(input.app, input.environment), () => (tokens ? uuid4() : undefined), ...rules);
   const { state } = lane;
   const { environment } = state;
   upsertSearchAttributes([
@@ -164,6 +166,8 @@ export async function DeployLane(input: LaneInput): Promise<void> {
         if (!(await tell(waiting.pipelineId, (p) => p.signal(newerDeployedSignal, { environment, ...news })))) lane.forgetAwaiting(waiting);
       }
     }
+    // Out of the queue already: side by side, as the point is that they all end at once, not one after another.
+    await tellEach(lane.takeObsoleted(), ({ pipelineId, news }) => tell(pipelineId, (p) => p.signal(newerDeployedSignal, { environment, ...news })));
     // Before a grant, and while the holder deploys: the order is known by the time the lane frees.
     const unordered = lane.pairToRank();
     if (unordered) {

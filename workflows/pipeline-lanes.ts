@@ -1,7 +1,10 @@
 /** The pipeline's side of its lanes: asking for one, waiting for it, handing it back, and what else it tells them. */
-import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation, log, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation, log, patched, workflowInfo } from '@temporalio/workflow';
+import { shortSha } from '../common/names';
 import type { EnvironmentStatus, Hold, LaneDeployed, PipelineInput } from '../common/types';
-import { type LaneGrant, laneWorkflowId, releaseLaneSignal, stoppedAwaitingSignal } from './lane-protocol';
+import { PipelineEnded } from './failures';
+import { type LaneGrant, laneWorkflowId, type NewerDeployed, releaseLaneSignal, stoppedAwaitingSignal } from './lane-protocol';
+import { LANE_SUPERSEDES_QUEUED } from './lane-supersede';
 import { continueAsNewIfHistoryLong } from './long-waits';
 import type { PipelineState } from './pipeline-state';
 import type { Steps } from './steps';
@@ -15,6 +18,10 @@ export class PipelineLanes {
   private readonly deployedBefore = new Map<string, LaneDeployed>();
   /** The environment whose lane take() waits for: a grant of any other is one we did not ask for. */
   private waitingFor?: string;
+  /** A newer commit deployed where we queue (1.2's lanes then take us out of the queue): it may supersede us. */
+  private newerThere?: NewerDeployed;
+  /** Whether take() listens for it: pipelines started before 1.2 do not. */
+  private hearsNewerDeployed = false;
   /**
    * After an approval the lane is told we stopped waiting in the same workflow task as we ask it for the lane, not
    * first: one server round trip less between an approval and the deploy. The lane handles the two in either order.
@@ -42,12 +49,28 @@ export class PipelineLanes {
     void this.handBack(environment, token);
   }
 
-  /** Waits for the lane of the environment at `environmentIndex`; a long wait continues as new on the way. */
+  /** The lane's `newerDeployed` signal, while we queue there. */
+  newerDeployed(news: NewerDeployed): void {
+    if (this.hearsNewerDeployed && this.waitingFor === news.environment) this.newerThere = news;
+  }
+
+  /**
+   * Waits for the lane of the environment at `environmentIndex`; a long wait continues as new on the way. A newer
+   * commit deployed there meanwhile ends the pipeline SUPERSEDED, without the lane.
+   */
   async take(env: EnvironmentStatus, environmentIndex: number): Promise<void> {
     const plan = this.pipeline.plan!;
     env.waitingFor = 'waiting for the lane';
     this.pipeline.setStatus('WAITING_FOR_LANE', env, 'WAITING_FOR_LANE');
-    const request = { pipelineId: this.pipeline.workflowId, runId: workflowInfo().runId, sha: plan.sha, trigger: this.input.trigger, ...(plan.queue ? { queue: plan.queue } : {}) };
+    this.hearsNewerDeployed = patched(LANE_SUPERSEDES_QUEUED);
+    const request = {
+      pipelineId: this.pipeline.workflowId,
+      runId: workflowInfo().runId,
+      sha: plan.sha,
+      trigger: this.input.trigger,
+      ...(plan.queue ? { queue: plan.queue } : {}),
+      ...(this.hearsNewerDeployed ? { hearsNewerDeployed: true } : {}),
+    };
     const ask = (summary: string) =>
       this.steps.calls.signalLane.executeWithOptions({ summary }, [{ app: plan.app, environment: env.environment, signal: 'acquire', request }]);
     this.waitingFor = env.environment;
@@ -57,15 +80,43 @@ export class PipelineLanes {
       this.toldStoppedAwaiting = undefined;
       await told;
       // A lane terminated by hand has lost its queue: asking again starts it anew; a lane that runs knows us already.
-      while (!(await condition(() => this.held.has(env.environment), plan.laneRecheckIntervalMs))) {
-        // The grant came in the same workflow task as the timeout: we hold the lane, and only this run can hand it back.
+      for (;;) {
+        await condition(() => this.held.has(env.environment) || this.newerThere !== undefined, plan.laneRecheckIntervalMs);
+        // The grant may come in the same workflow task as the timeout or the news: we hold the lane, and only this
+        // run can hand it back. Holding it, the pipeline compares with what the environment runs before it deploys.
         if (this.held.has(env.environment)) break;
-        // The new run asks from where this one stood; the lane gives it this run's place in the queue.
-        await continueAsNewIfHistoryLong(this.input, this.pipeline, environmentIndex);
+        const news = this.newerThere;
+        this.newerThere = undefined;
+        if (news) {
+          const superseded = await this.supersededBy(news);
+          if (this.held.has(env.environment)) break;
+          if (superseded) {
+            env.state = 'SUPERSEDED';
+            env.waitingFor = `superseded by ${shortSha(news.sha)} (${news.pipelineId}), already deployed to ${env.environment}`;
+            throw new PipelineEnded('SUPERSEDED', env.waitingFor);
+          }
+        } else {
+          // The new run asks from where this one stood; the lane gives it this run's place in the queue.
+          await continueAsNewIfHistoryLong(this.input, this.pipeline, environmentIndex);
+        }
+        // The lane took us out of the queue with its news, or has lost its queue: it knows us again either way.
         await ask(`Ask again for the ${env.environment} lane`);
       }
     } finally {
       this.waitingFor = undefined;
+    }
+  }
+
+  /** Whether the commit deployed is newer than ours; GitHub unreachable, we ask for the lane and compare holding it. */
+  private async supersededBy(news: NewerDeployed): Promise<boolean> {
+    const { app, sha } = this.pipeline.plan!;
+    try {
+      const relation = await this.steps.calls.compareCommits.executeWithOptions({ summary: `Is ${shortSha(news.sha)} newer than ours?` }, [{ app, base: sha, head: news.sha }]);
+      return relation === 'ahead';
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('could not compare with the commit deployed where we queue; asking for the lane again', { news, error: (err as Error).message });
+      return false;
     }
   }
 
