@@ -17,7 +17,7 @@ const files = readdirSync(HISTORIES, { recursive: true, encoding: 'utf8' }).filt
 describe('replaying stored histories with the current workflow code', () => {
   it('has a history for every pipeline shape and for the lane', () => {
     const shapes = files.filter((f) => !f.includes('/')).map((f) => f.replace(/\.json$/, ''));
-    for (const shape of ['cd-to-production', 'awaiting-approval', 'approved', 'rejected', 'expired', 'superseded', 'cancelled', 'rolled-back', 'manual', 'manual-approved', 'frozen-then-deployed', 'lane']) {
+    for (const shape of ['cd-to-production', 'awaiting-approval', 'approved', 'rejected', 'expired', 'superseded', 'cancelled', 'rolled-back', 'manual', 'manual-approved', 'frozen-then-deployed', 'charts-flags-promoted', 'suite-rolled-back', 'suite-cancelled', 'lane']) {
       expect(shapes).toContain(shape);
     }
   });

@@ -49,6 +49,7 @@ describe('record pipeline histories', () => {
         'cd-app': {},
         'gated-app': NEEDS_APPROVAL,
         'expiring-app': { ...NEEDS_APPROVAL, approvalTimeout: '1s' },
+        'flags-app': { promotion: 'chartsFlags' },
         'suite-app': { environments: { integration: { smokeSuite: 'argoWorkflow' }, staging: { smokeSuite: 'githubWorkflow' } } },
       },
       freezeRecheckInterval: '1s',
@@ -65,6 +66,12 @@ describe('record pipeline histories', () => {
     const cd = await h.startCi('cd-app', built);
     await settle(h, cd.workflowId);
     await save(h, 'cd-to-production', cd.workflowId);
+
+    // GOV.UK's rule: each environment's file, at the commit Argo CD synced, promotes the release onward.
+    const flags = await h.startCi('flags-app', await h.stack.merge('flags-app'));
+    await settle(h, flags.workflowId);
+    expect((await h.status(flags.workflowId)).status).toBe('SUCCEEDED');
+    await save(h, 'charts-flags-promoted', flags.workflowId);
 
     // Awaiting approval (a pipeline mid-flight), then approved, then rejected, then expired.
     const waiting = await h.startCi('gated-app', await h.stack.merge('gated-app'));
