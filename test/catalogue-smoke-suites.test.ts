@@ -5,21 +5,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { CatalogueError, loadCatalogue, parseCatalogue } from '../common/catalogue';
+import { loadCatalogue, parseCatalogue } from '../common/catalogue';
 import { smokeTestsBudgetMs } from '../common/smoke-suites';
 import { argoWorkflowsOfClusters } from '../worker/argo-workflows-clients';
+import { catalogueErrorOf } from './support/catalogue';
 
 const ROOT = path.resolve(__dirname, '..');
 
-function errorOf(text: string): string {
-  try {
-    parseCatalogue(text, 'apps.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(CatalogueError);
-    return (err as Error).message;
-  }
-  throw new Error('the catalogue was accepted');
-}
 
 const withStaging = (staging: string) => `apps:\n  whitehall:\n    repo: alphagov/whitehall\n    environments:\n      integration: {}\n      staging:\n${staging}`;
 const argoCluster = "        argoWorkflows: { url: 'https://argo-workflows.staging.example/', tokenVariable: ARGO_WORKFLOWS_TOKEN_STAGING, namespace: apps }\n";
@@ -99,7 +91,7 @@ describe('smoke suites in the catalogue', () => {
       'apps.yaml: app "whitehall": field "environments.staging.smokeSuites[0].timeout": must be longer than zero',
     ],
   ])('refuses %s, naming the field', (_, staging, expected) => {
-    expect(errorOf(withStaging(`        approvers: [anyone]\n${staging}`))).toBe(expected);
+    expect(catalogueErrorOf(withStaging(`        approvers: [anyone]\n${staging}`))).toBe(expected);
   });
 
   it('the worker refuses to start without the token of a cluster whose Argo Workflows a suite uses', () => {

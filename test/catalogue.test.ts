@@ -1,7 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CatalogueError, imageTagPath, loadCatalogue, parseCatalogue } from '../common/catalogue';
+import { imageTagPath, loadCatalogue, parseCatalogue } from '../common/catalogue';
+import { catalogueErrorOf } from './support/catalogue';
 
 const VALID = `
 defaults:
@@ -26,15 +27,6 @@ apps:
     repo: alphagov/router
 `;
 
-function errorOf(text: string): string {
-  try {
-    parseCatalogue(text, 'apps.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(CatalogueError);
-    return (err as Error).message;
-  }
-  throw new Error('expected the catalogue to be refused');
-}
 
 describe('app catalogue', () => {
   it('reads apps with defaults filled in and environments in file order', () => {
@@ -66,10 +58,10 @@ describe('app catalogue', () => {
     expect(whitehallProduction).toMatchObject({ approvers: ['alice', 'bob'], allowSelfApproval: false });
 
     const gated = (env: string) => `apps:\n  router:\n    repo: alphagov/router\n    environments:\n      integration: {}\n      production: ${env}\n`;
-    expect(errorOf(gated('{}'))).toBe('apps.yaml: app "router": environment "production" needs approval and names no approvers: list logins or @org/teams, or write approvers: [anyone]');
-    expect(errorOf(gated('{ approvers: [] }'))).toMatch(/field "environments\.production\.approvers": list logins or @org\/teams, or write \[anyone\]/);
-    expect(errorOf(gated('{ approvers: [anyone, alice] }'))).toMatch(/"anyone" stands alone: it lets everyone/);
-    expect(errorOf(gated('{ approvers: [alice], approval: { identity: maybe } }'))).toMatch(/field "environments\.production\.approval\.identity"/);
+    expect(catalogueErrorOf(gated('{}'))).toBe('apps.yaml: app "router": environment "production" needs approval and names no approvers: list logins or @org/teams, or write approvers: [anyone]');
+    expect(catalogueErrorOf(gated('{ approvers: [] }'))).toMatch(/field "environments\.production\.approvers": list logins or @org\/teams, or write \[anyone\]/);
+    expect(catalogueErrorOf(gated('{ approvers: [anyone, alice] }'))).toMatch(/"anyone" stands alone: it lets everyone/);
+    expect(catalogueErrorOf(gated('{ approvers: [alice], approval: { identity: maybe } }'))).toMatch(/field "environments\.production\.approval\.identity"/);
     const open = parseCatalogue(gated('{ approvers: [anyone], approval: { identity: claimed }, deployers: [bob, "@alphagov/leads"] }'), 'apps.yaml').apps.get('router')!;
     expect(open.environments[1]).toMatchObject({ approvers: ['anyone'], identity: 'claimed', deployers: ['bob', '@alphagov/leads'] });
     // A continuous environment needs nobody's approval, so it may name nobody.
@@ -99,7 +91,7 @@ describe('app catalogue', () => {
     ['apps:\n  w:\n    repo: a/b\n    onDivergence: sometimes\n', /^apps\.yaml: app "w": field "onDivergence": /],
     ['nothing: here\n', /^apps\.yaml: /],
   ])('refuses %j with a message naming file, app and field', (text, expected) => {
-    expect(errorOf(text)).toMatch(expected);
+    expect(catalogueErrorOf(text)).toMatch(expected);
   });
 
   it('names registries, where each app is built, its pull-through cache and where deployed-to tags go', () => {
@@ -138,7 +130,7 @@ apps:
     ['registries: { ghcr: { type: oci, url: https://ghcr.io, usernameEnv: U, passwordEnv: GHCR_PAT } }\napps: {}', /field "registries.ghcr.passwordEnv": must name a variable the worker treats as secret/],
     ['registries: { ghcr: { type: oci, url: ftp://ghcr.io } }\napps: {}', /field "registries.ghcr.url": must be an http\(s\) URL/],
   ])('refuses the registry settings %j', (text, expected) => {
-    expect(errorOf(text)).toMatch(expected);
+    expect(catalogueErrorOf(text)).toMatch(expected);
   });
 
   it('names the file when it cannot be read', () => {

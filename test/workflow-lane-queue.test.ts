@@ -2,6 +2,7 @@ import type { Hold, LaneDeployed, LaneHolder, LaneRequest } from '../common/type
 import type { LaneRelease } from '../workflows/lane-protocol';
 import { emptyLane, LaneQueue } from '../workflows/lane-queue';
 import { laneWorkflowId } from '../workflows/lane-protocol';
+import { rankBySha } from './support/lane-queue';
 
 /** The lane's queue and hold rules, without a server: DeployLane only carries messages to and from them. */
 const ci = (pipelineId: string, runId = `${pipelineId}-run`): LaneRequest => ({ pipelineId, runId, sha: `${pipelineId}-sha`, trigger: 'ci' });
@@ -385,24 +386,13 @@ describe('the lane queue', () => {
 
 describe('newest first', () => {
   const newest = (pipelineId: string): LaneRequest => ({ ...ci(pipelineId), queue: 'newest-first' });
-  /** Commit order as GitHub's compare would give it: later letters are newer commits. */
-  function rankAll(q: LaneQueue): number {
-    let compares = 0;
-    for (let pair = q.pairToRank(); pair; pair = q.pairToRank()) {
-      const [earlier, later] = pair;
-      compares++;
-      if (later.sha > earlier.sha) q.ranked(earlier, later);
-      else q.ranked(later, earlier);
-    }
-    return compares;
-  }
 
   it('grants the newest queued commit of the app first, then the older ones, after n - 1 compares', () => {
     const q = lane();
     q.acquire(newest('a'));
     expect(q.grantNext()!.pipelineId).toBe('a');
     for (const id of ['b', 'd', 'c', 'e']) q.acquire(newest(id));
-    expect(rankAll(q)).toBe(3);
+    expect(rankBySha(q)).toBe(3);
     expect(q.state.queue.map((r) => [r.pipelineId, r.behind])).toEqual([
       ['b', 'd'],
       ['d', 'e'],
@@ -436,7 +426,7 @@ describe('newest first', () => {
   it('lets no CI commit overtake a manual deploy queued before it, nor a hold stop the manual one', () => {
     const q = lane();
     for (const request of [newest('a'), manual('m'), newest('b')]) q.acquire(request);
-    rankAll(q);
+    rankBySha(q);
     expect(q.state.queue.find((r) => r.pipelineId === 'a')!.behind).toBe('b');
     // Only older commits stand before the manual deploy: the first goes, then the manual one, then the newest.
     expect(q.grantNext()!.pipelineId).toBe('a');
@@ -448,7 +438,7 @@ describe('newest first', () => {
     const held = lane();
     held.setHold({ ...HOLD, kind: 'manual-deploy' });
     for (const request of [newest('a'), newest('b'), manual('m')]) held.acquire(request);
-    rankAll(held);
+    rankBySha(held);
     expect(held.grantNext()!.pipelineId).toBe('m');
   });
 

@@ -1,5 +1,6 @@
 import type { LaneDeployed, LaneRequest } from '../common/types';
 import { emptyLane, LaneQueue } from '../workflows/lane-queue';
+import { rankBySha } from './support/lane-queue';
 
 /** A deploy takes the queued commits behind it out of the queue (workflows/lane-supersede.ts), without a server. */
 const listening = (pipelineId: string): LaneRequest => ({ pipelineId, runId: `${pipelineId}-run`, sha: `${pipelineId}-sha`, trigger: 'ci', queue: 'newest-first', hearsNewerDeployed: true });
@@ -19,17 +20,6 @@ function handBack(q: LaneQueue, deployed?: LaneDeployed): void {
   expect(q.release({ pipelineId, token, ...(deployed ? { deployed } : {}) })).toBe(true);
 }
 
-/** Answers every compare the lane asks for as GitHub would, later letters being newer commits. Returns how many. */
-function rankAll(q: LaneQueue): number {
-  let compares = 0;
-  for (let pair = q.pairToRank(); pair; pair = q.pairToRank()) {
-    const [earlier, later] = pair;
-    compares++;
-    if (later.sha > earlier.sha) q.ranked(earlier, later);
-    else q.ranked(later, earlier);
-  }
-  return compares;
-}
 
 const ids = (requests: { pipelineId: string }[]) => requests.map((r) => r.pipelineId);
 
@@ -40,7 +30,7 @@ describe('a deploy through the lane supersedes the queued commits behind it', ()
     expect(q.grantNext()!.pipelineId).toBe('a');
     for (const id of ['b', 'd', 'c', 'e']) q.acquire(listening(id));
     // Three compares among the queued, and one of the newest with the holder's commit, older than it.
-    expect(rankAll(q)).toBe(4);
+    expect(rankBySha(q)).toBe(4);
     handBack(q, deployedBy('a'));
     // a's deploy is behind all of them: nobody leaves.
     expect(q.takeObsoleted()).toEqual([]);
@@ -58,11 +48,11 @@ describe('a deploy through the lane supersedes the queued commits behind it', ()
     q.grantNext();
     q.acquire(listening('b'));
     expect(ids(q.pairToRank()!)).toEqual(['b', 'e']);
-    expect(rankAll(q)).toBe(1);
+    expect(rankBySha(q)).toBe(1);
     expect(q.state.queue[0]!.behind).toBe('e');
     // One queued later is compared with the holder too, not with the one already behind it.
     q.acquire(listening('c'));
-    expect(rankAll(q)).toBe(1);
+    expect(rankBySha(q)).toBe(1);
     handBack(q, deployedBy('e'));
     expect(ids(q.takeObsoleted())).toEqual(['b', 'c']);
 
@@ -71,8 +61,8 @@ describe('a deploy through the lane supersedes the queued commits behind it', ()
     newer.acquire(listening('a'));
     newer.grantNext();
     newer.acquire(listening('b'));
-    expect(rankAll(newer)).toBe(1);
-    expect(rankAll(newer)).toBe(0);
+    expect(rankBySha(newer)).toBe(1);
+    expect(rankBySha(newer)).toBe(0);
     handBack(newer, deployedBy('a'));
     expect(newer.takeObsoleted()).toEqual([]);
     expect(newer.grantNext()!.pipelineId).toBe('b');
@@ -83,7 +73,7 @@ describe('a deploy through the lane supersedes the queued commits behind it', ()
     q.acquire(listening('e'));
     q.grantNext();
     q.acquire(listening('b'));
-    rankAll(q);
+    rankBySha(q);
     // e ended (superseded, failed) without deploying: b is no longer known to be behind anything queued.
     handBack(q);
     expect(q.takeObsoleted()).toEqual([]);
@@ -97,7 +87,7 @@ describe('a deploy through the lane supersedes the queued commits behind it', ()
     q.acquire(listening('a'));
     q.grantNext();
     for (const request of [deaf('b'), listening('c'), listening('d'), listening('e')]) q.acquire(request);
-    rankAll(q);
+    rankBySha(q);
     // c lost to d, d to e: with d gone (cancelled, say), c's chain no longer reaches e.
     q.state.queue = q.state.queue.filter((r) => r.pipelineId !== 'd');
     handBack(q);
@@ -120,7 +110,7 @@ describe('a deploy through the lane supersedes the queued commits behind it', ()
     q.acquire(listening('a'));
     q.grantNext();
     for (const id of ['b', 'c']) q.acquire(listening(id));
-    expect(rankAll(q)).toBe(1);
+    expect(rankBySha(q)).toBe(1);
     handBack(q, deployedBy('a'));
     expect(q.grantNext()!.pipelineId).toBe('c');
     handBack(q, deployedBy('c'));
@@ -132,7 +122,7 @@ describe('a deploy through the lane supersedes the queued commits behind it', ()
     const q = lane();
     q.acquire(listening('b'));
     q.acquire(listening('e'));
-    rankAll(q);
+    rankBySha(q);
     q.grantNext();
     handBack(q, deployedBy('e'));
     const carried = new LaneQueue(JSON.parse(JSON.stringify(q.state)), () => 'token', true, true, true);
