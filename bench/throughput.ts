@@ -45,6 +45,9 @@ export interface EventCensus {
   signalsReceived: number;
   timers: number;
   upserts: number;
+  activities: number;
+  /** Local activities' markers: one event each, and no workflow task of their own. */
+  localActivities: number;
 }
 
 export function census(events: proto.api.history.v1.IHistoryEvent[], per: number): EventCensus {
@@ -56,6 +59,8 @@ export function census(events: proto.api.history.v1.IHistoryEvent[], per: number
     signalsReceived: count((e) => e.workflowExecutionSignaledEventAttributes),
     timers: count((e) => e.timerStartedEventAttributes),
     upserts: count((e) => e.upsertWorkflowSearchAttributesEventAttributes),
+    activities: count((e) => e.activityTaskScheduledEventAttributes),
+    localActivities: count((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity'),
   };
 }
 
