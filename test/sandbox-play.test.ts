@@ -169,18 +169,27 @@ describe('npm run sandbox -- <command>', () => {
     expect(stateOf(await until(id, (s) => s.status === 'SUCCEEDED', 'SUCCEEDED'), 'production')).toBe('DEPLOYED');
   });
 
-  it("reads a finished pipeline's record once, and only the running ones again", async () => {
-    const finished = new Map<string, DeployAttempt[]>();
-    const first = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, finished });
-    const [key, recorded] = [...finished.entries()].find(([, attempts]) => attempts.length > 0)!;
-    expect(first).toEqual(expect.arrayContaining(recorded));
-    // What is remembered for a closed run stands for it: Temporal is not asked about it again.
-    const remembered: DeployAttempt = { ...recorded[0]!, pipeline: 'remembered', startedAt: '2026-01-01T00:00:00Z' };
-    finished.set(key, [remembered]);
-    const second = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, finished });
-    expect(second).toContainEqual(remembered);
-    expect(second).not.toContainEqual(recorded[0]);
-    expect(second).toHaveLength(first.length - recorded.length + 1);
+  it('reads a pipeline\'s record again only once it has moved: never a closed one, a running one when its status changes', async () => {
+    const seen = new Map<string, { state: string; attempts: DeployAttempt[] }>();
+    const first = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, seen });
+    const [closedKey, closed] = [...seen.entries()].find(([, read]) => !read.state.startsWith('running') && read.attempts.length > 0)!;
+    expect(first).toEqual(expect.arrayContaining(closed.attempts));
+    const running = [...seen.entries()].filter(([, read]) => read.state.startsWith('running'));
+    expect(running.length).toBeGreaterThan(0);
+    const [stillKey, still] = running[0]!;
+    // What is remembered for a run that has not moved stands for it: Temporal is not asked about it again.
+    const remembered = (pipeline: string): DeployAttempt => ({ ...closed.attempts[0]!, pipeline, startedAt: '2026-01-01T00:00:00Z' });
+    seen.set(closedKey, { ...closed, attempts: [remembered('remembered closed')] });
+    seen.set(stillKey, { ...still, attempts: [remembered('remembered running')] });
+    const second = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, seen });
+    expect(second).toContainEqual(remembered('remembered closed'));
+    expect(second).not.toContainEqual(closed.attempts[0]);
+    expect(second).toContainEqual(remembered('remembered running'));
+    // A run remembered at another state is read again.
+    seen.set(stillKey, { state: 'running at another state', attempts: [remembered('stale')] });
+    const third = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, seen });
+    expect(third).not.toContainEqual(remembered('stale'));
+    expect(seen.get(stillKey)!.state).toBe(still.state);
   });
 
   it('approve and reject: signed as the sandbox person, through the CLI', async () => {
