@@ -73,6 +73,13 @@ export class Steps {
   private readonly local = patched(QUICK_STEPS_LOCAL);
   /** Quick steps. */
   calls = stepCalls(RESOLVING, this.local);
+  /**
+   * Quick steps whose result must be in history before the pipeline goes on: activities even from 1.3. A local
+   * activity's result reaches history only with its workflow task; after a crash that lost the task it runs again,
+   * and what it did the first time has changed the world: the look at what an environment runs would see our
+   * own bump and skip the deploy, and the lane would grant a request the pipeline no longer knows it made.
+   */
+  recorded = stepCalls(RESOLVING, false);
   /** Long waits (build, Argo CD sync, smoke tests). */
   waits = waitCalls(undefined);
   /** The wait through a freeze. */
@@ -80,6 +87,7 @@ export class Steps {
 
   usePlan(plan: ReleasePlan): void {
     this.calls = stepCalls(plan.stepRetry, this.local);
+    this.recorded = stepCalls(plan.stepRetry, false);
     this.waits = waitCalls(plan.stepRetry.heartbeatTimeoutMs);
     this.freezeWaits = freezeWaitCalls(plan.freezeRecheckIntervalMs, plan.stepRetry.heartbeatTimeoutMs);
   }
