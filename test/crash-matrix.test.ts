@@ -20,6 +20,7 @@ import { findTemporalCli } from '../harness/temporal-cli';
 import { listCommits } from './support/charts-repo';
 import { startCrashHarness, type CrashHarness, type WorkerProcess } from './support/crash-harness';
 import type { StepDone } from './support/crash-worker';
+import { localActivityMarker } from './support/history-steps';
 import { digestOfTag } from './support/ecr';
 import { waitFor } from './support/env';
 import { uniqueTaskQueue } from './support/temporal';
@@ -109,15 +110,6 @@ function decodeFirstArg(event: temporal.api.history.v1.IHistoryEvent): unknown {
   }
 }
 
-/** A local activity's marker: its type and ID (its sequence number in the run), with the workflow task that wrote it. */
-function localActivityOf(event: temporal.api.history.v1.IHistoryEvent): { activityType: string; activityId: string } | undefined {
-  const marker = event.markerRecordedEventAttributes;
-  const data = marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0]?.data : undefined;
-  if (!data) return undefined;
-  const { activity_type: activityType, activity_id: activityId } = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string; activity_id: string };
-  return { activityType, activityId };
-}
-
 /**
  * The pipeline's steps in the order history shows them done: activities as scheduled, local activities by their
  * markers. Steps that one workflow task scheduled, or whose markers one workflow task wrote, reach history together.
@@ -137,10 +129,10 @@ async function stepsOf(h: CrashHarness, workflowId: string, done: StepDone[]): P
       });
       continue;
     }
-    const local = localActivityOf(e);
+    const local = localActivityMarker(e);
     if (!local) continue;
-    const logged = done.find((d) => d.isLocal && d.workflowId === workflowId && d.activityId === local.activityId && d.activityType === local.activityType);
-    steps.push({ activityType: local.activityType, environment: logged?.environment, scheduledBy: String(e.markerRecordedEventAttributes!.workflowTaskCompletedEventId) });
+    const logged = done.find((d) => d.isLocal && d.workflowId === workflowId && d.activityId === local.activity_id && d.activityType === local.activity_type);
+    steps.push({ activityType: local.activity_type, environment: logged?.environment, scheduledBy: String(e.markerRecordedEventAttributes!.workflowTaskCompletedEventId) });
   }
   return steps;
 }
@@ -149,7 +141,7 @@ async function completedSteps(h: CrashHarness, workflowId: string): Promise<{ co
   const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
   return {
-    completed: events.filter((e) => e.activityTaskCompletedEventAttributes || localActivityOf(e)).length,
+    completed: events.filter((e) => e.activityTaskCompletedEventAttributes || localActivityMarker(e)).length,
     closed: events.some((e) => e.workflowExecutionCompletedEventAttributes || e.workflowExecutionFailedEventAttributes || e.workflowExecutionTerminatedEventAttributes),
   };
 }

@@ -170,13 +170,16 @@ describe('npm run sandbox -- <command>', () => {
   });
 
   it('reads a pipeline\'s record again only once it has moved: never a closed one, a running one when its status changes', async () => {
+    // A pipeline that waits for approval, with integration deployed: running, with a record.
+    const waiting = await merge('content-publisher');
+    await until(waiting, (s) => s.awaitingApprovalFor === 'staging', 'awaiting approval for staging');
     const seen = new Map<string, { state: string; attempts: DeployAttempt[] }>();
     const first = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, seen });
     const [closedKey, closed] = [...seen.entries()].find(([, read]) => !read.state.startsWith('running') && read.attempts.length > 0)!;
     expect(first).toEqual(expect.arrayContaining(closed.attempts));
-    const running = [...seen.entries()].filter(([, read]) => read.state.startsWith('running'));
-    expect(running.length).toBeGreaterThan(0);
-    const [stillKey, still] = running[0]!;
+    const [stillKey, still] = [...seen.entries()].find(([key]) => key.startsWith(`${waiting}/`))!;
+    expect(still.state).toMatch(/^running /);
+    expect(still.attempts).toEqual([expect.objectContaining({ environment: 'integration', outcome: 'deployed' })]);
     // What is remembered for a run that has not moved stands for it: Temporal is not asked about it again.
     const remembered = (pipeline: string): DeployAttempt => ({ ...closed.attempts[0]!, pipeline, startedAt: '2026-01-01T00:00:00Z' });
     seen.set(closedKey, { ...closed, attempts: [remembered('remembered closed')] });
@@ -189,7 +192,10 @@ describe('npm run sandbox -- <command>', () => {
     seen.set(stillKey, { state: 'running at another state', attempts: [remembered('stale')] });
     const third = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, seen });
     expect(third).not.toContainEqual(remembered('stale'));
+    expect(third).toEqual(expect.arrayContaining(still.attempts));
     expect(seen.get(stillKey)!.state).toBe(still.state);
+    await sandbox.client.workflow.getHandle(waiting).cancel();
+    await until(waiting, (s) => s.status === 'CANCELLED', 'CANCELLED');
   });
 
   it('approve and reject: signed as the sandbox person, through the CLI', async () => {
