@@ -173,6 +173,9 @@ describe('npm run sandbox -- <command>', () => {
     // A pipeline that waits for approval, with integration deployed: running, with a record.
     const waiting = await merge('content-publisher');
     await until(waiting, (s) => s.awaitingApprovalFor === 'staging', 'awaiting approval for staging');
+    // Visibility follows a little behind: the list must show the state the pipeline stays in.
+    const listedAwaiting = `WorkflowId = "${waiting}" AND DeployStatus = "AWAITING_APPROVAL"`;
+    await waitFor(async () => (await sandbox.client.workflow.count(listedAwaiting)).count === 1 || undefined, { description: `${waiting} listed as awaiting approval` });
     const seen = new Map<string, { state: string; attempts: DeployAttempt[] }>();
     const first = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, seen });
     const [closedKey, closed] = [...seen.entries()].find(([, read]) => !read.state.startsWith('running') && read.attempts.length > 0)!;

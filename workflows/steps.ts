@@ -77,7 +77,9 @@ export class Steps {
    * Quick steps whose result must be in history before the pipeline goes on: activities even from 1.3. A local
    * activity's result reaches history only with its workflow task; after a crash that lost the task it runs again,
    * and what it did the first time has changed the world: the look at what an environment runs would see our
-   * own bump and skip the deploy, and the lane would grant a request the pipeline no longer knows it made.
+   * own bump and skip the deploy, and the lane would grant a request the pipeline no longer knows it made. A
+   * Slack post, too, finds the one a crashed attempt made by the attempt's number and time, which a local
+   * activity run again does not keep.
    */
   recorded = stepCalls(RESOLVING, false);
   /** Long waits (build, Argo CD sync, smoke tests). */
