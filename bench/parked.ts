@@ -16,7 +16,7 @@ import { DeployApp, DeployCommit, DeployStatusAttribute, DeployTrigger, WORKFLOW
 import { staticSummary } from '../workflows/details';
 import type { DeployPipeline } from '../workflows/deploy-pipeline';
 import type { PipelineInput } from '../common/types';
-import { debugTimeline, eventTimeMs, historyEvents, inBatches, nodeArgs, openStack, uniqueName, workerEnv, type BenchContext, type HistoryEvent } from './harness';
+import { debugTimeline, eventTimeMs, historyEvents, inBatches, localActivityOf, nodeArgs, openStack, uniqueName, workerEnv, type BenchContext } from './harness';
 import { cpuSeconds, progress, residentMemory, sleep, startChild } from './infra';
 import { percentile } from './stats';
 
@@ -67,17 +67,6 @@ export interface WorkerCache {
 const maxUnderWay = (apps: number, cachedWorkflows: number) => Math.max(10, cachedWorkflows - 2 * apps - 20);
 
 const ENVIRONMENTS = { integration: { continuousDeployment: true }, staging: { continuousDeployment: false } };
-
-function localActivityMarker(event: HistoryEvent): boolean {
-  return event.markerRecordedEventAttributes?.markerName === 'core_local_activity';
-}
-
-/** A local activity starts when the workflow asks for it; its marker, written after it ran, says when that was. */
-function localActivityScheduledMs(event: HistoryEvent): number {
-  const data = event.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
-  const scheduled = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { original_schedule_time?: { seconds: number; nanos: number } }).original_schedule_time : undefined;
-  return scheduled ? scheduled.seconds * 1000 + scheduled.nanos / 1e6 : eventTimeMs(event);
-}
 
 export async function measureParked(ctx: BenchContext, config: ParkedConfig): Promise<ParkedResult> {
   const apps = Array.from({ length: config.apps }, (_, i) => `parked${String(i + 1).padStart(3, '0')}`);
@@ -206,8 +195,8 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
       let startedAt: number | undefined;
       while (startedAt === undefined) {
         const events = (await historyEvents(handle)).slice(before);
-        const next = events.find((event) => event.activityTaskStartedEventAttributes || localActivityMarker(event));
-        if (next) startedAt = next.activityTaskStartedEventAttributes ? eventTimeMs(next) : localActivityScheduledMs(next);
+        const next = events.find((event) => event.activityTaskStartedEventAttributes || localActivityOf(event));
+        if (next) startedAt = next.activityTaskStartedEventAttributes ? eventTimeMs(next) : localActivityOf(next)!.scheduledMs;
         else await sleep(25);
       }
       approvalMs.push(startedAt - t0);

@@ -5,7 +5,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { temporal as proto } from '@temporalio/proto';
 import { LANE_WORKFLOW_TYPE } from '../workflows/definitions';
-import { activityCount, breakdown, debugTimeline, eventTimeMs, expectSucceeded, historyEvents, within, type Breakdown, openStack, serverTiming, startBenchWorker, startCiPipeline, uniqueName, type BenchContext, type ServerTiming } from './harness';
+import { activityCount, breakdown, debugTimeline, eventTimeMs, expectSucceeded, historyEvents, localActivityOf, within, type Breakdown, openStack, serverTiming, startBenchWorker, startCiPipeline, uniqueName, type BenchContext, type ServerTiming } from './harness';
 import { cpuDuring, cpuSeconds, progress } from './infra';
 import { median, percentile } from './stats';
 
@@ -60,7 +60,7 @@ export function census(events: proto.api.history.v1.IHistoryEvent[], per: number
     timers: count((e) => e.timerStartedEventAttributes),
     upserts: count((e) => e.upsertWorkflowSearchAttributesEventAttributes),
     activities: count((e) => e.activityTaskScheduledEventAttributes),
-    localActivities: count((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity'),
+    localActivities: count((e) => localActivityOf(e)),
   };
 }
 
