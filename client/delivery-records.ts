@@ -46,7 +46,9 @@ export async function readDeployAttempts(client: Client, options: DeliveryRecord
     if (execution.status.name === 'CONTINUED_AS_NEW' || latestRuns.has(execution.workflowId)) continue;
     const status = execution.status.name;
     const running = status === 'RUNNING';
-    const state = running ? `running ${JSON.stringify(execution.searchAttributes)}` : status;
+    // Where it stands, as the pipeline publishes it (the attributes come in no fixed order, and Temporal's own change).
+    const { DeployStatus: at, DeployEnvironment: where } = execution.searchAttributes;
+    const state = running ? `running ${JSON.stringify([at ?? [], where ?? []])}` : status;
     latestRuns.set(execution.workflowId, { runId: execution.runId, running, completed: status === 'COMPLETED', startTime: execution.startTime, state });
     if (latestRuns.size >= limit) break;
   }

@@ -29,8 +29,9 @@ function stepCalls(retry: ReleasePlan['stepRetry'], local: boolean): QuickSteps 
       nonRetryableErrorTypes: PERMANENT_FAILURES,
     },
   };
-  // A retry after a long backoff waits on a server timer, not in the worker's memory.
-  return local ? proxyLocalActivities<PipelineActivities>({ ...options, localRetryThreshold: '10 seconds' }) : proxyActivities<PipelineActivities>(options);
+  // Every retry waits on a server timer, not in the worker's memory: each failed attempt is then in history (its
+  // marker), where Web UI shows why the step is tried again, as it does for an activity's last failure.
+  return local ? proxyLocalActivities<PipelineActivities>({ ...options, localRetryThreshold: 0 }) : proxyActivities<PipelineActivities>(options);
 }
 
 /** Long waits: they heartbeat, so a dead worker is noticed within the heartbeat timeout and the wait resumes elsewhere. */

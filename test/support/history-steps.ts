@@ -22,6 +22,8 @@ export interface LocalActivityMarker {
   /** Its sequence number in the run, as the worker's activity info gives it. */
   activity_id: string;
   attempt: number;
+  /** Set when the attempt failed and another follows after this backoff (on a timer). */
+  backoff?: { seconds: number; nanos: number };
 }
 
 export function localActivityMarker(event: HistoryEvent): LocalActivityMarker | undefined {
