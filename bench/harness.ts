@@ -200,19 +200,19 @@ interface LocalActivity {
   type: string;
   /** When the workflow asked for it (it starts at once), by the worker's clock. */
   scheduledMs: number;
-  /** From then to when it ended. */
-  ms: number;
 }
 
-/** A local activity's marker, read: its type and how long it took. */
+/**
+ * A local activity's marker, read: its type and when it was asked for. How long it ran is not there: its
+ * completion time is "perceived", the workflow task's start plus the run, so breakdowns count local activities'
+ * time with the workflow tasks that ran them.
+ */
 export function localActivityOf(event: HistoryEvent): LocalActivity | undefined {
   const marker = event.markerRecordedEventAttributes;
   const data = marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0]?.data : undefined;
   if (!data) return undefined;
-  type Time = { seconds: number; nanos: number } | undefined;
-  const { activity_type: type, complete_time: completed, original_schedule_time: scheduled } = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string; complete_time: Time; original_schedule_time: Time };
-  const ms = (t: Time) => (t ? t.seconds * 1000 + t.nanos / 1e6 : Number.NaN);
-  return { type, scheduledMs: ms(scheduled), ms: completed && scheduled ? ms(completed) - ms(scheduled) : 0 };
+  const { activity_type: type, original_schedule_time: scheduled } = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string; original_schedule_time?: { seconds: number; nanos: number } };
+  return { type, scheduledMs: scheduled ? scheduled.seconds * 1000 + scheduled.nanos / 1e6 : eventTimeMs(event) };
 }
 
 export function eventTimeMs(event: HistoryEvent): number {
@@ -302,11 +302,6 @@ export function breakdown(events: HistoryEvent[]): Breakdown {
       result.activityMs[type] = (result.activityMs[type] ?? 0) + ms;
       result.inActivitiesMs += ms;
       if (type === 'signalLane') laneAskedAt = time;
-    }
-    const local = localActivityOf(event);
-    if (local) {
-      result.activityMs[local.type] = (result.activityMs[local.type] ?? 0) + local.ms;
-      result.inActivitiesMs += local.ms;
     }
     const workflowTask = event.workflowTaskCompletedEventAttributes;
     if (workflowTask) result.workflowTaskMs += time - (at.get(String(workflowTask.startedEventId)) ?? time);

@@ -188,7 +188,7 @@ function report(results: Results, args: Args, ecrLine: string, elapsedMs: number
     lines.push(`1. pipeline ms: ${o.pipelineMs.join(', ')}`);
     lines.push(`   bare ms: ${o.bareMs.join(', ')}; pair ratios mean ${ratio(mean(o.pairRatios))}`);
     lines.push(
-      `   outside activities (orchestration, lanes included): pipeline ${ms(o.medianPipelineOutsideMs)}, bare ${ms(o.medianBareOutsideMs)}, ratio ${ratio(o.outsideRatio)}`,
+      `   outside activities (orchestration, lanes and local activities included): pipeline ${ms(o.medianPipelineOutsideMs)}, bare ${ms(o.medianBareOutsideMs)}, ratio ${ratio(o.outsideRatio)}`,
     );
     const inside = Object.entries(o.activityMs).sort(([, a], [, b]) => b - a);
     lines.push(`   inside the pipeline's activities (median ms, all calls): ${inside.map(([type, t]) => `${type} ${Math.round(t)}`).join(', ')}`);
