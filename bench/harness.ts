@@ -18,6 +18,11 @@ export interface BenchContext {
   ecr: Ecr;
   /** Write V8 CPU profiles of every worker process, one per thread (node --cpu-prof), into .cache/bench/profiles/<worker>-<time>/. */
   profile: boolean;
+  /**
+   * Free ports for the workers' Prometheus endpoints, taken one per worker: the image turns metrics on
+   * (DEPLOY_METRICS_ADDRESS), and with them the delivery metrics' reads of the pipelines' records.
+   */
+  metricsPorts: number[];
 }
 
 export interface BenchStack {
@@ -62,6 +67,7 @@ export function workerEnv(
     DEPLOY_TASK_QUEUE: taskQueue,
     CHARTS_WORKDIR: join(bench.dataDir, `charts-workdir-${taskQueue}`),
     DEPLOY_LOG_LEVEL: 'WARN',
+    ...metricsAddress(ctx),
     ...WORKER_PROCESS_ENV,
     ...extra.env,
   };
@@ -76,6 +82,12 @@ export function workerEnv(
     env.DEPLOY_POLL_MAX_INTERVAL_MS = String(extra.polling.maxIntervalMs);
   }
   return env;
+}
+
+function metricsAddress(ctx: BenchContext): Record<string, string> {
+  const port = ctx.metricsPorts.shift();
+  if (port === undefined) throw new Error('the bench ran out of free ports for the workers\' metrics; take more at start');
+  return { DEPLOY_METRICS_ADDRESS: `127.0.0.1:${port}` };
 }
 
 export function nodeArgs(ctx: BenchContext, name: string): string[] {
@@ -94,7 +106,7 @@ export async function startBenchWorker(
   ctx: BenchContext,
   bench: BenchStack,
   taskQueue: string,
-  options: { name: string; argoRefresh?: boolean; polling?: { initialIntervalMs: number; maxIntervalMs: number }; maxCachedWorkflows?: number },
+  options: { name: string; argoRefresh?: boolean; polling?: { initialIntervalMs: number; maxIntervalMs: number }; maxCachedWorkflows?: number; callLog?: string },
 ): Promise<Child> {
   const env = workerEnv(ctx, bench, taskQueue, {
     polling: options.polling,
@@ -102,6 +114,7 @@ export async function startBenchWorker(
       BENCH_WORKFLOW_BUNDLE: ctx.build.benchBundle,
       ...(options.argoRefresh === false ? { BENCH_ARGO_REFRESH: 'off' } : {}),
       ...(options.maxCachedWorkflows ? { DEPLOY_MAX_CACHED_WORKFLOWS: String(options.maxCachedWorkflows) } : {}),
+      ...(options.callLog ? { BENCH_CALL_LOG: options.callLog } : {}),
     },
   });
   const child = startChild(`worker ${options.name}`, process.execPath, [...nodeArgs(ctx, options.name), ctx.build.benchWorker], {
@@ -178,8 +191,28 @@ export async function historyEvents(handle: WorkflowHandle): Promise<HistoryEven
   return (await handle.fetchHistory()).events ?? [];
 }
 
+/** A pipeline's steps: its activities and its local activities (one marker each). */
 export async function activityCount(handle: WorkflowHandle): Promise<number> {
-  return (await historyEvents(handle)).filter((event) => event.activityTaskScheduledEventAttributes).length;
+  return (await historyEvents(handle)).filter((event) => event.activityTaskScheduledEventAttributes || localActivityOf(event)).length;
+}
+
+interface LocalActivity {
+  type: string;
+  /** When the workflow asked for it (it starts at once), by the worker's clock. */
+  scheduledMs: number;
+}
+
+/**
+ * A local activity's marker, read: its type and when it was asked for. How long it ran is not there: its
+ * completion time is "perceived", the workflow task's start plus the run, so breakdowns count local activities'
+ * time with the workflow tasks that ran them.
+ */
+export function localActivityOf(event: HistoryEvent): LocalActivity | undefined {
+  const marker = event.markerRecordedEventAttributes;
+  const data = marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0]?.data : undefined;
+  if (!data) return undefined;
+  const { activity_type: type, original_schedule_time: scheduled } = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string; original_schedule_time?: { seconds: number; nanos: number } };
+  return { type, scheduledMs: scheduled ? scheduled.seconds * 1000 + scheduled.nanos / 1e6 : eventTimeMs(event) };
 }
 
 export function eventTimeMs(event: HistoryEvent): number {

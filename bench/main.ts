@@ -9,7 +9,8 @@
 import { cpus, totalmem } from 'node:os';
 import { measureBurst, type BurstConfig, type BurstResult } from './burst';
 import type { BenchContext } from './harness';
-import { buildProject, connectClient, progress, startEcr, startTemporal, stopAllChildren } from './infra';
+import { freePorts } from '../harness/free-ports';
+import { buildProject, connectClient, HOST, progress, startEcr, startTemporal, stopAllChildren } from './infra';
 import { measureLongWaits, type LongWaitsConfig, type LongWaitsResult } from './long-waits';
 import { measureOrchestration, type OrchestrationConfig, type OrchestrationResult } from './orchestration';
 import { measureOverhead, type OverheadConfig, type OverheadResult } from './overhead';
@@ -187,7 +188,7 @@ function report(results: Results, args: Args, ecrLine: string, elapsedMs: number
     lines.push(`1. pipeline ms: ${o.pipelineMs.join(', ')}`);
     lines.push(`   bare ms: ${o.bareMs.join(', ')}; pair ratios mean ${ratio(mean(o.pairRatios))}`);
     lines.push(
-      `   outside activities (orchestration, lanes included): pipeline ${ms(o.medianPipelineOutsideMs)}, bare ${ms(o.medianBareOutsideMs)}, ratio ${ratio(o.outsideRatio)}`,
+      `   outside activities (orchestration, lanes and local activities included): pipeline ${ms(o.medianPipelineOutsideMs)}, bare ${ms(o.medianBareOutsideMs)}, ratio ${ratio(o.outsideRatio)}`,
     );
     const inside = Object.entries(o.activityMs).sort(([, a], [, b]) => b - a);
     lines.push(`   inside the pipeline's activities (median ms, all calls): ${inside.map(([type, t]) => `${type} ${Math.round(t)}`).join(', ')}`);
@@ -207,7 +208,7 @@ function report(results: Results, args: Args, ecrLine: string, elapsedMs: number
     lines.push(`2b. pipeline rounds s: ${o.pipelineMs.map((t) => (t / 1000).toFixed(1)).join(', ')}; plain script rounds s: ${o.plainMs.map((t) => (t / 1000).toFixed(1)).join(', ')}; ${o.calls.toFixed(1)} outside calls per pipeline (the script tried ${o.plainRetries} again in a round)`);
     lines.push(`    CPU per pipeline: pipelines: ${cpu(o.cpuPerPipeline.pipelines)}; plain script: ${cpu(o.cpuPerPipeline.plain)}`);
     const e = o.events;
-    lines.push(`    history events per pipeline ${e.total.toFixed(0)} (workflow tasks ${e.workflowTasks.toFixed(1)}, signals sent ${e.signalsSent.toFixed(1)}, received ${e.signalsReceived.toFixed(1)}, timers ${e.timers.toFixed(1)}, upserts ${e.upserts.toFixed(1)})`);
+    lines.push(`    history events per pipeline ${e.total.toFixed(0)} (workflow tasks ${e.workflowTasks.toFixed(1)}, signals sent ${e.signalsSent.toFixed(1)}, received ${e.signalsReceived.toFixed(1)}, timers ${e.timers.toFixed(1)}, upserts ${e.upserts.toFixed(1)}, activities ${e.activities.toFixed(1)}, local activities ${e.localActivities.toFixed(1)})`);
   }
   if (throughput) {
     const t = throughput;
@@ -219,10 +220,10 @@ function report(results: Results, args: Args, ecrLine: string, elapsedMs: number
     );
     lines.push(`   CPU during a batch: pipelines: ${cpu(p.pipelineCpu)}; bare: ${cpu(p.bareCpu)}`);
     const census = (c: EventCensus) =>
-      `${c.total.toFixed(0)} (workflow tasks ${c.workflowTasks.toFixed(1)}, signals sent ${c.signalsSent.toFixed(1)}, received ${c.signalsReceived.toFixed(1)}, timers ${c.timers.toFixed(1)}, upserts ${c.upserts.toFixed(1)})`;
+      `${c.total.toFixed(0)} (workflow tasks ${c.workflowTasks.toFixed(1)}, signals sent ${c.signalsSent.toFixed(1)}, received ${c.signalsReceived.toFixed(1)}, timers ${c.timers.toFixed(1)}, upserts ${c.upserts.toFixed(1)}, activities ${c.activities.toFixed(1)}, local activities ${c.localActivities.toFixed(1)})`;
     lines.push(`   history events per pipeline: its own ${census(p.events.pipeline)}; its lanes' ${census(p.events.lanes)}; per bare workflow ${census(p.events.bare)}`);
   }
-  if (parked) lines.push(`3. parking ${parked.pipelines} pipelines took ${ms(parked.parkMs)} (at most ${parked.underWay} under way at once; fifths s: ${parked.fifthsMs.map((t) => (t / 1000).toFixed(1)).join(', ')}); approvals ms: ${[...parked.approvalMs].sort((a, b) => a - b).join(', ')}`);
+  if (parked) lines.push(`3. parking ${parked.pipelines} pipelines took ${ms(parked.parkMs)} (at most ${parked.underWay} under way at once; fifths s: ${parked.fifthsMs.map((t) => (t / 1000).toFixed(1)).join(', ')}; CPU s per fifth, worker/server: ${parked.fifthsCpu.map((c) => `${c.worker.toFixed(0)}/${c.server.toFixed(0)}`).join(', ')}); approvals ms: ${[...parked.approvalMs].sort((a, b) => a - b).join(', ')}`);
   if (startup) lines.push(`4. prebundled ms: ${startup.prebundledMs.join(', ')}; bundling ms: ${startup.bundlingMs.join(', ')}`);
   if (longWaits) {
     lines.push(`6. ${longWaits.pipelines} pipelines of each kind waited ${(longWaits.waitMs / 1000).toFixed(0)} s each; the worker's idle CPU (median after each kind), taken off: ${(longWaits.idleWorkerCpuPerSecond * 1000).toFixed(1)} ms a second`);
@@ -261,7 +262,8 @@ async function main(): Promise<void> {
     progress(`ECR: ${ecr.kind} at ${ecr.endpoint} (${ecr.why})`);
     const client = await connectClient(temporal);
     stops.push({ name: 'the client', stop: () => client.connection.close() });
-    const ctx: BenchContext = { temporal, client, build, ecr, profile: args.profile };
+    const metricsPorts = await freePorts(HOST, 128);
+    const ctx: BenchContext = { temporal, client, build, ecr, profile: args.profile, metricsPorts };
 
     const items: Array<{ item: string; what: string; measure: () => Promise<void> }> = [
       { item: '1', what: 'overhead: one pipeline against a bare workflow, interleaved', measure: async () => void (results.overhead = await measureOverhead(ctx, config.overhead)) },

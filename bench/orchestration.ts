@@ -4,11 +4,13 @@
  * The script's calls are read from the product pipelines' histories of the round before, so both make the very
  * calls: only what Temporal and the workflows add stands between the two. Rounds alternate; each has new commits.
  */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { DeployPipeline } from '../workflows/deploy-pipeline';
+import type { LoggedCall } from './call-log';
 import type { PlainJob, PlainMessage, RecordedCall } from './plain-pipelines';
-import { expectSucceeded, historyEvents, openStack, serverTiming, startCiPipeline, startBenchWorker, uniqueName, workerEnv, type BenchContext, type BenchStack, type HistoryEvent } from './harness';
+import { expectSucceeded, historyEvents, openStack, serverTiming, startCiPipeline, startBenchWorker, uniqueName, workerEnv, type BenchContext, type BenchStack } from './harness';
 import { cpuDuring, progress, startChild, type Child } from './infra';
 import { median } from './stats';
 import { census, type EventCensus } from './throughput';
@@ -35,33 +37,33 @@ export interface OrchestrationResult {
   events: EventCensus;
 }
 
-function payloadValue(payload: { data?: Uint8Array | null; metadata?: Record<string, Uint8Array> | null } | undefined): unknown {
-  const encoding = payload?.metadata?.encoding ? Buffer.from(payload.metadata.encoding).toString('utf8') : undefined;
-  if (!payload?.data || encoding !== 'json/plain') return undefined;
-  return JSON.parse(Buffer.from(payload.data).toString('utf8')) as unknown;
-}
-
-/** A pipeline's activity calls from its history, in groups scheduled by one workflow task (made side by side). */
-export function recordedCalls(events: HistoryEvent[]): RecordedCall[][] {
-  const scheduled = new Map<string, { call: RecordedCall; task: string }>();
-  const groups: Array<{ task: string; calls: RecordedCall[] }> = [];
-  for (const event of events) {
-    const s = event.activityTaskScheduledEventAttributes;
-    if (s) {
-      const call: RecordedCall = { type: s.activityType?.name ?? '?', args: (s.input?.payloads ?? []).map(payloadValue), result: undefined };
-      const task = String(s.workflowTaskCompletedEventId);
-      scheduled.set(String(event.eventId), { call, task });
-      if (call.type === 'signalLane') continue;
-      if (groups.at(-1)?.task === task) groups.at(-1)!.calls.push(call);
-      else groups.push({ task, calls: [call] });
-    }
-    const completed = event.activityTaskCompletedEventAttributes;
-    if (completed) {
-      const entry = scheduled.get(String(completed.scheduledEventId));
-      if (entry) entry.call.result = payloadValue(completed.result?.payloads?.[0]);
-    }
+/**
+ * A pipeline's calls from the worker's log, in groups made side by side: a call the workflow asked for before
+ * every call of the group before it had ended did not wait for them. The lane's signal is left out.
+ */
+export function recordedCalls(logged: LoggedCall[]): RecordedCall[][] {
+  const groups: Array<{ firstEndMs: number; calls: RecordedCall[] }> = [];
+  for (const call of [...logged].sort((a, b) => a.scheduledMs - b.scheduledMs)) {
+    if (call.type === 'signalLane') continue;
+    const recorded: RecordedCall = { type: call.type, args: call.args, result: call.result };
+    const group = groups.at(-1);
+    if (group && call.scheduledMs < group.firstEndMs) {
+      group.calls.push(recorded);
+      group.firstEndMs = Math.min(group.firstEndMs, call.endedMs);
+    } else groups.push({ firstEndMs: call.endedMs, calls: [recorded] });
   }
   return groups.map((g) => g.calls);
+}
+
+function readCallLog(path: string): Map<string, LoggedCall[]> {
+  const byPipeline = new Map<string, LoggedCall[]>();
+  if (!existsSync(path)) return byPipeline;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line) continue;
+    const call = JSON.parse(line) as LoggedCall;
+    byPipeline.set(call.workflowId, [...(byPipeline.get(call.workflowId) ?? []), call]);
+  }
+  return byPipeline;
 }
 
 async function startPlainScript(ctx: BenchContext, bench: BenchStack): Promise<Child> {
@@ -88,7 +90,8 @@ export async function measureOrchestration(ctx: BenchContext, config: Orchestrat
   const bench = await openStack('orchestration', { apps: Object.fromEntries(apps.map((app) => [app, {}])), argo: { syncDelayMs: 0, healthyDelayMs: 0, pollIntervalMs: 0 }, buildDelayMs: 0 });
   const taskQueue = uniqueName('bench-orchestration');
   // Sized for the load, as in item 2: every pipeline is under way at once, with its app's three lanes.
-  const worker = await startBenchWorker(ctx, bench, taskQueue, { name: 'orchestration', maxCachedWorkflows: config.apps * 4 });
+  const callLog = join(ctx.build.benchWorker, '..', `calls-${taskQueue}.jsonl`);
+  const worker = await startBenchWorker(ctx, bench, taskQueue, { name: 'orchestration', maxCachedWorkflows: config.apps * 4, callLog });
   const plain = await startPlainScript(ctx, bench);
   const pids = { worker: worker.pid, 'Temporal server': ctx.temporal.child.pid, 'plain script': plain.pid, 'bench (simulators, client)': process.pid };
   /** The last product round's pipeline of each app, with its commit: what the script makes again. */
@@ -101,7 +104,9 @@ export async function measureOrchestration(ctx: BenchContext, config: Orchestrat
       await Promise.all(handles.map((h) => expectSucceeded(h)));
       const timings = await Promise.all(handles.map((h) => serverTiming(h)));
       const histories = await Promise.all(handles.map((h) => historyEvents(h)));
-      templates = commits.map(({ app, sha }, i) => ({ app, sha, pipelineId: handles[i]!.workflowId, groups: recordedCalls(histories[i]!) }));
+      const logged = readCallLog(callLog);
+      rmSync(callLog, { force: true });
+      templates = commits.map(({ app, sha }, i) => ({ app, sha, pipelineId: handles[i]!.workflowId, groups: recordedCalls(logged.get(handles[i]!.workflowId) ?? []) }));
       return { ms: Math.max(...timings.map((t) => t.closeMs)) - Math.min(...timings.map((t) => t.startMs)), events: census(histories.flat(), handles.length) };
     };
     const script = async () => {
@@ -160,5 +165,6 @@ export async function measureOrchestration(ctx: BenchContext, config: Orchestrat
     await plain.stop();
     await worker.stop();
     await bench.close();
+    rmSync(callLog, { force: true });
   }
 }

@@ -1,7 +1,8 @@
 /**
  * 3. Parked pipelines: many pipelines waiting for approval on one production worker process (worker/main.ts,
  * compiled, prebundled), its resident memory sampled from /proc, then approvals one at a time, each timed
- * from the approve call to the start of the pipeline's next activity (server event times).
+ * from the approve call to the start of the pipeline's next activity (server event times; for a local activity,
+ * when the workflow asked for it).
  *
  * To park thousands of pipelines in minutes, every app's commit already runs in integration (and staging):
  * a pipeline finds integration identical, marks it deployed without a charts commit, and waits for approval
@@ -15,8 +16,8 @@ import { DeployApp, DeployCommit, DeployStatusAttribute, DeployTrigger, WORKFLOW
 import { staticSummary } from '../workflows/details';
 import type { DeployPipeline } from '../workflows/deploy-pipeline';
 import type { PipelineInput } from '../common/types';
-import { debugTimeline, eventTimeMs, historyEvents, inBatches, nodeArgs, openStack, uniqueName, workerEnv, type BenchContext } from './harness';
-import { progress, residentMemory, sleep, startChild } from './infra';
+import { debugTimeline, eventTimeMs, historyEvents, inBatches, localActivityOf, nodeArgs, openStack, uniqueName, workerEnv, type BenchContext } from './harness';
+import { cpuSeconds, progress, residentMemory, sleep, startChild } from './infra';
 import { percentile } from './stats';
 
 export interface ParkedConfig {
@@ -38,6 +39,8 @@ export interface ParkedResult {
    * whether parking slows as pipelines pile up.
    */
   fifthsMs: number[];
+  /** CPU seconds the worker and the Temporal server used while each fifth parked: which of them slows. */
+  fifthsCpu: Array<{ worker: number; server: number }>;
   lastFifthToFirst: number;
   /** Resident memory once all are parked and the worker is quiet. */
   parkedRss: number;
@@ -102,8 +105,13 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
     const started = Date.now();
     const fifth = Math.max(1, Math.round(config.pipelines / 5));
     const fifthsDoneAt: number[] = [];
+    const cpuNow = () => ({ worker: cpuSeconds(worker.pid), server: cpuSeconds(ctx.temporal.child.pid) });
+    const cpuAt = [cpuNow()];
     const sawParked = (count: number) => {
-      while (count >= (fifthsDoneAt.length + 1) * fifth && fifthsDoneAt.length < 5) fifthsDoneAt.push(Date.now());
+      while (count >= (fifthsDoneAt.length + 1) * fifth && fifthsDoneAt.length < 5) {
+        fifthsDoneAt.push(Date.now());
+        cpuAt.push(cpuNow());
+      }
       return count;
     };
     progress(`3/parked: starting ${config.pipelines} pipelines for ${apps.length} apps (worker pid ${worker.pid})`);
@@ -166,6 +174,7 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
     }
     const parkMs = Date.now() - started;
     const fifthsMs = fifthsDoneAt.map((at, i) => at - (i === 0 ? started : fifthsDoneAt[i - 1]!));
+    const fifthsCpu = cpuAt.slice(1).map((cpu, i) => ({ worker: cpu.worker - cpuAt[i]!.worker, server: cpu.server - cpuAt[i]!.server }));
     await debugTimeline(ctx.client.workflow.getHandle(ids.at(-1)!.workflowId), 'parked-pipeline');
     await debugTimeline(ctx.client.workflow.getHandle(ids[0]!.workflowId), 'parked-pipeline-first');
     progress(`3/parked: all ${config.pipelines} awaiting approval after ${(parkMs / 1000).toFixed(0)} s; letting the worker settle`);
@@ -186,8 +195,8 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
       let startedAt: number | undefined;
       while (startedAt === undefined) {
         const events = (await historyEvents(handle)).slice(before);
-        const activityStarted = events.find((event) => event.activityTaskStartedEventAttributes);
-        if (activityStarted) startedAt = eventTimeMs(activityStarted);
+        const next = events.find((event) => event.activityTaskStartedEventAttributes || localActivityOf(event));
+        if (next) startedAt = next.activityTaskStartedEventAttributes ? eventTimeMs(next) : localActivityOf(next)!.scheduledMs;
         else await sleep(25);
       }
       approvalMs.push(startedAt - t0);
@@ -207,6 +216,7 @@ export async function measureParked(ctx: BenchContext, config: ParkedConfig): Pr
       approvals: approvalMs.length,
       approvalMs,
       fifthsMs,
+      fifthsCpu,
       lastFifthToFirst: fifthsMs.at(-1)! / fifthsMs[0]!,
       p50Ms: percentile(approvalMs, 50),
       p95Ms: percentile(approvalMs, 95),

@@ -5,7 +5,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { temporal as proto } from '@temporalio/proto';
 import { LANE_WORKFLOW_TYPE } from '../workflows/definitions';
-import { activityCount, breakdown, debugTimeline, eventTimeMs, expectSucceeded, historyEvents, within, type Breakdown, openStack, serverTiming, startBenchWorker, startCiPipeline, uniqueName, type BenchContext, type ServerTiming } from './harness';
+import { activityCount, breakdown, debugTimeline, eventTimeMs, expectSucceeded, historyEvents, localActivityOf, within, type Breakdown, openStack, serverTiming, startBenchWorker, startCiPipeline, uniqueName, type BenchContext, type ServerTiming } from './harness';
 import { cpuDuring, cpuSeconds, progress } from './infra';
 import { median, percentile } from './stats';
 
@@ -45,6 +45,9 @@ export interface EventCensus {
   signalsReceived: number;
   timers: number;
   upserts: number;
+  activities: number;
+  /** Local activities' markers: one event each, and no workflow task of their own. */
+  localActivities: number;
 }
 
 export function census(events: proto.api.history.v1.IHistoryEvent[], per: number): EventCensus {
@@ -56,6 +59,8 @@ export function census(events: proto.api.history.v1.IHistoryEvent[], per: number
     signalsReceived: count((e) => e.workflowExecutionSignaledEventAttributes),
     timers: count((e) => e.timerStartedEventAttributes),
     upserts: count((e) => e.upsertWorkflowSearchAttributesEventAttributes),
+    activities: count((e) => e.activityTaskScheduledEventAttributes),
+    localActivities: count((e) => localActivityOf(e)),
   };
 }
 

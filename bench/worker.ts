@@ -4,7 +4,8 @@
  * the product's workflows and the baseline. Started by bench/main.ts, compiled, as a child with an IPC channel.
  *
  * Environment, besides the worker's own settings: BENCH_WORKFLOW_BUNDLE (required) and BENCH_ARGO_REFRESH=off,
- * which drops the pipeline's refresh requests so that only Argo CD's own polling notices a charts commit.
+ * which drops the pipeline's refresh requests so that only Argo CD's own polling notices a charts commit, and
+ * BENCH_CALL_LOG, where every step's call is logged (bench/call-log.ts).
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { loadCatalogue } from '../common/catalogue';
@@ -13,6 +14,7 @@ import { loadWorkerSettings, temporalConnectConfig } from '../common/settings';
 import { createProductionDependencies } from '../worker/adapters';
 import { deployWorkerOptions } from '../worker/create-worker';
 import { benchActivities } from './activities';
+import { callLogInterceptor } from './call-log';
 
 export interface WorkerMessage {
   ready?: true;
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
     dependencies,
     workflowBundlePath: bundle,
     maxCachedWorkflows: settings.maxCachedWorkflows,
+    ...(process.env.BENCH_CALL_LOG ? { activityInterceptors: [callLogInterceptor(process.env.BENCH_CALL_LOG)] } : {}),
   });
   const worker = await Worker.create({ ...options, activities: { ...(options.activities ?? {}), ...benchActivities } });
   const stop = () => worker.shutdown();

@@ -23,10 +23,12 @@ export interface DeliveryRecordsOptions {
   limit?: number;
   commitDates?: CommitDates;
   /**
-   * What finished pipelines recorded, by run: a closed run never changes, so a reader that looks every minute
-   * asks Temporal only about the running ones again (a query on a closed run makes a worker replay it).
+   * What pipelines recorded, by run, with the state it was read at: a reader that looks every minute asks Temporal
+   * again only about runs that moved since (a query makes a worker replay a pipeline it no longer caches, and
+   * thousands waiting for approval would be replayed every minute, BENCHMARKS.md item 3). A closed run never
+   * changes; a running one has moved when its search attributes (status, environment) have.
    */
-  finished?: Map<string, DeployAttempt[]>;
+  seen?: Map<string, { state: string; attempts: DeployAttempt[] }>;
 }
 
 const DAY_MS = 86_400_000;
@@ -38,33 +40,37 @@ export async function readDeployAttempts(client: Client, options: DeliveryRecord
   // A pipeline that started before the window may have deployed inside it (an approval days later): look back twice as far.
   const startedAfter = new Date(since.getTime() - (now.getTime() - since.getTime()));
   const query = `WorkflowType = "${WORKFLOW_TYPE}" AND TaskQueue = "${options.taskQueue}" AND StartTime > "${startedAfter.toISOString()}"`;
-  const latestRuns = new Map<string, { runId: string; running: boolean; completed: boolean; startTime: Date }>();
+  const latestRuns = new Map<string, { runId: string; running: boolean; completed: boolean; startTime: Date; state: string }>();
   for await (const execution of client.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
     // A frozen pipeline continues as new: its newest run carries the whole record.
     if (execution.status.name === 'CONTINUED_AS_NEW' || latestRuns.has(execution.workflowId)) continue;
     const status = execution.status.name;
-    latestRuns.set(execution.workflowId, { runId: execution.runId, running: status === 'RUNNING', completed: status === 'COMPLETED', startTime: execution.startTime });
+    const running = status === 'RUNNING';
+    // Where it stands, as the pipeline publishes it (the attributes come in no fixed order, and Temporal's own change).
+    const { DeployStatus: at, DeployEnvironment: where } = execution.searchAttributes;
+    const state = running ? `running ${JSON.stringify([at ?? [], where ?? []])}` : status;
+    latestRuns.set(execution.workflowId, { runId: execution.runId, running, completed: status === 'COMPLETED', startTime: execution.startTime, state });
     if (latestRuns.size >= limit) break;
   }
   const attempts = await Promise.all(
     [...latestRuns.entries()].map(async ([workflowId, run]) => {
       const key = `${workflowId}/${run.runId}`;
-      const known = run.running ? undefined : options.finished?.get(key);
-      if (known) return known;
+      const known = options.seen?.get(key);
+      if (known?.state === run.state) return known.attempts;
       const handle = client.workflow.getHandle<typeof DeployPipeline>(workflowId, run.runId);
       const status: PipelineStatus | undefined = await (run.completed ? handle.result() : handle.query(statusQuery)).catch(() => undefined);
       if (!status) return [];
       const repo = options.catalogue?.apps.get(status.app)?.repo;
       const committed = repo && status.sha && options.commitDates ? await options.commitDates(repo, status.sha).catch(() => undefined) : undefined;
       const recorded = deployAttemptsOf(status, committed ?? run.startTime.toISOString());
-      if (!run.running) options.finished?.set(key, recorded);
+      options.seen?.set(key, { state: run.state, attempts: recorded });
       return recorded;
     }),
   );
-  if (options.finished) {
+  if (options.seen) {
     // Only runs still listed are kept: the window moves on.
     const listed = new Set([...latestRuns.entries()].map(([workflowId, run]) => `${workflowId}/${run.runId}`));
-    for (const key of options.finished.keys()) if (!listed.has(key)) options.finished.delete(key);
+    for (const key of options.seen.keys()) if (!listed.has(key)) options.seen.delete(key);
   }
   return attempts.flat();
 }

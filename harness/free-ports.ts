@@ -26,6 +26,13 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   throw new Error(`no free TCP port on ${host} between ${PICKED_PORTS.from} and ${PICKED_PORTS.to} after 200 tries`);
 }
 
+/** `count` distinct free ports on `host`, for servers started one after another later. */
+export async function freePorts(host: string, count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort(host));
+  return [...ports];
+}
+
 export class PortTakenError extends Error {
   constructor(
     readonly port: number,

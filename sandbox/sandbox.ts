@@ -290,12 +290,12 @@ async function startWorld(options: SandboxOptions, state: SandboxState, ecr: San
       deliveryMetrics: async () => {
         const temporal = client();
         if (!temporal) throw new Error('Temporal is still starting');
-        return readDeliveryMetrics(temporal, { taskQueue: DEFAULT_TASK_QUEUE, catalogue: stack.catalogue, commitDates, finished: finishedPipelines });
+        return readDeliveryMetrics(temporal, { taskQueue: DEFAULT_TASK_QUEUE, catalogue: stack.catalogue, commitDates, seen: pipelinesSeen });
       },
     },
   });
   const commitDates = githubCommitDates({ apiUrl: stack.env.GITHUB_API_URL!, token: stack.env.GITHUB_TOKEN! });
-  const finishedPipelines = new Map<string, DeployAttempt[]>();
+  const pipelinesSeen = new Map<string, { state: string; attempts: DeployAttempt[] }>();
   try {
     if (options.delays.smokeMs > 0) {
       stack.endpoints.injectFault({ pathPattern: /\/healthcheck$/, delayMs: options.delays.smokeMs, times: Infinity });

@@ -5,6 +5,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { runCli } from '../client/cli';
 import { listCommits } from './support/charts-repo';
 import { startHarness, type PipelineHarness } from './support/pipeline';
+import { stepsInHistory } from './support/history-steps';
 
 describe('bad input: one clear error and no side effect', () => {
   let h: PipelineHarness;
@@ -86,10 +87,9 @@ describe('bad input: one clear error and no side effect', () => {
     expect((error as WorkflowFailedError).cause?.message).toMatch(message);
     const history = await handle.fetchHistory();
     // Resolving fails once, without retries; the only other step is telling people it failed.
-    const scheduled = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
-    expect(scheduled).toEqual(['resolveRelease', 'notifyPeople']);
-    const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
-    expect(attempts).toEqual([1, 1]);
+    const steps = stepsInHistory(history.events!);
+    expect(steps.map((s) => s.activityType)).toEqual(['resolveRelease', 'notifyPeople']);
+    expect(steps.map((s) => s.attempt)).toEqual([1, 1]);
     await expectNoSideEffect();
   });
 });

@@ -5,7 +5,7 @@
  * lost: one build dispatch, one charts commit, one `deployed-to-<env>` tag on the right image and one release record
  * per environment.
  *
- * The steps are learnt from an undisturbed pipeline's history. One pipeline takes the kills at the same step of each
+ * The steps are learnt from an undisturbed pipeline's history (activities and local activities' markers). One pipeline takes the kills at the same step of each
  * environment in turn (a kill in one environment can only double or lose that environment's side effects, so each
  * point keeps its own verdict); pipelines run in parallel lanes, each with its own dev server (a server kill stops
  * only its lane), stack and worker process. Short attempt and heartbeat timeouts in the catalogue make a step whose
@@ -19,6 +19,8 @@ import type { PipelineStatus } from '../common/types';
 import { findTemporalCli } from '../harness/temporal-cli';
 import { listCommits } from './support/charts-repo';
 import { startCrashHarness, type CrashHarness, type WorkerProcess } from './support/crash-harness';
+import type { StepDone } from './support/crash-worker';
+import { localActivityMarker } from './support/history-steps';
 import { digestOfTag } from './support/ecr';
 import { waitFor } from './support/env';
 import { uniqueTaskQueue } from './support/temporal';
@@ -49,7 +51,7 @@ interface Point {
   label: string;
   /** The environment whose side effects this kill could double or lose; undefined: the pipeline's own (the build). */
   environment?: string;
-  /** A step boundary: kill once history holds this many ActivityTaskCompleted events. */
+  /** A step boundary: kill once history holds this many ActivityTaskCompleted events and local activity markers. */
   completed?: number;
   /** Steps side by side end in any order, so a kill may find up to this many done and still be on time. */
   completedAtMost?: number;
@@ -108,26 +110,38 @@ function decodeFirstArg(event: temporal.api.history.v1.IHistoryEvent): unknown {
   }
 }
 
-/** The pipeline's steps in the order they ran, from its history. */
-async function stepsOf(h: CrashHarness, workflowId: string): Promise<Step[]> {
+/**
+ * The pipeline's steps in the order history shows them done: activities as scheduled, local activities by their
+ * markers. Steps that one workflow task scheduled, or whose markers one workflow task wrote, reach history together.
+ * A marker does not name the environment: the worker's step log does.
+ */
+async function stepsOf(h: CrashHarness, workflowId: string, done: StepDone[]): Promise<Step[]> {
   const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? [])
-    .filter((e) => e.activityTaskScheduledEventAttributes)
-    .map((e) => {
+  const steps: Step[] = [];
+  for (const e of history.events ?? []) {
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (scheduled) {
       const arg = decodeFirstArg(e) as { environment?: unknown } | undefined;
-      return {
-        activityType: e.activityTaskScheduledEventAttributes!.activityType!.name!,
+      steps.push({
+        activityType: scheduled.activityType!.name!,
         environment: typeof arg?.environment === 'string' ? arg.environment : undefined,
-        scheduledBy: String(e.activityTaskScheduledEventAttributes!.workflowTaskCompletedEventId),
-      };
-    });
+        scheduledBy: String(scheduled.workflowTaskCompletedEventId),
+      });
+      continue;
+    }
+    const local = localActivityMarker(e);
+    if (!local) continue;
+    const logged = done.find((d) => d.isLocal && d.workflowId === workflowId && d.activityId === local.activity_id && d.activityType === local.activity_type);
+    steps.push({ activityType: local.activity_type, environment: logged?.environment, scheduledBy: String(e.markerRecordedEventAttributes!.workflowTaskCompletedEventId) });
+  }
+  return steps;
 }
 
 async function completedSteps(h: CrashHarness, workflowId: string): Promise<{ completed: number; closed: boolean }> {
   const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
   return {
-    completed: events.filter((e) => e.activityTaskCompletedEventAttributes).length,
+    completed: events.filter((e) => e.activityTaskCompletedEventAttributes || localActivityMarker(e)).length,
     closed: events.some((e) => e.workflowExecutionCompletedEventAttributes || e.workflowExecutionFailedEventAttributes || e.workflowExecutionTerminatedEventAttributes),
   };
 }
@@ -361,7 +375,7 @@ describe('crash matrix: kill -9 the worker or the Temporal server at any step', 
     expect(result.status).toBe('SUCCEEDED');
     const effects = await sideEffects(lane.h, run.sha);
     expect([...effects.duplicates.values(), ...effects.missing.values()].flat()).toEqual([]);
-    steps = await stepsOf(lane.h, run.workflowId);
+    steps = await stepsOf(lane.h, run.workflowId, lane.worker!.stepsDone());
     expect(steps.map(stepName)).toEqual(
       expect.arrayContaining(['resolveRelease', 'imageExists', 'dispatchImageBuild', 'waitForImage', ...ENVIRONMENTS.map((e) => `bumpImageTag@${e}`)]),
     );

@@ -14,6 +14,7 @@ import { listCommits } from './support/charts-repo';
 import { waitFor } from './support/env';
 import { holdsOf } from './support/safety';
 import { startHarness, type PipelineHarness } from './support/pipeline';
+import { localActivityMarker } from './support/history-steps';
 
 const MAX_ATTEMPTS = 3;
 /** The stack's Argo CD polling: 100 ms, growing by half up to 1 s. */
@@ -36,7 +37,9 @@ async function retriedBecause(h: PipelineHarness, workflowId: string): Promise<s
   const history = await h.handle(workflowId).fetchHistory();
   return history.events!.flatMap((e) => {
     const started = e.activityTaskStartedEventAttributes;
-    return started && (started.attempt ?? 1) > 1 ? [started.lastFailure?.message ?? ''] : [];
+    if (started) return (started.attempt ?? 1) > 1 ? [started.lastFailure?.message ?? ''] : [];
+    // A local activity's failed attempt that another follows: its marker holds the failure and the backoff.
+    return localActivityMarker(e)?.backoff ? [e.markerRecordedEventAttributes!.failure?.message ?? ''] : [];
   });
 }
 

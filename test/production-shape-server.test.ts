@@ -22,6 +22,7 @@ import { startCrashHarness, type CrashHarness, type WorkerProcess } from './supp
 import { waitFor } from './support/env';
 import { NAMESPACE, startProductionServer, type ProductionServer } from './support/production-server';
 import { uniqueTaskQueue } from './support/temporal';
+import { localActivityMarker, workflowTaskOf } from './support/history-steps';
 
 const ROOT = path.resolve(__dirname, '..');
 const compose = parseYaml(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as {
@@ -198,11 +199,11 @@ describe("docker-compose.yml's Temporal server, built from source, on PostgreSQL
     const identities = (kind: 'activityTaskStartedEventAttributes' | 'workflowTaskCompletedEventAttributes') =>
       new Set(events!.flatMap((e) => (e[kind]?.identity ? [e[kind]!.identity!.split('@')[0]] : [])));
     expect([...identities('workflowTaskCompletedEventAttributes')]).toEqual(expect.arrayContaining([String(first.pid), String(second.pid)]));
-    const stagingBump = events!.findIndex(
-      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'bumpImageTag' && Buffer.from(e.activityTaskScheduledEventAttributes.input!.payloads![0]!.data!).toString().includes('"staging"'),
-    );
-    const started = events!.find((e) => e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() === events![stagingBump]!.eventId!.toString());
-    expect(started!.activityTaskStartedEventAttributes).toMatchObject({ attempt: 2, identity: expect.stringMatching(new RegExp(`^${second.pid}@`)) });
+    // A local activity: the second worker ran it again, and the workflow task that recorded it was the second's.
+    const bumpedAgain = second.stepsDone().find((d) => d.workflowId === workflowId && d.activityType === 'bumpImageTag' && d.environment === 'staging');
+    expect(bumpedAgain).toBeDefined();
+    const marker = events!.findIndex((e) => localActivityMarker(e)?.activity_id === bumpedAgain!.activityId && localActivityMarker(e)?.activity_type === 'bumpImageTag');
+    expect(events![workflowTaskOf(events!, marker)]!.workflowTaskCompletedEventAttributes!.identity).toMatch(new RegExp(`^${second.pid}@`));
     await second.stop();
   });
 

@@ -12,6 +12,11 @@ const HISTORIES = join(__dirname, 'histories');
  * One history per shape at the top; histories recorded before a patched() change go in a folder of their own
  * (`before-<change>/`) until the patch is removed, so both paths of the guard stay covered.
  */
+interface StoredEvent {
+  markerRecordedEventAttributes?: { markerName?: string; details?: { data?: { payloads?: Array<{ data?: string }> } } };
+  activityTaskScheduledEventAttributes?: { activityType?: { name?: string } };
+}
+
 const files = readdirSync(HISTORIES, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json')).sort();
 
 describe('replaying stored histories with the current workflow code', () => {
@@ -20,6 +25,23 @@ describe('replaying stored histories with the current workflow code', () => {
     for (const shape of ['cd-to-production', 'awaiting-approval', 'approved', 'rejected', 'expired', 'superseded', 'cancelled', 'rolled-back', 'manual', 'manual-approved', 'frozen-then-deployed', 'charts-flags-promoted', 'suite-rolled-back', 'suite-cancelled', 'lane']) {
       expect(shapes).toContain(shape);
     }
+  });
+
+  it("runs 1.3's quick steps as local activities, and the steps whose result must be in history first as activities", () => {
+    const stepsOf = (file: string) => {
+      const { events } = JSON.parse(readFileSync(join(HISTORIES, file), 'utf8')) as { events: StoredEvent[] };
+      const local = events.flatMap((e) => {
+        const data = e.markerRecordedEventAttributes?.markerName === 'core_local_activity' ? e.markerRecordedEventAttributes.details?.data?.payloads?.[0]?.data : undefined;
+        return data ? [(JSON.parse(Buffer.from(data, 'base64').toString('utf8')) as { activity_type: string }).activity_type] : [];
+      });
+      return { local: new Set(local), activities: new Set(events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? [])) };
+    };
+    const now = stepsOf('cd-to-production.json');
+    for (const quick of ['resolveRelease', 'imageExists', 'bumpImageTag', 'tagImage', 'notifyReleaseApp']) expect(now.local).toContain(quick);
+    expect([...now.activities].sort()).toEqual(['compareWithDeployed', 'runSmokeTests', 'signalLane', 'waitForArgoSync', 'waitForImage']);
+    const before = stepsOf('before-1.3/cd-to-production.json');
+    expect(before.local.size).toBe(0);
+    expect(before.activities).toContain('bumpImageTag');
   });
 
   it.each(files)('replays %s without non-determinism', async (file) => {

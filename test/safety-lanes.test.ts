@@ -640,7 +640,7 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
     });
   });
 
-  it('continues as new once its history passes 500 events, keeping what it knows', async () => {
+  it('continues as new once its history passes 150 events, keeping what it knows', async () => {
     const sha = 'c'.repeat(40);
     const lane = await h.client.workflow.signalWithStart(LANE_WORKFLOW_TYPE, {
       workflowId: laneWorkflowId(h.taskQueue, 'busy-app', 'staging'),
@@ -660,8 +660,8 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       { timeoutMs: 30_000, description: 'the lane to continue as new' },
     );
     const { events } = await h.client.workflow.getHandle(lane.workflowId, firstRun).fetchHistory();
-    expect(events!.length).toBeGreaterThan(500);
-    expect(events!.length).toBeLessThan(700);
+    expect(events!.length).toBeGreaterThan(150);
+    expect(events!.length).toBeLessThan(350);
     expect(events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
     const state = await waitFor(
       async () => {

@@ -169,18 +169,36 @@ describe('npm run sandbox -- <command>', () => {
     expect(stateOf(await until(id, (s) => s.status === 'SUCCEEDED', 'SUCCEEDED'), 'production')).toBe('DEPLOYED');
   });
 
-  it("reads a finished pipeline's record once, and only the running ones again", async () => {
-    const finished = new Map<string, DeployAttempt[]>();
-    const first = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, finished });
-    const [key, recorded] = [...finished.entries()].find(([, attempts]) => attempts.length > 0)!;
-    expect(first).toEqual(expect.arrayContaining(recorded));
-    // What is remembered for a closed run stands for it: Temporal is not asked about it again.
-    const remembered: DeployAttempt = { ...recorded[0]!, pipeline: 'remembered', startedAt: '2026-01-01T00:00:00Z' };
-    finished.set(key, [remembered]);
-    const second = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, finished });
-    expect(second).toContainEqual(remembered);
-    expect(second).not.toContainEqual(recorded[0]);
-    expect(second).toHaveLength(first.length - recorded.length + 1);
+  it('reads a pipeline\'s record again only once it has moved: never a closed one, a running one when its status changes', async () => {
+    // A pipeline that waits for approval, with integration deployed: running, with a record.
+    const waiting = await merge('content-publisher');
+    await until(waiting, (s) => s.awaitingApprovalFor === 'staging', 'awaiting approval for staging');
+    // Visibility follows a little behind: the list must show the state the pipeline stays in.
+    const listedAwaiting = `WorkflowId = "${waiting}" AND DeployStatus = "AWAITING_APPROVAL"`;
+    await waitFor(async () => (await sandbox.client.workflow.count(listedAwaiting)).count === 1 || undefined, { description: `${waiting} listed as awaiting approval` });
+    const seen = new Map<string, { state: string; attempts: DeployAttempt[] }>();
+    const first = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, seen });
+    const [closedKey, closed] = [...seen.entries()].find(([, read]) => !read.state.startsWith('running') && read.attempts.length > 0)!;
+    expect(first).toEqual(expect.arrayContaining(closed.attempts));
+    const [stillKey, still] = [...seen.entries()].find(([key]) => key.startsWith(`${waiting}/`))!;
+    expect(still.state).toMatch(/^running /);
+    expect(still.attempts).toEqual([expect.objectContaining({ environment: 'integration', outcome: 'deployed' })]);
+    // What is remembered for a run that has not moved stands for it: Temporal is not asked about it again.
+    const remembered = (pipeline: string): DeployAttempt => ({ ...closed.attempts[0]!, pipeline, startedAt: '2026-01-01T00:00:00Z' });
+    seen.set(closedKey, { ...closed, attempts: [remembered('remembered closed')] });
+    seen.set(stillKey, { ...still, attempts: [remembered('remembered running')] });
+    const second = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, seen });
+    expect(second).toContainEqual(remembered('remembered closed'));
+    expect(second).not.toContainEqual(closed.attempts[0]);
+    expect(second).toContainEqual(remembered('remembered running'));
+    // A run remembered at another state is read again.
+    seen.set(stillKey, { state: 'running at another state', attempts: [remembered('stale')] });
+    const third = await readDeployAttempts(sandbox.client, { taskQueue: sandbox.taskQueue, seen });
+    expect(third).not.toContainEqual(remembered('stale'));
+    expect(third).toEqual(expect.arrayContaining(still.attempts));
+    expect(seen.get(stillKey)!.state).toBe(still.state);
+    await sandbox.client.workflow.getHandle(waiting).cancel();
+    await until(waiting, (s) => s.status === 'CANCELLED', 'CANCELLED');
   });
 
   it('approve and reject: signed as the sandbox person, through the CLI', async () => {

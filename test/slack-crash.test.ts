@@ -14,6 +14,7 @@ import { statusQuery } from '../workflows/definitions';
 import { CRASH_WORKER, spawnWorker, stackWorkerEnv, WORKER_MAIN, type WorkerProcess } from './support/crash-harness';
 import { waitFor } from './support/env';
 import { connectClient, testAddress, testNamespace, uniqueTaskQueue } from './support/temporal';
+import { stepsInHistory } from './support/history-steps';
 
 const APP = 'slack-once';
 
@@ -52,10 +53,7 @@ describe('Slack after kill -9 between the post and the step completing', () => {
   /** Whether the pipeline's notifyPeople step has completed (on whichever attempt). */
   async function notifyCompleted(workflowId: string): Promise<boolean> {
     const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-    const scheduled = new Set(
-      events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'notifyPeople').map((e) => String(e.eventId)),
-    );
-    return events.some((e) => e.activityTaskCompletedEventAttributes && scheduled.has(String(e.activityTaskCompletedEventAttributes.scheduledEventId)));
+    return stepsInHistory(events).some((s) => s.activityType === 'notifyPeople' && s.completed);
   }
 
   /** Starts a pipeline that waits for approval in staging, kills its worker right after the approval message was posted, and lets another worker finish the step. */

@@ -47,14 +47,14 @@ export function publishDeliveryMetrics(options: DeliveryMetricsPublisherOptions)
     leadTime: gauge(DELIVERY_METRICS.leadTime, 'float', 's', 'Median time from a commit to its deploy finishing,'),
     timeToRestore: gauge(DELIVERY_METRICS.timeToRestore, 'float', 's', 'Median time from a failed deploy to the next one that stayed,'),
   };
-  const finished = new Map<string, DeployAttempt[]>();
+  const seen = new Map<string, { state: string; attempts: DeployAttempt[] }>();
   const refresh = async (): Promise<DeliveryMetrics[]> => {
     const rows = await readDeliveryMetrics(options.client, {
       taskQueue: options.taskQueue,
       catalogue: options.catalogue,
       windowDays: options.windowDays,
       commitDates: options.commitDates,
-      finished,
+      seen,
     });
     for (const row of rows) {
       const labels = { app: row.app, environment: row.environment, taskQueue: options.taskQueue };

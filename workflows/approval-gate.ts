@@ -116,7 +116,7 @@ export class ApprovalGate {
     await this.reports.tellPeople(
       `${pipeline.headline()} waits for approval to deploy to ${env.environment}${reason ? ` (${reason})` : ''}${changesLine(env)}: deploy approve ${pipeline.workflowId} --environment ${env.environment}`,
     );
-    await this.steps.calls.signalLane.executeWithOptions({ summary: `Tell the ${env.environment} lane we wait for approval` }, [
+    await this.steps.recorded.signalLane.executeWithOptions({ summary: `Tell the ${env.environment} lane we wait for approval` }, [
       { app: release.app, environment: env.environment, signal: 'awaitingApproval', request: { pipelineId: pipeline.workflowId, sha: release.sha, trigger: this.input.trigger } },
     ]);
   }

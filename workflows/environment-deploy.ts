@@ -47,7 +47,7 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
 /** What the environment runs, and how our commit relates to it (GitHub compare). */
 export function compareWithDeployed({ pipeline, steps }: PipelineContext, env: EnvironmentStatus) {
   const { app, tag, sha } = pipeline.plan!;
-  return steps.calls.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [{ app, environment: env.environment, tag, sha }]);
+  return steps.recorded.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [{ app, environment: env.environment, tag, sha }]);
 }
 
 export function divergedReason(env: EnvironmentStatus, deployedTag: string | undefined, sha: string): string {

@@ -1,4 +1,4 @@
-import { condition, continueAsNew, getExternalWorkflowHandle, isCancellation, log, patched, proxyActivities, setHandler, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import { condition, continueAsNew, getExternalWorkflowHandle, isCancellation, log, patched, proxyActivities, proxyLocalActivities, setHandler, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { PipelineActivities } from '../activities';
 import type { LaneHolder, LaneRequest } from '../common/types';
 import { DeployApp, DeployEnvironment } from './definitions';
@@ -18,6 +18,7 @@ import {
 import { handleHoldClearing } from './lane-holds';
 import { emptyLane, LaneQueue } from './lane-queue';
 import { LANE_SUPERSEDES_QUEUED } from './lane-supersede';
+import { QUICK_STEPS_LOCAL } from './steps';
 
 /** 1.1: a grant carries a token, and only a release with it frees the lane. */
 const LANE_GRANT_TOKENS = 'lane-grant-tokens';
@@ -31,7 +32,10 @@ const LANE_NEWEST_FIRST = 'lane-newest-first';
  * Which of two queued commits is newer. A few quick tries: GitHub unreachable, the lane keeps the queue's order
  * rather than hold up every deploy of the app (each pipeline's own compare still keeps the environment from going back).
  */
-const { compareCommits } = proxyActivities<PipelineActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3, initialInterval: '1 second' } });
+const COMPARE_OPTIONS = { startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3, initialInterval: '1 second' } } as const;
+const compareAsActivity = proxyActivities<PipelineActivities>(COMPARE_OPTIONS).compareCommits;
+/** 1.3, as the pipeline's quick steps (steps.ts). */
+const compareLocally = proxyLocalActivities<PipelineActivities>(COMPARE_OPTIONS).compareCommits;
 
 /** How long an idle lane with nothing to remember stays open before it completes. */
 const IDLE_MS = 10 * 60_000;
@@ -40,9 +44,12 @@ const DEFAULT_HOLDER_CHECK_INTERVAL_MS = 60_000;
 /**
  * A lane continues as new once its history passes this many events, long before the server would suggest it:
  * a busy app's lane hears of every pipeline, and a lane out of the worker's cache replays its whole history for
- * its next signal (the parked-pipelines benchmark slowed to a crawl on it).
+ * its next signal. 1.3 (`patched('lane-shorter-runs')`): 150, not 500: with thousands of pipelines parked, the
+ * cache holds lanes no longer than a few seconds, and each pipeline's lane signals replayed a longer history
+ * than the last (BENCHMARKS.md, item 3).
  */
-const MAX_LANE_HISTORY = 500;
+const LANE_SHORTER_RUNS = 'lane-shorter-runs';
+const maxLaneHistory = () => (patched(LANE_SHORTER_RUNS) ? 150 : 500);
 /**
  * Signals sent side by side, at most this many at once: the server fails (and retries forever) a workflow task
  * that would leave more than 2,000 of a workflow's signals in flight.
@@ -142,6 +149,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
   async function rank([earlier, later]: [LaneRequest, LaneRequest]): Promise<void> {
     let laterIsNewer = false;
     try {
+      const compareCommits = patched(QUICK_STEPS_LOCAL) ? compareLocally : compareAsActivity;
       laterIsNewer = (await compareCommits({ app: state.app, base: earlier.sha, head: later.sha })) === 'ahead';
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -188,7 +196,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     }
     await tellEach(lane.reasonsToTell(), ({ request, reason }) => tell(request.pipelineId, (p) => p.signal(laneWaitingSignal, { environment, reason })));
 
-    if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_LANE_HISTORY) {
+    if (workflowInfo().continueAsNewSuggested || (workflowInfo().historyLength > 150 && workflowInfo().historyLength > maxLaneHistory())) {
       await continueAsNew<typeof DeployLane>({ ...input, state });
     }
     if (!lane.isIdle()) {

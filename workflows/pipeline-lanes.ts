@@ -72,7 +72,7 @@ export class PipelineLanes {
       ...(this.hearsNewerDeployed ? { hearsNewerDeployed: true } : {}),
     };
     const ask = (summary: string) =>
-      this.steps.calls.signalLane.executeWithOptions({ summary }, [{ app: plan.app, environment: env.environment, signal: 'acquire', request }]);
+      this.steps.recorded.signalLane.executeWithOptions({ summary }, [{ app: plan.app, environment: env.environment, signal: 'acquire', request }]);
     this.waitingFor = env.environment;
     try {
       await ask(`Ask for the ${env.environment} lane`);
@@ -137,7 +137,7 @@ export class PipelineLanes {
   async hold(environment: string, hold: Omit<Hold, 'pipelineId'>): Promise<void> {
     const request = { ...hold, pipelineId: this.pipeline.workflowId };
     await CancellationScope.nonCancellable(() =>
-      this.steps.calls.signalLane.executeWithOptions({ summary: `Hold automatic deploys to ${environment}` }, [
+      this.steps.recorded.signalLane.executeWithOptions({ summary: `Hold automatic deploys to ${environment}` }, [
         { app: this.pipeline.plan!.app, environment, signal: 'setHold', request },
       ]),
     );

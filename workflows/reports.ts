@@ -12,7 +12,7 @@ export class Reports {
   ) {}
 
   tellPeople(text: string): Promise<void> {
-    return bestEffort('notify people', () => this.steps.calls.notifyPeople.executeWithOptions({ summary: 'Tell people on Slack' }, [{ text }]));
+    return bestEffort('notify people', () => this.steps.recorded.notifyPeople.executeWithOptions({ summary: 'Tell people on Slack' }, [{ text }]));
   }
 
   /** The environment's GitHub deployment; there is none before the release is resolved. */

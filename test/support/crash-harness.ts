@@ -14,7 +14,7 @@ import { startDevServer, type DevServer as HarnessDevServer } from '../../harnes
 import { freePort } from '../../harness/free-ports';
 import { findTemporalCli } from '../../harness/temporal-cli';
 import { startStack, type Stack, type StackOptions } from '../../sandbox/stack';
-import { CRASH_POINT_MARKER } from './crash-worker';
+import { CRASH_POINT_MARKER, STEP_DONE_MARKER, type StepDone } from './crash-worker';
 import { waitFor } from './env';
 import { workflowBundlePath } from './temporal';
 
@@ -100,6 +100,8 @@ export interface WorkerProcess {
   readonly running: boolean;
   /** The `crash-point` lines so far: where the test-only interceptor stopped. */
   crashPoints(): CrashPoint[];
+  /** The `step-done` lines so far: every step this process completed. */
+  stepsDone(): StepDone[];
   /** Lets a paused crash point return its result (DEPLOY_TEST_CRASH_MODE=pause). */
   resume(): void;
   /** `kill -9`. */
@@ -160,6 +162,9 @@ export async function spawnWorker(entry: string, env: Record<string, string>, wa
     },
     crashPoints() {
       return lines.filter((l) => l.startsWith(`${CRASH_POINT_MARKER} `)).map((l) => JSON.parse(l.slice(CRASH_POINT_MARKER.length + 1)) as CrashPoint);
+    },
+    stepsDone() {
+      return lines.filter((l) => l.startsWith(`${STEP_DONE_MARKER} `)).map((l) => JSON.parse(l.slice(STEP_DONE_MARKER.length + 1)) as StepDone);
     },
     resume() {
       if (child.running) child.process.stdin?.write('resume\n');

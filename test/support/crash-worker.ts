@@ -12,7 +12,9 @@
  *                                                              (the test kills the Temporal server meanwhile).
  *                                                              Not a signal: the SDK shuts the worker down on SIGUSR2.
  *
- * Either way a line `crash-point {"activityType":…}` is written to stderr first, synchronously.
+ * Either way a line `crash-point {"activityType":…}` is written to stderr first, synchronously. Every step that
+ * completes also writes a line `step-done {"activityType":…}`: a local activity's marker does not say which
+ * environment it worked on.
  */
 import { writeSync } from 'node:fs';
 import type { Duration, Logger } from '@temporalio/common';
@@ -26,6 +28,15 @@ import { connectWorker } from '../../worker/temporal-connection';
 import { installRuntime, loadTelemetrySettings } from '../../worker/telemetry';
 
 export const CRASH_POINT_MARKER = 'crash-point';
+export const STEP_DONE_MARKER = 'step-done';
+
+export interface StepDone {
+  activityType: string;
+  environment?: string;
+  activityId: string;
+  isLocal: boolean;
+  workflowId?: string;
+}
 
 interface CrashTarget {
   activityType: string;
@@ -61,6 +72,18 @@ function environmentOf(args: unknown[]): string | undefined {
   }
   return undefined;
 }
+
+const stepLogInterceptor: ActivityInterceptorsFactory = (ctx) => ({
+  inbound: {
+    async execute(input, next) {
+      const result = await next(input);
+      const { activityType, activityId, isLocal, workflowExecution } = ctx.info;
+      const done: StepDone = { activityType, environment: environmentOf(input.args), activityId, isLocal, workflowId: workflowExecution?.workflowId };
+      writeSync(2, `${STEP_DONE_MARKER} ${JSON.stringify(done)}\n`);
+      return result;
+    },
+  },
+});
 
 function crashInterceptor(spec: CrashSpec): ActivityInterceptorsFactory {
   const completions = new Map<string, number>();
@@ -109,7 +132,8 @@ async function main(logger: Logger): Promise<void> {
     taskQueue: settings.taskQueue,
     dependencies: createProductionDependencies(settings, catalogue),
     workflowBundlePath: settings.workflowBundlePath,
-    activityInterceptors: spec ? [crashInterceptor(spec)] : [],
+    // The step log runs outside the crash: a step killed before it returns is not done.
+    activityInterceptors: [stepLogInterceptor, ...(spec ? [crashInterceptor(spec)] : [])],
   });
   const stickyTimeout = process.env.DEPLOY_TEST_STICKY_TIMEOUT?.trim();
   // A killed worker leaves the next tasks of the workflows it had cached waiting for it, 10 s by default.
