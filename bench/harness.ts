@@ -10,6 +10,7 @@ import { startStack, type Stack, type StackOptions } from '../sandbox/stack';
 import type { DeployPipeline } from '../workflows/deploy-pipeline';
 import { WORKER_NODE_FLAGS, WORKER_PROCESS_ENV } from '../worker/process-env';
 import { PROFILE_DIR, progress, startChild, WORK_DIR, type Build, type Child, type Ecr, type Temporal, type WorkerMessage } from './infra';
+import { localActivityMarker, timeMs } from '../harness/local-activity-markers';
 
 export interface BenchContext {
   temporal: Temporal;
@@ -196,23 +197,15 @@ export async function activityCount(handle: WorkflowHandle): Promise<number> {
   return (await historyEvents(handle)).filter((event) => event.activityTaskScheduledEventAttributes || localActivityOf(event)).length;
 }
 
-interface LocalActivity {
-  type: string;
-  /** When the workflow asked for it (it starts at once), by the worker's clock. */
-  scheduledMs: number;
-}
-
 /**
  * A local activity's marker, read: its type and when it was asked for. How long it ran is not there: its
  * completion time is "perceived", the workflow task's start plus the run, so breakdowns count local activities'
  * time with the workflow tasks that ran them.
  */
-export function localActivityOf(event: HistoryEvent): LocalActivity | undefined {
-  const marker = event.markerRecordedEventAttributes;
-  const data = marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0]?.data : undefined;
-  if (!data) return undefined;
-  const { activity_type: type, original_schedule_time: scheduled } = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string; original_schedule_time?: { seconds: number; nanos: number } };
-  return { type, scheduledMs: scheduled ? scheduled.seconds * 1000 + scheduled.nanos / 1e6 : eventTimeMs(event) };
+export function localActivityOf(event: HistoryEvent): { type: string; scheduledMs: number } | undefined {
+  const marker = localActivityMarker(event);
+  if (!marker) return undefined;
+  return { type: marker.activity_type, scheduledMs: marker.original_schedule_time ? timeMs(marker.original_schedule_time) : eventTimeMs(event) };
 }
 
 export function eventTimeMs(event: HistoryEvent): number {

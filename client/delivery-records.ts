@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Catalogue } from '../common/catalogue';
 import { computeDeliveryMetrics, DEFAULT_METRICS_WINDOW_DAYS, deployAttemptsOf, type DeliveryMetrics, type DeployAttempt } from '../common/delivery-metrics';
 import type { PipelineStatus } from '../common/types';
-import { statusQuery, WORKFLOW_TYPE } from '../workflows/definitions';
+import { DeployEnvironment, DeployStatusAttribute, statusQuery, WORKFLOW_TYPE } from '../workflows/definitions';
 import type { DeployPipeline } from '../workflows/deploy-pipeline';
 
 /**
@@ -47,8 +47,8 @@ export async function readDeployAttempts(client: Client, options: DeliveryRecord
     const status = execution.status.name;
     const running = status === 'RUNNING';
     // Where it stands, as the pipeline publishes it (the attributes come in no fixed order, and Temporal's own change).
-    const { DeployStatus: at, DeployEnvironment: where } = execution.searchAttributes;
-    const state = running ? `running ${JSON.stringify([at ?? [], where ?? []])}` : status;
+    const attributes = execution.typedSearchAttributes;
+    const state = running ? `running ${JSON.stringify([attributes.get(DeployStatusAttribute) ?? null, attributes.get(DeployEnvironment) ?? null])}` : status;
     latestRuns.set(execution.workflowId, { runId: execution.runId, running, completed: status === 'COMPLETED', startTime: execution.startTime, state });
     if (latestRuns.size >= limit) break;
   }

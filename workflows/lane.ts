@@ -49,7 +49,9 @@ const DEFAULT_HOLDER_CHECK_INTERVAL_MS = 60_000;
  * than the last (BENCHMARKS.md, item 3).
  */
 const LANE_SHORTER_RUNS = 'lane-shorter-runs';
-const maxLaneHistory = () => (patched(LANE_SHORTER_RUNS) ? 150 : 500);
+const SHORT_LANE_HISTORY = 150;
+/** Asked only once a run is past the shorter bound, so that a lane's history holds the patch marker only then. */
+const maxLaneHistory = () => (patched(LANE_SHORTER_RUNS) ? SHORT_LANE_HISTORY : 500);
 /**
  * Signals sent side by side, at most this many at once: the server fails (and retries forever) a workflow task
  * that would leave more than 2,000 of a workflow's signals in flight.
@@ -196,7 +198,8 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     }
     await tellEach(lane.reasonsToTell(), ({ request, reason }) => tell(request.pipelineId, (p) => p.signal(laneWaitingSignal, { environment, reason })));
 
-    if (workflowInfo().continueAsNewSuggested || (workflowInfo().historyLength > 150 && workflowInfo().historyLength > maxLaneHistory())) {
+    const { continueAsNewSuggested, historyLength } = workflowInfo();
+    if (continueAsNewSuggested || (historyLength > SHORT_LANE_HISTORY && historyLength > maxLaneHistory())) {
       await continueAsNew<typeof DeployLane>({ ...input, state });
     }
     if (!lane.isIdle()) {

@@ -3,6 +3,9 @@
  * activities (one marker each, written with the workflow task that ran them, from 1.3 on).
  */
 import type { temporal } from '@temporalio/proto';
+import { localActivityMarker } from '../../harness/local-activity-markers';
+
+export { localActivityMarker };
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -15,21 +18,6 @@ export interface HistoryStep {
   completed: boolean;
   /** The attempt that ended it (for an activity, the last one started). */
   attempt?: number;
-}
-
-export interface LocalActivityMarker {
-  activity_type: string;
-  /** Its sequence number in the run, as the worker's activity info gives it. */
-  activity_id: string;
-  attempt: number;
-  /** Set when the attempt failed and another follows after this backoff (on a timer). */
-  backoff?: { seconds: number; nanos: number };
-}
-
-export function localActivityMarker(event: HistoryEvent): LocalActivityMarker | undefined {
-  const marker = event.markerRecordedEventAttributes;
-  const data = marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0]?.data : undefined;
-  return data ? (JSON.parse(Buffer.from(data).toString('utf8')) as LocalActivityMarker) : undefined;
 }
 
 export function stepsInHistory(events: HistoryEvent[]): HistoryStep[] {
