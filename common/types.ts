@@ -319,6 +319,32 @@ export interface LaneState {
   lastDeployed?: LaneDeployed;
   /** Queued pipelines a deploy here took out of the queue, not yet told of it: kept across continue-as-new. */
   obsoleted?: { pipelineId: string; news: LaneDeployed }[];
+  /**
+   * 1.4 (lane-follow.ts): the pipeline that deployed here last and waits, before its next environment, to hear
+   * whether the lane's next grant goes to a newer commit of the app.
+   */
+  owedFollower?: FollowerWatch;
+  /** The older pipeline waiting for the newer one deploying here now (`newer`) to deploy or not. */
+  followed?: FollowerWatch & { newer: LaneDeployed };
+  /** What the pipelines waiting on a newer commit here are yet to hear: kept across continue-as-new. */
+  followerNews?: { to: FollowerWatch; news: NewerFollows }[];
+}
+
+/** A pipeline waiting to hear of the commit that follows it through a lane: its run, and the commit it deployed. */
+export interface FollowerWatch {
+  pipelineId: string;
+  runId?: string;
+  sha: string;
+}
+
+/**
+ * Lane → the pipeline that deployed there last (1.4): `newer` deploys there now (`deployed` once it has), or,
+ * with no `newer`, nothing newer follows it there.
+ */
+export interface NewerFollows {
+  environment: string;
+  newer?: LaneDeployed;
+  deployed?: boolean;
 }
 
 export interface LaneDeployed {

@@ -3,9 +3,9 @@
  * and hears, with their payloads. The pipeline, the lane and the activity that signals-with-start a lane all use it.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { DecisionProof, Hold, LaneDeployed, LaneRequest, LaneState } from '../common/types';
+import type { DecisionProof, Hold, LaneDeployed, LaneRequest, LaneState, NewerFollows } from '../common/types';
 
-export type { Hold, LaneDeployed, LaneHolder, LaneRequest, LaneState } from '../common/types';
+export type { FollowerWatch, Hold, LaneDeployed, LaneHolder, LaneRequest, LaneState, NewerFollows } from '../common/types';
 
 export const LANE_WORKFLOW_TYPE = 'DeployLane';
 
@@ -36,6 +36,8 @@ export interface LaneRelease {
   pipelineId: string;
   token?: string;
   deployed?: LaneDeployed;
+  /** 1.4: the pipeline goes on to its next environment by itself, and waits to hear whether a newer commit follows it here. */
+  awaitsFollower?: boolean;
 }
 
 /**
@@ -51,6 +53,8 @@ export interface LaneGrant {
   token?: string;
   /** The last deploy through the lane, if it knows one: a pipeline it supersedes names it. */
   lastDeployed?: LaneDeployed;
+  /** From 1.4's lanes: a release may ask to hear whether a newer commit follows (`newerFollows`). */
+  tellsFollower?: boolean;
 }
 
 /** A newer release reached `environment` while the pipeline told waits there, for approval or (from 1.2) in the queue. */
@@ -76,5 +80,6 @@ export const laneStateQuery = defineQuery<LaneView>('laneState');
 export const laneGrantedSignal = defineSignal<[LaneGrant]>('laneGranted');
 export const laneWaitingSignal = defineSignal<[{ environment: string; reason: string }]>('laneWaiting');
 export const newerDeployedSignal = defineSignal<[NewerDeployed]>('newerDeployed');
+export const newerFollowsSignal = defineSignal<[NewerFollows]>('newerFollows');
 /** Asks nothing: the lane learns its holder has ended when this cannot be delivered. */
 export const laneHolderCheckSignal = defineSignal<[{ environment: string }]>('laneHolderCheck');

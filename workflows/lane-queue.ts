@@ -2,10 +2,11 @@
  * A lane's queue and hold, and what the pipelines in it should hear: plain state and rules, no Temporal calls, so
  * it is tested without a server. `DeployLane` feeds it the signals it receives and does the talking.
  */
-import type { Hold, LaneDeployed, LaneHolder, LaneRelease, LaneRequest, LaneState, LaneView } from './lane-protocol';
+import type { FollowerWatch, Hold, LaneDeployed, LaneHolder, LaneRelease, LaneRequest, LaneState, LaneView, NewerFollows } from './lane-protocol';
 import { passesHold, waitingReason } from './lane-hold-rules';
 import { markBehind, newestFrom, pairToRank, reordered } from './lane-order';
 import { holderLeft, pairWithHolder, rankedWithHolder } from './lane-supersede';
+import { followedLeft, followerCompared, followerToCompare, oweFollower } from './lane-follow';
 
 export function emptyLane(app: string, environment: string): LaneState {
   return { app, environment, queue: [], awaitingApproval: [] };
@@ -25,6 +26,7 @@ export class LaneQueue {
    * `newToken`: a fresh token per grant (the lane's uuid4; undefined in lanes started before 1.1, which gave none).
    * 1.1's rules, off in lanes started before: safety holds stop manual deploys too; the newest CI commit goes first.
    * 1.2's: a deploy takes the queued commits behind it out of the queue (lane-supersede.ts).
+   * 1.4's: a pipeline handing the lane back may hear whether a newer commit follows it here (lane-follow.ts).
    */
   constructor(
     readonly state: LaneState,
@@ -32,6 +34,7 @@ export class LaneQueue {
     private readonly safetyHoldsStopManualDeploys = true,
     private readonly newestFirst = true,
     private readonly supersedesQueued = true,
+    readonly tellsFollower = true,
   ) {}
 
   /**
@@ -67,7 +70,7 @@ export class LaneQueue {
   }
 
   /** Hands the lane back when the release carries the holder's token; returns whether it did. */
-  release({ pipelineId, token, deployed }: LaneRelease): boolean {
+  release({ pipelineId, token, deployed, awaitsFollower }: LaneRelease): boolean {
     const { holder } = this.state;
     // A lane that granted before tokens existed (1.0) knows its holder by pipeline ID alone.
     const untokened = holder !== undefined && holder.token === undefined && pipelineId === holder.pipelineId;
@@ -77,6 +80,10 @@ export class LaneQueue {
     this.state.holder = undefined;
     this.state.queue = this.state.queue.filter((r) => r.pipelineId !== holder.pipelineId);
     if (this.newestFirst && this.supersedesQueued) holderLeft(this.state, holder.pipelineId, deployed);
+    if (this.tellsFollower) {
+      followedLeft(this.state, holder.pipelineId, deployed !== undefined);
+      if (deployed && awaitsFollower === true && this.newestFirst) oweFollower(this.state, holder, deployed.sha);
+    }
     this.changed = true;
     return true;
   }
@@ -136,6 +143,27 @@ export class LaneQueue {
     this.state.awaitingApproval = this.state.awaitingApproval.filter((r) => r !== request);
   }
 
+  /**
+   * After a grant (of `next`, or of nobody): the pipeline owed word of who follows and the request to compare it
+   * with, when that request may be newer; otherwise the owed pipeline is to hear that nothing newer follows.
+   */
+  followerToCompare(next: LaneRequest | undefined): [FollowerWatch, LaneRequest] | undefined {
+    const { pair, changed } = followerToCompare(this.state, next);
+    if (changed) this.changed = true;
+    return pair;
+  }
+
+  /** The answer to a `followerToCompare` compare. */
+  followerCompared(owed: FollowerWatch, next: LaneRequest, nextIsNewer: boolean): void {
+    followerCompared(this.state, owed, next, nextIsNewer);
+    this.changed = true;
+  }
+
+  /** What the pipelines waiting on a newer commit here are to hear. */
+  takeFollowerNews(): { to: FollowerWatch; news: NewerFollows }[] {
+    return (this.state.followerNews ?? []).splice(0);
+  }
+
   /** Two queued CI requests whose commits the lane has yet to order (lane-order.ts), or none. */
   pairToRank(): [LaneRequest, LaneRequest] | undefined {
     if (!this.newestFirst) return undefined;
@@ -185,7 +213,9 @@ export class LaneQueue {
 
   /** The holder ended without handing the lane back, or before it heard of its grant: free unless it changed hands. */
   holderEnded(holder: LaneHolder): void {
-    if (this.state.holder === holder) this.state.holder = undefined;
+    if (this.state.holder !== holder) return;
+    this.state.holder = undefined;
+    followedLeft(this.state, holder.pipelineId, false);
   }
 
   /** The queued pipelines whose reason to wait changed since they were last told, with the reason; recorded as told. */
@@ -201,7 +231,8 @@ export class LaneQueue {
   /** Nothing held, queued, on hold or waiting for approval: the lane has nothing to remember. */
   isIdle(): boolean {
     const { state } = this;
-    return !state.holder && state.queue.length === 0 && !state.hold && state.awaitingApproval.length === 0;
+    const followersToTell = state.owedFollower !== undefined || (state.followerNews?.length ?? 0) > 0;
+    return !state.holder && state.queue.length === 0 && !state.hold && state.awaitingApproval.length === 0 && !followersToTell;
   }
 
   /** Pipelines wait behind a holder: the holder is checked every interval. */

@@ -11,6 +11,7 @@ import {
   laneStateQuery,
   laneWaitingSignal,
   newerDeployedSignal,
+  newerFollowsSignal,
   releaseLaneSignal,
   setHoldSignal,
   stoppedAwaitingSignal,
@@ -18,6 +19,7 @@ import {
 import { handleHoldClearing } from './lane-holds';
 import { emptyLane, LaneQueue } from './lane-queue';
 import { LANE_SUPERSEDES_QUEUED } from './lane-supersede';
+import { LANE_TELLS_FOLLOWER } from './lane-follow';
 import { QUICK_STEPS_LOCAL } from './steps';
 
 /** 1.1: a grant carries a token, and only a release with it frees the lane. */
@@ -97,7 +99,7 @@ async function tellEach<T>(recipients: T[], send: (recipient: T) => Promise<bool
 export async function DeployLane(input: LaneInput): Promise<void> {
   const tokens = patched(LANE_GRANT_TOKENS);
   const newestFirst = patched(LANE_NEWEST_FIRST);
-  const rules = [patched(SAFETY_HOLDS_STOP_MANUAL_DEPLOYS), newestFirst, patched(LANE_SUPERSEDES_QUEUED)] as const;
+  const rules = [patched(SAFETY_HOLDS_STOP_MANUAL_DEPLOYS), newestFirst, patched(LANE_SUPERSEDES_QUEUED), patched(LANE_TELLS_FOLLOWER)] as const;
   const lane = new LaneQueue(input.state ?? emptyLane(input.app, input.environment), () => (tokens ? uuid4() : undefined), ...rules);
   const { state } = lane;
   const { environment } = state;
@@ -142,22 +144,32 @@ export async function DeployLane(input: LaneInput): Promise<void> {
    */
   async function grant(holder: LaneHolder): Promise<boolean> {
     const { lastDeployed } = state;
-    const granted = (p: Pipeline) => p.signal(laneGrantedSignal, { environment, token: holder.token, ...(newestFirst && lastDeployed ? { lastDeployed } : {}) });
+    const grant = {
+      environment,
+      token: holder.token,
+      ...(newestFirst && lastDeployed ? { lastDeployed } : {}),
+      ...(lane.tellsFollower ? { tellsFollower: true } : {}),
+    };
+    const granted = (p: Pipeline) => p.signal(laneGrantedSignal, grant);
     if (await tell(holder.pipelineId, granted, holder.runId)) return true;
     return lane.grantToCurrentRun(holder) && (await tell(holder.pipelineId, granted));
   }
 
-  /** Orders two queued commits: the one GitHub says is behind goes after the other. */
-  async function rank([earlier, later]: [LaneRequest, LaneRequest]): Promise<void> {
-    let laterIsNewer = false;
+  /** Whether GitHub says `later`'s commit is ahead of `earlier`'s; false when it cannot say. */
+  async function isNewer(earlier: { pipelineId: string; sha: string }, later: { pipelineId: string; sha: string }): Promise<boolean> {
     try {
       const compareCommits = patched(QUICK_STEPS_LOCAL) ? compareLocally : compareAsActivity;
-      laterIsNewer = (await compareCommits({ app: state.app, base: earlier.sha, head: later.sha })) === 'ahead';
+      return (await compareCommits({ app: state.app, base: earlier.sha, head: later.sha })) === 'ahead';
     } catch (err) {
       if (isCancellation(err)) throw err;
-      log.warn('could not compare two queued commits; they keep the order they queued in', { earlier: earlier.pipelineId, later: later.pipelineId, error: (err as Error).message });
+      log.warn('could not compare two commits; the lane keeps the order it has', { earlier: earlier.pipelineId, later: later.pipelineId, error: (err as Error).message });
+      return false;
     }
-    if (laterIsNewer) lane.ranked(earlier, later);
+  }
+
+  /** Orders two queued commits: the one GitHub says is behind goes after the other (unknown: the order they queued in). */
+  async function rank([earlier, later]: [LaneRequest, LaneRequest]): Promise<void> {
+    if (await isNewer(earlier, later)) lane.ranked(earlier, later);
     else lane.ranked(later, earlier);
   }
 
@@ -178,6 +190,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     }
     // Out of the queue already: side by side, as the point is that they all end at once, not one after another.
     await tellEach(lane.takeObsoleted(), ({ pipelineId, news }) => tell(pipelineId, (p) => p.signal(newerDeployedSignal, { environment, ...news })));
+    await tellEach(lane.takeFollowerNews(), ({ to, news }) => tell(to.pipelineId, (p) => p.signal(newerFollowsSignal, news), to.runId));
     // Before a grant, and while the holder deploys: the order is known by the time the lane frees.
     const unordered = lane.pairToRank();
     if (unordered) {
@@ -186,6 +199,9 @@ export async function DeployLane(input: LaneInput): Promise<void> {
     }
     if (!state.holder) {
       const next = lane.grantNext();
+      // Whoever deployed here last and goes on hears, before its next environment, whether a newer commit follows.
+      const follower = lane.followerToCompare(next);
+      if (follower) lane.followerCompared(...follower, await isNewer(...follower));
       if (next) {
         if (!(await grant(next))) lane.holderEnded(next);
         continue;
