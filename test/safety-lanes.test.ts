@@ -24,6 +24,8 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
         // Its lane is driven by hand below; clearing its hold asks the catalogue who may.
         'held-app': {},
         burst: {},
+        follows: {},
+        'follows-bad': {},
         'in-order': { queue: 'in-order' },
         'follows-main': { onDivergence: 'deploy' },
         'slow-sync': {},
@@ -109,9 +111,11 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       if (older.status === 'SUPERSEDED') {
         // It stopped where a newer commit already ran, and says which.
         const stopped = older.environments.find((e) => e.state === 'SUPERSEDED')!;
-        const match = /^superseded by ([0-9a-f]{7}) \((\S+)\), already deployed to (\w+)$/.exec(older.failure ?? '');
+        // Either where it stopped, or, on its way there, the environment before, which the newer one deployed after it.
+        const match = /^superseded by ([0-9a-f]{7}) \((\S+)\), (?:already deployed to (\w+)|deployed to (\w+) after us and on its way here)$/.exec(older.failure ?? '');
         expect(match).not.toBeNull();
-        expect(match![3]).toBe(stopped.environment);
+        if (match![3]) expect(match![3]).toBe(stopped.environment);
+        else expect(match![4]).toBe(older.environments[older.environments.indexOf(stopped) - 1]!.environment);
         const newer = started.findIndex((s) => s.workflowId === match![2]);
         expect(newer).toBeGreaterThan(index);
         expect(match![1]).toBe(shortSha(shas[newer]!));
@@ -217,6 +221,80 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       if (older.environments[0]!.state !== 'SUPERSEDED') continue;
       expect(news.get(started[i]!.workflowId)).toEqual([{ environment: 'integration', pipelineId: started[4]!.workflowId, sha: shas[4] }]);
     }
+  });
+
+  /** Starts the oldest commit's pipeline and holds it in integration's sync until the newer ones queue behind it there. */
+  async function newerQueueBehindOldest(app: string, shas: string[]): Promise<{ workflowId: string }[]> {
+    h.stack.argo.reportStaleFor(`${app}-integration`, 120_000);
+    try {
+      const oldest = await h.startCi(app, shas[0]!);
+      await h.waitForStatus(oldest.workflowId, (s) => s.environments[0]?.state === 'WAITING_FOR_SYNC', 'the oldest to hold the integration lane');
+      const newer = await Promise.all(shas.slice(1).map((sha) => h.startCi(app, sha)));
+      for (const { workflowId } of newer) await h.waitForStatus(workflowId, (s) => s.environments[0]?.state === 'WAITING_FOR_LANE', 'a newer one to queue behind it');
+      return [oldest, ...newer];
+    } finally {
+      h.stack.argo.reportStaleFor(`${app}-integration`, 0);
+    }
+  }
+
+  it('the oldest of a burst, deployed to integration before the newer ones queued, waits there and ends SUPERSEDED once the newest has deployed: later environments deploy only the newest', async () => {
+    const { shas } = await mergeBurst('follows', 3);
+    const started = await newerQueueBehindOldest('follows', shas);
+    const [oldest, middle, newest] = await Promise.all(started.map((s) => h.handle(s.workflowId).result()));
+
+    expect(newest!.status).toBe('SUCCEEDED');
+    const reason = `superseded by ${shortSha(shas[2]!)} (${started[2]!.workflowId}), deployed to integration after us and on its way here`;
+    expect(oldest).toMatchObject({ status: 'SUPERSEDED', failure: reason });
+    expect(oldest!.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'SUPERSEDED', 'PENDING']);
+    expect(oldest!.environments[1]!.startedAt).toBeUndefined();
+    expect(middle).toMatchObject({ status: 'SUPERSEDED', failure: `superseded by ${shortSha(shas[2]!)} (${started[2]!.workflowId}), already deployed to integration` });
+
+    expect((await tagHistory(h.stack.charts.bareDir, imageTagFile('follows', 'integration'))).map((c) => c.tag)).toEqual(['initial', shas[0], shas[2]]);
+    for (const env of ['staging', 'production']) {
+      expect((await tagHistory(h.stack.charts.bareDir, imageTagFile('follows', env))).map((c) => c.tag)).toEqual(['initial', shas[2]]);
+      expect(h.stack.argo.currentTag('follows', env)).toBe(shas[2]);
+    }
+    expect(h.stack.release.deployments.filter((d) => d.repo === 'alphagov/follows' && d.environment === 'staging').map((d) => d.version)).toEqual([shas[2]]);
+
+    // The oldest asked the integration lane who follows it; the lane named the newest, then said it had deployed.
+    const lane = h.client.workflow.getHandle(laneWorkflowId(h.taskQueue, 'follows', 'integration'));
+    const told = (await signalsSent(lane, 'newerFollows')).get(started[0]!.workflowId);
+    const newer = { pipelineId: started[2]!.workflowId, sha: shas[2] };
+    expect(told).toEqual([
+      { environment: 'integration', newer },
+      { environment: 'integration', newer, deployed: true },
+    ]);
+  });
+
+  it('the oldest of a burst goes on when the newer commit it waits for fails in integration', async () => {
+    const app = 'follows-bad';
+    const { shas } = await mergeBurst(app, 2);
+    const started = await newerQueueBehindOldest(app, shas);
+    // The oldest's rollout is done; the next one, the newer commit's, ends Degraded.
+    await waitFor(
+      async () => {
+        await h.stack.argo.refresh();
+        const application = h.stack.argo.application(`${app}-integration`) as { status?: { health?: { status?: string } } };
+        return h.stack.argo.currentTag(app, 'integration') === shas[0] && application.status?.health?.status === 'Healthy';
+      },
+      { timeoutMs: 30_000, description: 'the oldest to be Healthy in integration' },
+    );
+    h.stack.argo.degrade(`${app}-integration`, 'Deployment exceeded its progress deadline');
+    // A rolled-back pipeline fails its workflow: its status says how it ended.
+    const [oldest, newer] = await Promise.all(started.map(({ workflowId }) => h.waitForStatus(workflowId, (s) => FINAL_STATUSES.includes(s.status), 'the pipeline to end', 120_000)));
+
+    expect(newer!.status).toBe('ROLLED_BACK');
+    expect(newer!.environments[0]!.state).toBe('ROLLED_BACK');
+    expect(oldest!.status).toBe('SUCCEEDED');
+    expect(oldest!.environments.map((e) => e.state)).toEqual(['DEPLOYED', 'DEPLOYED', 'DEPLOYED']);
+    for (const env of ['staging', 'production']) {
+      expect((await tagHistory(h.stack.charts.bareDir, imageTagFile(app, env))).map((c) => c.tag)).toEqual(['initial', shas[0]]);
+    }
+    const lane = h.client.workflow.getHandle(laneWorkflowId(h.taskQueue, app, 'integration'));
+    expect((await signalsSent(lane, 'newerFollows')).get(started[0]!.workflowId)).toEqual([
+      { environment: 'integration', newer: { pipelineId: started[1]!.workflowId, sha: shas[1] } },
+      { environment: 'integration' },
+    ]);
   });
 
   it('an app whose queue is in-order deploys each commit of a burst in turn', async () => {

@@ -6,7 +6,7 @@ import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusQuery }
 import { compareWithDeployed, deployEnvironment, divergedReason } from './environment-deploy';
 import { inputRefusal } from './input-checks';
 import { admitManualDeploy } from './manual-start';
-import { laneGrantedSignal, laneHolderCheckSignal, laneWaitingSignal, newerDeployedSignal } from './lane-protocol';
+import { laneGrantedSignal, laneHolderCheckSignal, laneWaitingSignal, newerDeployedSignal, newerFollowsSignal } from './lane-protocol';
 import type { PipelineContext } from './pipeline-context';
 import { endPipeline } from './pipeline-ending';
 import { PipelineLanes } from './pipeline-lanes';
@@ -42,7 +42,8 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
   setHandler(rejectSignal, (request) => gate.decideBySignal(request, 'rejected'), { description: REJECT_SIGNAL_DESCRIPTION });
   setHandler(laneGrantedSignal, (grant) => lanes.granted(grant), FROM_THE_LANE);
   setHandler(laneWaitingSignal, ({ environment, reason }) => pipeline.waitingForLane(environment, reason), FROM_THE_LANE);
-  setHandler(laneHolderCheckSignal, () => undefined, FROM_THE_LANE);
+  setHandler(laneHolderCheckSignal, ({ environment }) => lanes.holderChecked(environment), FROM_THE_LANE);
+  setHandler(newerFollowsSignal, (news) => lanes.newerFollows(news), FROM_THE_LANE);
   setHandler(
     newerDeployedSignal,
     (news) => {
@@ -66,6 +67,8 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
     for (const [index, envPlan] of plan.environments.entries()) {
       if (resume && index < resume.environmentIndex) continue;
       const env = pipeline.status.environments[index]!;
+      // A newer commit that followed us through the last environment may be on its way here (lane-follow.ts).
+      await lanes.yieldToNewer(env);
       const byFlags = index > 0 && index !== resume?.environmentIndex ? promotionByChartsFlags(ctx, index) : undefined;
       if (byFlags?.notPromoted && plan.unpromoted === 'deployByHand') {
         env.waitingFor = `next environment: deploy by hand (${byFlags.notPromoted})`;

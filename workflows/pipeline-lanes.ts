@@ -3,13 +3,30 @@ import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation
 import { shortSha } from '../common/names';
 import type { EnvironmentStatus, Hold, LaneDeployed, PipelineInput } from '../common/types';
 import { PipelineEnded } from './failures';
-import { type LaneGrant, laneWorkflowId, type NewerDeployed, releaseLaneSignal, stoppedAwaitingSignal } from './lane-protocol';
+import { LANE_TELLS_FOLLOWER } from './lane-follow';
+import { type LaneGrant, laneWorkflowId, type NewerDeployed, type NewerFollows, releaseLaneSignal, stoppedAwaitingSignal } from './lane-protocol';
 import { LANE_SUPERSEDES_QUEUED } from './lane-supersede';
 import { continueAsNewIfHistoryLong } from './long-waits';
 import type { PipelineState } from './pipeline-state';
 import type { Steps } from './steps';
 
 type Lane = ReturnType<typeof getExternalWorkflowHandle>;
+
+/** How long to wait for a lane to say whether a newer commit follows us there: it answers at once, unless it has ended. */
+const FOLLOWER_ANSWER_MS = 5 * 60_000;
+/**
+ * How long to wait for the newer commit following us to deploy there before going on anyway: its sync and smoke
+ * tests, with room. At worst the next environment then deploys both commits, newest last.
+ */
+const FOLLOWER_DEPLOY_MS = 60 * 60_000;
+
+/** What a lane we handed back said of the commit following us there (lane-follow.ts). */
+interface Follow {
+  environment: string;
+  newer?: LaneDeployed;
+  heard: boolean;
+  deployed: boolean;
+}
 
 export class PipelineLanes {
   /** Environments whose lane we hold, with the token of each grant: it goes back with the release. Lanes started before 1.1 give none. */
@@ -27,6 +44,11 @@ export class PipelineLanes {
    * first: one server round trip less between an approval and the deploy. The lane handles the two in either order.
    */
   private toldStoppedAwaiting?: Promise<void>;
+  /** 1.4: lanes that tell who follows (their grant said so), and those of them that saw others queue behind us. */
+  private readonly tellsFollower = new Set<string>();
+  private readonly queuedBehind = new Set<string>();
+  /** Set when we hand a lane back asking who follows us there; the next environment waits for the answer. */
+  private follow?: Follow;
 
   constructor(
     private readonly pipeline: PipelineState,
@@ -38,15 +60,61 @@ export class PipelineLanes {
    * The lane's `laneGranted` signal. A grant we are not waiting for (someone asked in our name, or the lane offered
    * a previous run's place to this one before it asks) goes back at once: holding it would stop the lane.
    */
-  granted({ environment, token, lastDeployed }: LaneGrant): void {
+  granted({ environment, token, lastDeployed, tellsFollower }: LaneGrant): void {
     if (this.waitingFor === environment && !this.held.has(environment)) {
       this.held.set(environment, token);
       if (lastDeployed) this.deployedBefore.set(environment, lastDeployed);
+      if (tellsFollower) this.tellsFollower.add(environment);
       return;
     }
     log.warn('the lane granted what we did not ask for; handing it back', { environment, waitingFor: this.waitingFor });
     // Not awaited: the handler must not hold up the workflow; tell() cannot fail.
     void this.handBack(environment, token);
+  }
+
+  /** The lane's `laneHolderCheck` signal: it sends one while we hold it when the first pipeline queues behind us. */
+  holderChecked(environment: string): void {
+    if (this.held.has(environment)) this.queuedBehind.add(environment);
+  }
+
+  /** The lane's `newerFollows` signal, after we handed it back asking. */
+  newerFollows({ environment, newer, deployed }: NewerFollows): void {
+    const follow = this.follow;
+    if (!follow || follow.environment !== environment || follow.heard) return;
+    if (newer) follow.newer = newer;
+    if (!newer || deployed) {
+      follow.heard = true;
+      follow.deployed = deployed === true;
+    }
+  }
+
+  /**
+   * Before the next environment, when we asked the last one's lane who follows us: a newer commit deploying there
+   * is on its way here, and once it has deployed there we end SUPERSEDED naming it. When it does not deploy there,
+   * or the lane does not answer, we go on.
+   */
+  async yieldToNewer(env: EnvironmentStatus): Promise<void> {
+    const follow = this.follow;
+    if (!follow) return;
+    try {
+      env.waitingFor = `waiting to hear whether a newer commit follows us in ${follow.environment}`;
+      this.pipeline.setStatus('WAITING_FOR_LANE', env, 'WAITING_FOR_LANE');
+      const answered = await condition(() => follow.heard || follow.newer !== undefined, FOLLOWER_ANSWER_MS);
+      const newer = follow.newer;
+      if (answered && newer && !follow.heard) {
+        env.waitingFor = `waiting for ${shortSha(newer.sha)} (${newer.pipelineId}), newer, to deploy to ${follow.environment}`;
+        this.pipeline.publish();
+        await condition(() => follow.heard, FOLLOWER_DEPLOY_MS);
+      }
+      if (follow.deployed && newer) {
+        env.state = 'SUPERSEDED';
+        env.waitingFor = `superseded by ${shortSha(newer.sha)} (${newer.pipelineId}), deployed to ${follow.environment} after us and on its way here`;
+        throw new PipelineEnded('SUPERSEDED', env.waitingFor);
+      }
+      if (!follow.heard) log.warn('heard nothing of the commit following us; going on', { follow });
+    } finally {
+      this.follow = undefined;
+    }
   }
 
   /** The lane's `newerDeployed` signal, while we queue there. */
@@ -130,7 +198,26 @@ export class PipelineLanes {
     if (!this.held.has(environment)) return;
     const token = this.held.get(environment);
     this.held.delete(environment);
-    await this.handBack(environment, token, deployed);
+    const asks = deployed !== undefined && this.asksWhoFollows(environment);
+    this.tellsFollower.delete(environment);
+    this.queuedBehind.delete(environment);
+    if (asks) this.follow = { environment, heard: false, deployed: false };
+    await this.handBack(environment, token, deployed, asks);
+  }
+
+  /**
+   * Whether to ask the lane we hand back who follows us there: only when others queued behind us there, and we go
+   * on by ourselves to the next environment (a pipeline that waits for approval there hears of a newer deploy anyway).
+   */
+  private asksWhoFollows(environment: string): boolean {
+    if (!this.tellsFollower.has(environment) || !this.queuedBehind.has(environment) || this.input.trigger !== 'ci') return false;
+    const plan = this.pipeline.plan!;
+    if (plan.queue !== 'newest-first') return false;
+    const index = plan.environments.findIndex((e) => e.name === environment);
+    const next = plan.environments[index + 1];
+    if (index < 0 || !next) return false;
+    const goesOn = plan.promotion === 'chartsFlags' ? this.pipeline.status.environments[index]!.promotes === true : next.continuousDeployment;
+    return goesOn && patched(LANE_TELLS_FOLLOWER);
   }
 
   /** Stops automatic deploys to the environment until someone clears the hold; it reaches a lane that has ended too. */
@@ -157,8 +244,9 @@ export class PipelineLanes {
   }
 
   /** Even a cancelled pipeline must hand the lane back. */
-  private handBack(environment: string, token: string | undefined, deployed?: LaneDeployed): Promise<void> {
-    return this.tell(environment, (lane) => lane.signal(releaseLaneSignal, { pipelineId: this.pipeline.workflowId, token, ...(deployed ? { deployed } : {}) }));
+  private handBack(environment: string, token: string | undefined, deployed?: LaneDeployed, awaitsFollower = false): Promise<void> {
+    const release = { pipelineId: this.pipeline.workflowId, token, ...(deployed ? { deployed } : {}), ...(awaitsFollower ? { awaitsFollower } : {}) };
+    return this.tell(environment, (lane) => lane.signal(releaseLaneSignal, release));
   }
 
   /**
