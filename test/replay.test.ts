@@ -15,6 +15,7 @@ const HISTORIES = join(__dirname, 'histories');
 interface StoredEvent {
   markerRecordedEventAttributes?: { markerName?: string; details?: { data?: { payloads?: Array<{ data?: string }> } } };
   activityTaskScheduledEventAttributes?: { activityType?: { name?: string } };
+  workflowExecutionSignaledEventAttributes?: { signalName?: string; input?: { payloads?: Array<{ data?: string }> } };
 }
 
 const files = readdirSync(HISTORIES, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json')).sort();
@@ -22,7 +23,7 @@ const files = readdirSync(HISTORIES, { recursive: true, encoding: 'utf8' }).filt
 describe('replaying stored histories with the current workflow code', () => {
   it('has a history for every pipeline shape and for the lane', () => {
     const shapes = files.filter((f) => !f.includes('/')).map((f) => f.replace(/\.json$/, ''));
-    for (const shape of ['cd-to-production', 'awaiting-approval', 'approved', 'rejected', 'expired', 'superseded', 'cancelled', 'rolled-back', 'manual', 'manual-approved', 'frozen-then-deployed', 'charts-flags-promoted', 'suite-rolled-back', 'suite-cancelled', 'lane']) {
+    for (const shape of ['cd-to-production', 'awaiting-approval', 'approved', 'rejected', 'expired', 'superseded', 'cancelled', 'rolled-back', 'manual', 'manual-approved', 'frozen-then-deployed', 'charts-flags-promoted', 'suite-rolled-back', 'suite-cancelled', 'superseded-on-its-way', 'lane']) {
       expect(shapes).toContain(shape);
     }
   });
@@ -42,6 +43,20 @@ describe('replaying stored histories with the current workflow code', () => {
     const before = stepsOf('before-1.3/cd-to-production.json');
     expect(before.local.size).toBe(0);
     expect(before.activities).toContain('bumpImageTag');
+  });
+
+  it("holds 1.4's wait for a newer commit on its way: the lane named it, then said it had deployed", () => {
+    const { events } = JSON.parse(readFileSync(join(HISTORIES, 'superseded-on-its-way.json'), 'utf8')) as { events: StoredEvent[] };
+    const heard = events.flatMap((e) => {
+      const signal = e.workflowExecutionSignaledEventAttributes;
+      const data = signal?.signalName === 'newerFollows' ? signal.input?.payloads?.[0]?.data : undefined;
+      return data ? [JSON.parse(Buffer.from(data, 'base64').toString('utf8')) as { environment: string; newer?: unknown; deployed?: boolean }] : [];
+    });
+    expect(heard).toEqual([
+      { environment: 'integration', newer: expect.any(Object) },
+      { environment: 'integration', newer: expect.any(Object), deployed: true },
+    ]);
+    expect(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'signalLane')).toHaveLength(1);
   });
 
   it.each(files)('replays %s without non-determinism', async (file) => {

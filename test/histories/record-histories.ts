@@ -158,6 +158,18 @@ describe('record pipeline histories', () => {
     const burst = await Promise.all(burstCommits.map((sha) => h.startCi('cd-app', sha)));
     for (const pipeline of burst) await settle(h, pipeline.workflowId);
 
+    // The oldest of two deploys integration before the newer one queues behind it, then waits for the newer one
+    // to deploy there and ends SUPERSEDED on its way to staging (1.4).
+    h.stack.argo.reportStaleFor('cd-app-integration', 120_000);
+    const oldest = await h.startCi('cd-app', await h.stack.merge('cd-app'));
+    await h.waitForStatus(oldest.workflowId, (s) => s.environments[0]?.state === 'WAITING_FOR_SYNC', 'the oldest to hold the integration lane');
+    const following = await h.startCi('cd-app', await h.stack.merge('cd-app'));
+    await h.waitForStatus(following.workflowId, (s) => s.environments[0]?.state === 'WAITING_FOR_LANE', 'the newer one to queue behind it');
+    h.stack.argo.reportStaleFor('cd-app-integration', 0);
+    await settle(h, oldest.workflowId);
+    await settle(h, following.workflowId);
+    await save(h, 'superseded-on-its-way', oldest.workflowId);
+
     // A lane that granted, queued, held and released, and told a queue why it waited.
     await save(h, 'lane', laneWorkflowId(h.taskQueue, 'cd-app', 'integration'));
   });
