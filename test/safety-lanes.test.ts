@@ -264,6 +264,11 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       { environment: 'integration', newer },
       { environment: 'integration', newer, deployed: true },
     ]);
+    // The newest was granted with the middle one queued behind it, so it asked too: nothing newer followed it.
+    const grants = await signalsSent(lane, 'laneGranted');
+    expect(grants.get(started[0]!.workflowId)).toEqual([expect.not.objectContaining({ othersQueued: true })]);
+    expect(grants.get(started[2]!.workflowId)).toEqual([expect.objectContaining({ tellsFollower: true, othersQueued: true })]);
+    expect((await signalsSent(lane, 'newerFollows')).get(started[2]!.workflowId)).toEqual([{ environment: 'integration' }]);
   });
 
   it('the oldest of a burst goes on when the newer commit it waits for fails in integration', async () => {

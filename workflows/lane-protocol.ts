@@ -55,6 +55,8 @@ export interface LaneGrant {
   lastDeployed?: LaneDeployed;
   /** From 1.4's lanes: a release may ask to hear whether a newer commit follows (`newerFollows`). */
   tellsFollower?: boolean;
+  /** From 1.4's lanes: others wait in the queue behind this grant (one that queues later brings a `laneHolderCheck`). */
+  othersQueued?: boolean;
 }
 
 /** A newer release reached `environment` while the pipeline told waits there, for approval or (from 1.2) in the queue. */

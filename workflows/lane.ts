@@ -149,6 +149,7 @@ export async function DeployLane(input: LaneInput): Promise<void> {
       token: holder.token,
       ...(newestFirst && lastDeployed ? { lastDeployed } : {}),
       ...(lane.tellsFollower ? { tellsFollower: true } : {}),
+      ...(lane.tellsFollower && state.queue.length > 0 ? { othersQueued: true } : {}),
     };
     const granted = (p: Pipeline) => p.signal(laneGrantedSignal, grant);
     if (await tell(holder.pipelineId, granted, holder.runId)) return true;

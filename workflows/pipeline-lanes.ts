@@ -44,7 +44,7 @@ export class PipelineLanes {
    * first: one server round trip less between an approval and the deploy. The lane handles the two in either order.
    */
   private toldStoppedAwaiting?: Promise<void>;
-  /** 1.4: lanes that tell who follows (their grant said so), and those of them that saw others queue behind us. */
+  /** 1.4: lanes that tell who follows (their grant said so), and those of them where others queued behind us. */
   private readonly tellsFollower = new Set<string>();
   private readonly queuedBehind = new Set<string>();
   /** Set when we hand a lane back asking who follows us there; the next environment waits for the answer. */
@@ -60,11 +60,12 @@ export class PipelineLanes {
    * The lane's `laneGranted` signal. A grant we are not waiting for (someone asked in our name, or the lane offered
    * a previous run's place to this one before it asks) goes back at once: holding it would stop the lane.
    */
-  granted({ environment, token, lastDeployed, tellsFollower }: LaneGrant): void {
+  granted({ environment, token, lastDeployed, tellsFollower, othersQueued }: LaneGrant): void {
     if (this.waitingFor === environment && !this.held.has(environment)) {
       this.held.set(environment, token);
       if (lastDeployed) this.deployedBefore.set(environment, lastDeployed);
       if (tellsFollower) this.tellsFollower.add(environment);
+      if (othersQueued) this.queuedBehind.add(environment);
       return;
     }
     log.warn('the lane granted what we did not ask for; handing it back', { environment, waitingFor: this.waitingFor });
@@ -72,7 +73,7 @@ export class PipelineLanes {
     void this.handBack(environment, token);
   }
 
-  /** The lane's `laneHolderCheck` signal: it sends one while we hold it when the first pipeline queues behind us. */
+  /** The lane's `laneHolderCheck` signal: it sends one while we hold it when a pipeline queues behind us, and while others wait. */
   holderChecked(environment: string): void {
     if (this.held.has(environment)) this.queuedBehind.add(environment);
   }
