@@ -91,8 +91,8 @@ export class PipelineLanes {
 
   /**
    * Before the next environment, when we asked the last one's lane who follows us: a newer commit deploying there
-   * is on its way here, and once it has deployed there we end SUPERSEDED naming it. When it does not deploy there,
-   * or the lane does not answer, we go on.
+   * is on its way here, and once it has deployed there (the charts say it runs there) we end SUPERSEDED naming it.
+   * When it does not deploy there, or the lane does not answer, we go on.
    */
   async yieldToNewer(env: EnvironmentStatus): Promise<void> {
     const follow = this.follow;
@@ -107,7 +107,7 @@ export class PipelineLanes {
         this.pipeline.publish();
         await condition(() => follow.heard, FOLLOWER_DEPLOY_MS);
       }
-      if (follow.deployed && newer) {
+      if (follow.deployed && newer && (await this.runsThere(follow.environment, newer))) {
         env.state = 'SUPERSEDED';
         env.waitingFor = `superseded by ${shortSha(newer.sha)} (${newer.pipelineId}), deployed to ${follow.environment} after us and on its way here`;
         throw new PipelineEnded('SUPERSEDED', env.waitingFor);
@@ -116,6 +116,23 @@ export class PipelineLanes {
     } finally {
       this.follow = undefined;
     }
+  }
+
+  /**
+   * Whether `environment` runs `newer`'s commit, newer than ours: anyone can send a signal in the lane's name, and
+   * ours has deployed only if the charts say so. Unknown (GitHub or the charts unreachable), we go on.
+   */
+  private async runsThere(environment: string, newer: LaneDeployed): Promise<boolean> {
+    const { app, tag, sha } = this.pipeline.plan!;
+    try {
+      const deployed = await this.steps.recorded.compareWithDeployed.executeWithOptions({ summary: `Does ${environment} run ${shortSha(newer.sha)}?` }, [{ app, environment, tag, sha }]);
+      if (deployed.relation === 'behind' && deployed.sha === newer.sha) return true;
+      log.warn('told a newer commit deployed where we did, but it does not run there; going on', { environment, newer, runs: deployed.sha ?? deployed.tag });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('could not look at what runs where we deployed; going on', { environment, newer, error: (err as Error).message });
+    }
+    return false;
   }
 
   /** The lane's `newerDeployed` signal, while we queue there. */
