@@ -180,7 +180,7 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
     return { shas, age: (tag) => (tag === 'initial' ? -1 : order.indexOf(tag)) };
   }
 
-  it('five commits merged within a second: the newest deploys first, the older ones end SUPERSEDED naming it without holding the lane, no environment goes backwards', async () => {
+  it('five commits merged within a second: the newest deploys first after the first to ask, the older ones end SUPERSEDED naming a newer one that deployed, without holding the lane, no environment goes backwards', async () => {
     const { shas, age } = await mergeBurst('burst', 5);
     const started = await Promise.all(shas.map((sha) => h.startCi('burst', sha)));
     const results: PipelineStatus[] = await Promise.all(started.map((s) => h.handle(s.workflowId).result()));
@@ -197,29 +197,35 @@ describe('lanes: one deploy per app and environment at a time, never backwards',
       expect(deploys.at(-1)!.tag).toBe(shas[4]);
       expect(h.stack.argo.currentTag('burst', env)).toBe(shas[4]);
     }
-    // Every older pipeline that did not deploy integration stopped there, before touching it, naming the newest.
-    const newestReason = `superseded by ${shortSha(shas[4]!)} (${started[4]!.workflowId}), already deployed to`;
-    const stoppedAtIntegration = results.filter((r) => r.environments[0]!.state === 'SUPERSEDED');
-    expect(stoppedAtIntegration.length).toBeGreaterThanOrEqual(3);
-    for (const older of stoppedAtIntegration) {
+    // Every older pipeline that did not deploy integration stopped there, before touching it, naming a newer one
+    // that deployed there: the newest, or the first to ask when its commit is newer than theirs (it deploys at once).
+    const deployedIntegration = started.filter((_, i) => results[i]!.environments[0]!.startedAt !== undefined).map((s) => s.workflowId);
+    const supersededBy = new Map<string, number>();
+    for (const [i, older] of results.entries()) {
+      if (older.environments[0]!.state !== 'SUPERSEDED') continue;
       expect(older.status).toBe('SUPERSEDED');
-      expect(older.failure).toBe(`${newestReason} integration`);
+      const match = /^superseded by ([0-9a-f]{7}) \((\S+)\), already deployed to integration$/.exec(older.failure ?? '');
+      expect(match).not.toBeNull();
+      const by = started.findIndex((s) => s.workflowId === match![2]);
+      expect(deployedIntegration).toContain(match![2]);
+      expect(by).toBeGreaterThan(i);
+      expect(match![1]).toBe(shortSha(shas[by]!));
       expect(older.environments[0]!.startedAt).toBeUndefined();
+      supersededBy.set(started[i]!.workflowId, by);
     }
+    expect(supersededBy.size).toBeGreaterThanOrEqual(3);
     // The one that deployed integration first may stay ahead of the newest all the way.
     for (const older of results.slice(0, 4)) expect(['SUPERSEDED', 'SUCCEEDED']).toContain(older.status);
 
-    // Those it superseded never held the integration lane: they heard of the newest's deploy there, together, and
-    // compared. The lane granted only the pipelines that deployed.
+    // Those it superseded never held the integration lane: they heard of the newer one's deploy there, together,
+    // and compared. The lane granted only the pipelines that deployed.
     const lane = h.client.workflow.getHandle(laneWorkflowId(h.taskQueue, 'burst', 'integration'));
     const grants = await signalsSent(lane, 'laneGranted');
     const news = await signalsSent(lane, 'newerDeployed');
-    const deployedIntegration = started.filter((_, i) => results[i]!.environments[0]!.startedAt !== undefined).map((s) => s.workflowId);
     expect([...grants.keys()].sort()).toEqual(deployedIntegration.sort());
     expect([...grants.values()].flat()).toHaveLength(deployedIntegration.length);
-    for (const [i, older] of results.entries()) {
-      if (older.environments[0]!.state !== 'SUPERSEDED') continue;
-      expect(news.get(started[i]!.workflowId)).toEqual([{ environment: 'integration', pipelineId: started[4]!.workflowId, sha: shas[4] }]);
+    for (const [pipelineId, by] of supersededBy) {
+      expect(news.get(pipelineId)).toEqual([{ environment: 'integration', pipelineId: started[by]!.workflowId, sha: shas[by] }]);
     }
   });
 
