@@ -28,15 +28,15 @@ export function oweFollower(state: LaneState, holder: LaneHolder, sha: string): 
 
 /**
  * The lane granted `next`, or nobody. When `next` may be newer than the owed pipeline's commit, returns the two to
- * compare; otherwise the owed pipeline hears that nothing newer follows. Returns whether anything changed.
+ * compare; otherwise the owed pipeline hears that nothing newer follows.
  */
-export function followerToCompare(state: LaneState, next: LaneRequest | undefined): { pair?: [FollowerWatch, LaneRequest]; changed: boolean } {
+export function followerToCompare(state: LaneState, next: LaneRequest | undefined): [FollowerWatch, LaneRequest] | undefined {
   const owed = state.owedFollower;
-  if (!owed) return { changed: false };
-  if (next && reordered(next) && next.pipelineId !== owed.pipelineId) return { pair: [owed, next], changed: false };
+  if (!owed) return undefined;
+  if (next && reordered(next) && next.pipelineId !== owed.pipelineId) return [owed, next];
   state.owedFollower = undefined;
   tell(state, owed, {});
-  return { changed: true };
+  return undefined;
 }
 
 /** The compare's answer: the owed pipeline waits for `next` when its commit is newer and it still holds the lane. */

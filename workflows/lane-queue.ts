@@ -148,8 +148,9 @@ export class LaneQueue {
    * with, when that request may be newer; otherwise the owed pipeline is to hear that nothing newer follows.
    */
   followerToCompare(next: LaneRequest | undefined): [FollowerWatch, LaneRequest] | undefined {
-    const { pair, changed } = followerToCompare(this.state, next);
-    if (changed) this.changed = true;
+    const owed = this.state.owedFollower;
+    const pair = followerToCompare(this.state, next);
+    if (this.state.owedFollower !== owed) this.changed = true;
     return pair;
   }
 
