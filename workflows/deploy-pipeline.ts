@@ -68,7 +68,7 @@ export async function DeployPipeline(input: PipelineInput): Promise<PipelineStat
       if (resume && index < resume.environmentIndex) continue;
       const env = pipeline.status.environments[index]!;
       // A newer commit that followed us through the last environment may be on its way here (lane-follow.ts).
-      await lanes.yieldToNewer(env);
+      if (index > 0) await lanes.yieldToNewer(env);
       const byFlags = index > 0 && index !== resume?.environmentIndex ? promotionByChartsFlags(ctx, index) : undefined;
       if (byFlags?.notPromoted && plan.unpromoted === 'deployByHand') {
         env.waitingFor = `next environment: deploy by hand (${byFlags.notPromoted})`;
@@ -103,7 +103,7 @@ function promotionByChartsFlags({ input, pipeline }: PipelineContext, index: num
 async function divergence(ctx: PipelineContext, env: EnvironmentStatus): Promise<string | undefined> {
   const { sha, onDivergence } = ctx.pipeline.plan!;
   if (ctx.input.trigger !== 'ci' || onDivergence === 'deploy') return undefined;
-  const deployed = await compareWithDeployed(ctx, env);
+  const deployed = await compareWithDeployed(ctx, env.environment);
   return deployed.relation === 'diverged' ? divergedReason(env, deployed.tag, sha) : undefined;
 }
 

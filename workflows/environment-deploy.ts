@@ -45,9 +45,9 @@ export async function deployEnvironment(ctx: PipelineContext, envPlan: Environme
 }
 
 /** What the environment runs, and how our commit relates to it (GitHub compare). */
-export function compareWithDeployed({ pipeline, steps }: PipelineContext, env: EnvironmentStatus) {
+export function compareWithDeployed({ pipeline, steps }: Pick<PipelineContext, 'pipeline' | 'steps'>, environment: string, summary = `Compare with what ${environment} runs`) {
   const { app, tag, sha } = pipeline.plan!;
-  return steps.recorded.compareWithDeployed.executeWithOptions({ summary: `Compare with what ${env.environment} runs` }, [{ app, environment: env.environment, tag, sha }]);
+  return steps.recorded.compareWithDeployed.executeWithOptions({ summary }, [{ app, environment, tag, sha }]);
 }
 
 export function divergedReason(env: EnvironmentStatus, deployedTag: string | undefined, sha: string): string {
@@ -62,7 +62,7 @@ export function divergedReason(env: EnvironmentStatus, deployedTag: string | und
 async function alreadyThere(ctx: PipelineContext, env: EnvironmentStatus): Promise<'identical' | 'diverged' | 'deploy'> {
   const { pipeline } = ctx;
   const release = pipeline.plan!;
-  const deployed = await compareWithDeployed(ctx, env);
+  const deployed = await compareWithDeployed(ctx, env.environment);
   if (deployed.relation === 'behind') {
     env.state = 'SUPERSEDED';
     // The lane names the pipeline that deployed what runs there, when it was one of ours.

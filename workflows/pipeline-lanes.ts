@@ -2,6 +2,7 @@
 import { CancellationScope, condition, getExternalWorkflowHandle, isCancellation, log, patched, workflowInfo } from '@temporalio/workflow';
 import { shortSha } from '../common/names';
 import type { EnvironmentStatus, Hold, LaneDeployed, PipelineInput } from '../common/types';
+import { compareWithDeployed } from './environment-deploy';
 import { PipelineEnded } from './failures';
 import { LANE_TELLS_FOLLOWER } from './lane-follow';
 import { type LaneGrant, laneWorkflowId, type NewerDeployed, type NewerFollows, releaseLaneSignal, stoppedAwaitingSignal } from './lane-protocol';
@@ -123,9 +124,8 @@ export class PipelineLanes {
    * ours has deployed only if the charts say so. Unknown (GitHub or the charts unreachable), we go on.
    */
   private async runsThere(environment: string, newer: LaneDeployed): Promise<boolean> {
-    const { app, tag, sha } = this.pipeline.plan!;
     try {
-      const deployed = await this.steps.recorded.compareWithDeployed.executeWithOptions({ summary: `Does ${environment} run ${shortSha(newer.sha)}?` }, [{ app, environment, tag, sha }]);
+      const deployed = await compareWithDeployed({ pipeline: this.pipeline, steps: this.steps }, environment, `Does ${environment} run ${shortSha(newer.sha)}?`);
       if (deployed.relation === 'behind' && deployed.sha === newer.sha) return true;
       log.warn('told a newer commit deployed where we did, but it does not run there; going on', { environment, newer, runs: deployed.sha ?? deployed.tag });
     } catch (err) {
