@@ -26,6 +26,16 @@ function handBack(q: LaneQueue, options: { deployed?: boolean; awaitsFollower?: 
   expect(q.release({ pipelineId, token, ...deployed, ...(options.awaitsFollower ? { awaitsFollower: true } : {}) })).toBe(true);
 }
 
+/** The set-up most cases share: `a` holds the lane, `queued` waits behind it, and `a` deploys and hands back asking who follows. */
+function aHandsBackAsking(queued: LaneRequest = ci('b')): LaneQueue {
+  const q = lane();
+  q.acquire(ci('a'));
+  grantNext(q);
+  q.acquire(queued);
+  handBack(q, { awaitsFollower: true });
+  return q;
+}
+
 describe('a lane tells the pipeline that deployed last whether a newer commit follows it', () => {
   it('names the newer commit it grants next, then says when that commit has deployed', () => {
     const q = lane();
@@ -50,21 +60,13 @@ describe('a lane tells the pipeline that deployed last whether a newer commit fo
   });
 
   it('lets the older pipeline go on when the newer commit leaves without deploying, or ends holding the lane', () => {
-    const failed = lane();
-    failed.acquire(ci('a'));
-    grantNext(failed);
-    failed.acquire(ci('b'));
-    handBack(failed, { awaitsFollower: true });
+    const failed = aHandsBackAsking();
     expect(grantNext(failed)).toBe('b');
     failed.takeFollowerNews();
     handBack(failed, { deployed: false });
     expect(failed.takeFollowerNews()).toEqual([{ to: watch('a'), news: { environment: 'integration' } }]);
 
-    const ended = lane();
-    ended.acquire(ci('a'));
-    grantNext(ended);
-    ended.acquire(ci('b'));
-    handBack(ended, { awaitsFollower: true });
+    const ended = aHandsBackAsking();
     grantNext(ended);
     ended.takeFollowerNews();
     ended.holderEnded(ended.state.holder!);
@@ -82,20 +84,12 @@ describe('a lane tells the pipeline that deployed last whether a newer commit fo
     expect(grantNext(older)).toBeUndefined();
     expect(older.takeFollowerNews()).toEqual([{ to: watch('c'), news: { environment: 'integration' } }]);
 
-    const manual = lane();
-    manual.acquire(ci('a'));
-    grantNext(manual);
-    manual.acquire({ ...ci('z'), trigger: 'manual' });
-    handBack(manual, { awaitsFollower: true });
+    const manual = aHandsBackAsking({ ...ci('z'), trigger: 'manual' });
     expect(grantNext(manual)).toBe('z');
     expect(manual.takeFollowerNews()).toEqual([{ to: watch('a'), news: { environment: 'integration' } }]);
     expect(manual.state.followed).toBeUndefined();
 
-    const held = lane();
-    held.acquire(ci('a'));
-    grantNext(held);
-    held.acquire(ci('b'));
-    handBack(held, { awaitsFollower: true });
+    const held = aHandsBackAsking();
     held.setHold({ pipelineId: 'a', reason: 'rolled back', setBy: 'deploy pipeline', setAt: '2026-12-02T00:00:00Z', kind: 'safety' });
     expect(grantNext(held)).toBeUndefined();
     expect(held.takeFollowerNews()).toEqual([{ to: watch('a'), news: { environment: 'integration' } }]);
@@ -119,11 +113,7 @@ describe('a lane tells the pipeline that deployed last whether a newer commit fo
   });
 
   it('keeps who waits on the newer commit, and what they are to hear, across continue-as-new', () => {
-    const q = lane();
-    q.acquire(ci('a'));
-    grantNext(q);
-    q.acquire(ci('b'));
-    handBack(q, { awaitsFollower: true });
+    const q = aHandsBackAsking();
     grantNext(q);
     const carried = new LaneQueue(JSON.parse(JSON.stringify(q.state)), () => 'token', true, true, true, true);
     expect(carried.takeFollowerNews()).toEqual([{ to: watch('a'), news: { environment: 'integration', newer: newer('b') } }]);
